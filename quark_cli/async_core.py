@@ -1,0 +1,180 @@
+"""``AsyncCore``: a module whose pre- and/or postprocess runs as a job on an asynchronous service.
+
+The module implements ``submit_XXXprocess`` (hand work to the service, return the service's answer)
+and optionally ``collect_XXXprocess`` (turn the service's result into the phase's output). The
+BenchmarkManager decides the mode of each call:
+
+* submit mode (no ``previous_job_info``): submit and return ``(Instruction.INTERRUPT, manager)``;
+* collect mode (``previous_job_info`` from the run directory): rebuild the manager, and if the job
+  is done return ``(Instruction.PROCEED, result)``, if still pending ``(Instruction.INTERRUPT, manager)``;
+* sequential mode (``sequential=True``, used by ``quark run``): submit, wait with a backed-off and
+  bounded poll, then collect.
+
+Every phase of an AsyncCore returns ``(Instruction, payload, seconds)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, Protocol
+
+from quark_cli.core import Core, Instruction
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError
+
+PHASES = {"PRE": ("pre",), "POST": ("post",), "PREPOST": ("pre", "post")}
+FIRST_POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 10.0
+DEFAULT_WAIT_SECONDS = 3600.0
+
+
+class JobListener(Protocol):
+    """Told by AsyncCore about each job so that the engine can save it at the right moments."""
+
+    def submitting(self, manager: AsyncJobManager) -> None: ...
+
+    def submitted(self, manager: AsyncJobManager) -> None: ...
+
+    def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None: ...
+
+
+def poll_delays(first: float = FIRST_POLL_SECONDS, cap: float = MAX_POLL_SECONDS):
+    """Waits between polls: start short for fast local jobs, grow by half each time up to ``cap``."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(cap, delay * 1.5)
+
+
+class AsyncCore(Core):
+    """Base of modules that submit work to an asynchronous service.
+
+    Set ``JobManager`` to the job-manager class of the service and call
+    ``AsyncCore.__init__(self, interruptable="PRE" | "POST" | "PREPOST", name=name)``. To upgrade an
+    existing module, inherit from both (``class Mine(AsyncCore, ExistingModule)``) and call both
+    constructors; AsyncCore defines nothing but the phase dispatch, so the existing module's
+    parameter options, submodules and metrics stay as they were.
+    """
+
+    JobManager: type[AsyncJobManager] | None = None
+
+    def __init__(self, interruptable: str = "POST", name: str | None = None) -> None:
+        if interruptable not in PHASES:
+            raise ValueError(f"interruptable must be one of {sorted(PHASES)}, not {interruptable!r}")
+        Core.__init__(self, name)
+        self.interruptable = interruptable
+        cls = type(self)
+        missing = [f"submit_{phase}process" for phase in PHASES[interruptable] if not hasattr(self, f"submit_{phase}process")]
+        if missing:
+            raise TypeError(f"{cls.__name__} is interruptable={interruptable!r} but does not define {', '.join(missing)}")
+        if not (isinstance(cls.JobManager, type) and issubclass(cls.JobManager, AsyncJobManager)):
+            raise TypeError(f"{cls.__name__}.JobManager must be set to an AsyncJobManager subclass")
+        self.job_manager: AsyncJobManager | None = None
+
+    def preprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, ...]:
+        if "pre" in PHASES[self.interruptable]:
+            return self._dispatch("pre", input_data, config, kwargs)
+        return super().preprocess(input_data, config, **kwargs)
+
+    def postprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, ...]:
+        if "post" in PHASES[self.interruptable]:
+            return self._dispatch("post", input_data, config, kwargs)
+        return super().postprocess(input_data, config, **kwargs)
+
+    def sequential_run(self, phase: str, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, ...]:
+        """collect(submit()): submit, wait until the job is final (or ``wait_timeout``), collect."""
+        start = time.perf_counter()
+        _, manager, _ = self._submit(phase, input_data, config, kwargs)
+        timeout = kwargs.get("wait_timeout") or DEFAULT_WAIT_SECONDS
+        deadline = time.monotonic() + timeout
+        delays = poll_delays()
+        status = self._poll(manager, kwargs)
+        while not status.is_final:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Instruction.INTERRUPT, manager, time.perf_counter() - start
+            time.sleep(min(next(delays), remaining))
+            status = self._poll(manager, kwargs)
+        output = self._collect_result(phase, manager, status, input_data, config, kwargs)
+        return Instruction.PROCEED, output, time.perf_counter() - start
+
+    def _dispatch(self, phase: str, input_data: Any, config: dict[str, Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        previous = kwargs.get("previous_job_info")
+        if previous:
+            return self._collect(phase, previous, input_data, config, kwargs)
+        if kwargs.get("sequential", True):
+            return self.sequential_run(phase, input_data, config, **kwargs)
+        return self._submit(phase, input_data, config, kwargs)
+
+    def _context(self, config: dict[str, Any], kwargs: dict[str, Any]) -> JobContext | None:
+        return kwargs.get("job_context") or None
+
+    def _submit(self, phase: str, input_data: Any, config: dict[str, Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        start = time.perf_counter()
+        manager = self.JobManager(context=self._context(config, kwargs))
+        self.job_manager = manager
+        listener: JobListener | None = kwargs.get("job_listener")
+        if listener:
+            listener.submitting(manager)
+        submit = getattr(self, f"submit_{phase}process")
+        response = submit(input_data, config, **_module_kwargs(kwargs))
+        manager._handle_submit_info(response)
+        self.metrics.add_metric("job_info", manager.job_info)
+        if listener:
+            listener.submitted(manager)
+        return Instruction.INTERRUPT, manager, time.perf_counter() - start
+
+    def _collect(
+        self, phase: str, previous: dict[str, Any], input_data: Any, config: dict[str, Any], kwargs: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        start = time.perf_counter()
+        manager = self.JobManager.from_job_info(previous.get("info", {}), context=self._context(config, kwargs))
+        self.job_manager = manager
+        self.metrics.add_metric("job_info", manager.job_info)
+        known = previous.get("status")
+        status = AsyncStatus(known) if known in {s.value for s in AsyncStatus if s.is_final} else None
+        if status is None:
+            status = self._poll(manager, kwargs)
+        if not status.is_final:
+            return Instruction.INTERRUPT, manager, time.perf_counter() - start
+        if status is not AsyncStatus.DONE:
+            manager.status_reason = manager.status_reason or previous.get("error")
+        output = self._collect_result(phase, manager, status, input_data, config, kwargs)
+        return Instruction.PROCEED, output, time.perf_counter() - start
+
+    def _poll(self, manager: AsyncJobManager, kwargs: dict[str, Any]) -> AsyncStatus:
+        status = manager.get_status()
+        listener: JobListener | None = kwargs.get("job_listener")
+        if listener:
+            listener.polled(manager, status)
+        return status
+
+    def _collect_result(
+        self,
+        phase: str,
+        manager: AsyncJobManager,
+        status: AsyncStatus,
+        input_data: Any,
+        config: dict[str, Any],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if status is not AsyncStatus.DONE:
+            raise JobFailedError(manager, status)
+        server_result = manager.get_result()
+        collect = getattr(self, f"collect_{phase}process", None)
+        if collect is None:
+            return server_result
+        extra = {**_module_kwargs(kwargs), "input_data": input_data}
+        try:
+            inspect.signature(collect).bind(server_result, config, **extra)
+        except TypeError:
+            return collect(server_result)
+        return collect(server_result, config, **extra)
+
+
+ENGINE_KWARGS = {"previous_job_info", "sequential", "job_listener", "job_context", "wait_timeout"}
+
+
+def _module_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments a module's own hooks see: the engine's plumbing left out."""
+    return {name: value for name, value in kwargs.items() if name not in ENGINE_KWARGS}

@@ -1,0 +1,139 @@
+"""The job-manager contract: ``AsyncJobManager`` and ``AsyncStatus``.
+
+A job manager knows how to talk to one kind of service (a local worker pool, Qaptiva, SLURM). It is
+created fresh for a submission, or rebuilt from the ``job_info`` saved in the run directory when a
+later process collects. Everything it must remember between processes goes through ``set_info``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class AsyncStatus(Enum):
+    """Where an asynchronous job stands.
+
+    SUBMITTED: accepted by the service, waiting in its queue.
+    RUNNING: the service reports it is executing.
+    DONE: finished; ``get_result`` returns the service's result.
+    FAILED: finished without a result (error, lost, unknown to the service); see ``status_reason``.
+    CANCELLED: stopped on request before it finished.
+    """
+
+    SUBMITTED = "SUBMITTED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the status can no longer change."""
+        return self in (AsyncStatus.DONE, AsyncStatus.FAILED, AsyncStatus.CANCELLED)
+
+
+@dataclass
+class JobContext:
+    """Where a job lives and what it was configured with.
+
+    ``job_dir`` is the job's own folder in the run directory (backends may keep files there);
+    ``config`` is the module's configuration for this stack, e.g. a service's host and port.
+    """
+
+    key: str
+    job_dir: Path
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+class JobFailedError(Exception):
+    """A job reached FAILED or CANCELLED; the stack that waited for it cannot go on."""
+
+    def __init__(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
+        self.manager = manager
+        self.status = status
+        reason = manager.status_reason or status.value
+        super().__init__(f"job {manager.job_info.get('id', '?')} {status.value.lower()}: {reason}")
+
+
+class AsyncJobManager(ABC):
+    """Base class of every job manager.
+
+    Subclasses implement ``get_status`` and ``get_result`` and usually ``_handle_submit_info``,
+    which receives whatever the module's ``submit_XXXprocess`` returned and keeps, through
+    ``set_info``, what identifies the job later (an id, a host). Only JSON values set with
+    ``set_info`` are saved; anything else placed in ``_job_info`` lives in memory for this process.
+    """
+
+    def __init__(self, context: JobContext | None = None, job_info: dict[str, Any] | None = None) -> None:
+        self.context = context
+        self._job_info: dict[str, Any] = dict(job_info or {})
+        self.status_reason: str | None = None
+
+    @classmethod
+    def from_job_info(cls, job_info: dict[str, Any], context: JobContext | None = None) -> AsyncJobManager:
+        """Rebuild the manager of a job submitted by an earlier process from its saved info."""
+        return cls(context=context, job_info=job_info)
+
+    @classmethod
+    def class_path(cls) -> str:
+        """``package.module:ClassName``, stored in ``job_info.json`` to rebuild the manager."""
+        return f"{cls.__module__}:{cls.__qualname__}"
+
+    def set_info(self, **values: Any) -> None:
+        """Remember values that identify the job; they are saved with the job."""
+        self._job_info.update(values)
+
+    @property
+    def job_info(self) -> dict[str, Any]:
+        """The saved part of ``_job_info``: the JSON-serialisable values only."""
+        saved = {}
+        for name, value in self._job_info.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                continue
+            saved[name] = value
+        return saved
+
+    def _handle_submit_info(self, value: Any) -> None:
+        """Keep what identifies the job from the service's answer to a submission.
+
+        The default accepts a dict of JSON values; override it for a service's own response type.
+        """
+        if not isinstance(value, dict):
+            raise TypeError(
+                f"{type(self).__name__} cannot read a submission answer of type {type(value).__name__}; "
+                "override _handle_submit_info"
+            )
+        self.set_info(**value)
+
+    @abstractmethod
+    def get_status(self) -> AsyncStatus:
+        """Ask the service where the job stands; set ``status_reason`` when it failed."""
+
+    @abstractmethod
+    def get_result(self) -> Any:
+        """Return the object the service produced; only called once the status is DONE."""
+
+    @classmethod
+    def get_statuses(cls, managers: list[AsyncJobManager]) -> list[AsyncStatus]:
+        """Statuses of many jobs of this manager class; override where the service has a batch call."""
+        return [manager.get_status() for manager in managers]
+
+
+def load_job_manager_class(path: str) -> type[AsyncJobManager]:
+    """Import the job-manager class named ``package.module:ClassName`` in a saved job_info."""
+    module_name, _, class_name = path.partition(":")
+    module = importlib.import_module(module_name)
+    cls: Any = module
+    for part in class_name.split("."):
+        cls = getattr(cls, part)
+    if not (isinstance(cls, type) and issubclass(cls, AsyncJobManager)):
+        raise TypeError(f"{path} is not an AsyncJobManager")
+    return cls
