@@ -64,9 +64,13 @@ class AsyncCore(Core):
         Core.__init__(self, name)
         self.interruptable = interruptable
         cls = type(self)
-        missing = [f"submit_{phase}process" for phase in PHASES[interruptable] if not hasattr(self, f"submit_{phase}process")]
+        missing = [
+            f"submit_{phase}process" for phase in PHASES[interruptable] if not hasattr(self, f"submit_{phase}process")
+        ]
         if missing:
-            raise TypeError(f"{cls.__name__} is interruptable={interruptable!r} but does not define {', '.join(missing)}")
+            raise TypeError(
+                f"{cls.__name__} is interruptable={interruptable!r} but does not define {', '.join(missing)}"
+            )
         if not (isinstance(cls.JobManager, type) and issubclass(cls.JobManager, AsyncJobManager)):
             raise TypeError(f"{cls.__name__}.JobManager must be set to an AsyncJobManager subclass")
         self.job_manager: AsyncJobManager | None = None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import copy
 import time
-from abc import ABC
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 
 class Instruction(Enum):
@@ -77,7 +77,7 @@ class Metrics:
         }
 
 
-class Core(ABC):
+class Core:
     """Base class of every module in a benchmark stack.
 
     A module declares its parameters in ``get_parameter_options`` (the config is validated against

@@ -1,0 +1,286 @@
+"""Load and validate a QUARK 2 style ``config.yml`` and expand it into the benchmark backlog.
+
+A config is a tree: the application, its ``submodules`` (alternatives, each a branch), theirs, and
+so on. Every root-to-leaf path is one stack shape; every combination of the listed parameter values
+along it is one backlog item. Each item runs ``repetitions`` times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import itertools
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from quark_cli.core import Core
+from quark_cli.errors import ConfigError
+
+MAX_CONFIG_BYTES = 1_000_000
+MAX_DEPTH = 16
+MAX_BACKLOG = 100_000
+TOP_LEVEL_KEYS = {"application", "repetitions"}
+NODE_KEYS = {"name", "module", "config", "submodules"}
+
+
+@dataclass
+class Level:
+    """One module of a stack: how to build it and the parameter values it gets."""
+
+    name: str
+    module: str | None
+    config: dict[str, Any]
+    path: str
+
+
+@dataclass
+class BacklogItem:
+    """One stack shape with one choice of parameter values, run ``repetitions`` times."""
+
+    index: int
+    levels: list[Level]
+
+    @property
+    def module_names(self) -> list[str]:
+        return [level.name for level in self.levels]
+
+
+@dataclass
+class BenchmarkConfig:
+    """A validated config: the parsed file, its hash, and its backlog."""
+
+    source: str
+    raw: dict[str, Any]
+    repetitions: int
+    backlog: list[BacklogItem] = field(default_factory=list)
+    search_path: str | None = None
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.raw)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate mapping keys instead of silently keeping the last."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def config_hash(raw: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of the config: the same in every process and on every machine."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_config_text(text: str, source: str) -> dict[str, Any]:
+    """Parse YAML safely (no tags, no duplicate keys, bounded size) into a mapping."""
+    if len(text.encode(errors="replace")) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, "", f"file is larger than {MAX_CONFIG_BYTES} bytes; a benchmark config is small")
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(source, where, f"not valid YAML ({problem}); fix the syntax there") from None
+    except RecursionError:
+        raise ConfigError(source, "", "nested too deeply to be a benchmark config") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "", "must be a mapping with an 'application' key (QUARK 2 config.yml format)")
+    return raw
+
+
+def load_config(path: str | Path) -> BenchmarkConfig:
+    """Read, validate and expand the config file at ``path``."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "", "no such file; give the path of a config.yml") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(source, "", f"cannot be read ({error.__class__.__name__}: {error})") from None
+    return build_config(parse_config_text(text, source), source, search_path=str(path.resolve().parent))
+
+
+def build_config(raw: dict[str, Any], source: str, search_path: str | None = None) -> BenchmarkConfig:
+    """Validate a parsed config against its modules and expand its backlog."""
+    unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
+    if unknown:
+        raise ConfigError(source, unknown[0], f"unknown key; a config has only {sorted(TOP_LEVEL_KEYS)}")
+    if "application" not in raw:
+        raise ConfigError(source, "application", "missing; name the benchmark application, e.g. 'name: MaxCut'")
+    repetitions = raw.get("repetitions", 1)
+    if not isinstance(repetitions, int) or isinstance(repetitions, bool) or not 1 <= repetitions <= 10_000:
+        raise ConfigError(source, "repetitions", f"must be a whole number from 1 to 10000, not {repetitions!r}")
+    with module_search_path(search_path):
+        paths = _expand_node(raw["application"], None, "application", source, depth=0)
+    backlog: list[BacklogItem] = []
+    for levels in paths:
+        value_lists = [[(level, combo) for combo in _combinations(level)] for level in levels]
+        for choice in itertools.product(*value_lists):
+            backlog.append(
+                BacklogItem(
+                    index=len(backlog),
+                    levels=[Level(lv.name, lv.module, dict(combo), lv.path) for lv, combo in choice],
+                )
+            )
+            if len(backlog) > MAX_BACKLOG:
+                raise ConfigError(source, "application", f"expands to more than {MAX_BACKLOG} backlog items")
+    return BenchmarkConfig(source=source, raw=raw, repetitions=repetitions, backlog=backlog, search_path=search_path)
+
+
+def _combinations(level: Level) -> list[dict[str, Any]]:
+    names = sorted(level.config)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(level.config[n] for n in names))]
+
+
+def _expand_node(node: Any, parent: Core | None, path: str, source: str, depth: int) -> list[list[Level]]:
+    """Every root-to-leaf list of levels below ``node``; each level's config holds value lists."""
+    if depth > MAX_DEPTH:
+        raise ConfigError(source, path, f"stacks deeper than {MAX_DEPTH} modules are not supported")
+    if not isinstance(node, dict):
+        raise ConfigError(source, path, "must be a mapping with 'name' (or 'module'), 'config' and 'submodules'")
+    unknown = sorted(set(node) - NODE_KEYS)
+    if unknown:
+        raise ConfigError(source, f"{path}.{unknown[0]}", f"unknown key; a module entry has only {sorted(NODE_KEYS)}")
+    module_ref = node.get("module")
+    name = node.get("name")
+    if module_ref is not None and not isinstance(module_ref, str):
+        raise ConfigError(source, f"{path}.module", "must be a string 'package.module:ClassName'")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(source, f"{path}.name", f"must be a module name (a string), not {name!r}")
+    instance = instantiate_module(name, module_ref, parent, source, path)
+    name = name or instance.name
+    values = _validate_parameters(instance, node.get("config"), source, f"{path}.config")
+    level = Level(name=name, module=module_ref, config=values, path=path)
+
+    submodules = node.get("submodules") or []
+    if not isinstance(submodules, list):
+        raise ConfigError(source, f"{path}.submodules", "must be a list of module entries")
+    if not submodules:
+        options = instance.get_available_submodule_options()
+        if options:
+            raise ConfigError(source, f"{path}.submodules", f"{name} needs a submodule; choose one of {options}")
+        return [[level]]
+    paths = []
+    for index, child in enumerate(submodules):
+        for tail in _expand_node(child, instance, f"{path}.submodules[{index}]", source, depth + 1):
+            paths.append([level, *tail])
+    return paths
+
+
+def instantiate_module(
+    name: str | None, module_ref: str | None, parent: Core | None, source: str = "config", path: str = "application"
+) -> Core:
+    """Build the module of one config entry: user code by ``module:``, else a built-in name."""
+    from quark_cli.modules import APPLICATIONS, load_class
+
+    if module_ref:
+        try:
+            cls = load_class(module_ref)
+        except ConfigError:
+            raise
+        except Exception as error:  # a user's module may raise anything while importing
+            raise ConfigError(
+                source, f"{path}.module", f"cannot import {module_ref!r} ({type(error).__name__}: {error})"
+            ) from None
+        return _construct(cls, source, path)
+    if not name:
+        raise ConfigError(source, f"{path}.name", "missing; give a built-in module name or 'module: pkg.mod:Class'")
+    if parent is None:
+        if name not in APPLICATIONS:
+            raise ConfigError(
+                source, f"{path}.name", f"unknown application {name!r}; available: {sorted(APPLICATIONS)}"
+            )
+        return _construct(load_class(APPLICATIONS[name]), source, path)
+    options = parent.get_available_submodule_options()
+    if name not in options:
+        raise ConfigError(source, f"{path}.name", f"{parent.name} has no submodule {name!r}; choose one of {options}")
+    try:
+        return parent.get_default_submodule(name)
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(source, f"{path}.name", f"cannot build {name!r} ({type(error).__name__}: {error})") from None
+
+
+def _construct(cls: type, source: str, path: str) -> Core:
+    if not (isinstance(cls, type) and issubclass(cls, Core)):
+        raise ConfigError(source, f"{path}.module", f"{cls!r} is not a quark_cli Core subclass")
+    try:
+        return cls()
+    except Exception as error:
+        raise ConfigError(source, path, f"cannot create {cls.__name__} ({type(error).__name__}: {error})") from None
+
+
+def _validate_parameters(module: Core, given: Any, source: str, path: str) -> dict[str, list[Any]]:
+    """Each parameter as a non-empty list of allowed values; defaults filled in from the module."""
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ConfigError(source, path, "must be a mapping of parameter names to lists of values")
+    options = module.get_parameter_options()
+    values: dict[str, list[Any]] = {}
+    for name, value in given.items():
+        field_path = f"{path}.{name}"
+        if name not in options:
+            known = sorted(options) or "none"
+            raise ConfigError(source, field_path, f"unknown parameter of {module.name}; known: {known}")
+        listed = value if isinstance(value, list) else [value]
+        if not listed:
+            raise ConfigError(source, field_path, "empty list; give at least one value")
+        for item in listed:
+            _check_value(options[name], item, source, field_path)
+        values[name] = listed
+    for name, option in options.items():
+        if name not in values:
+            values[name] = [option.get("default", (option.get("values") or [None])[0])]
+    return values
+
+
+def _check_value(option: dict[str, Any], value: Any, source: str, path: str) -> None:
+    allowed = option.get("values") or []
+    if value in allowed and type(value) is type(allowed[allowed.index(value)]):
+        return
+    if option.get("custom_input"):
+        expected = type(option.get("default", allowed[0] if allowed else value))
+        numeric = expected is float and isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool) or numeric:
+            return
+        raise ConfigError(source, path, f"{value!r} is not a {expected.__name__}")
+    if isinstance(value, (dict, list)):
+        raise ConfigError(source, path, f"nested value {value!r} is not allowed; choose from {allowed}")
+    raise ConfigError(source, path, f"{value!r} is not allowed; choose from {allowed}")
+
+
+@contextmanager
+def module_search_path(directory: str | None):
+    """Let ``module: my_mod:Class`` find a file next to the config the user pointed at."""
+    if not directory or directory in sys.path:
+        yield
+        return
+    sys.path.insert(0, directory)
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        if directory in sys.path:
+            sys.path.remove(directory)

@@ -1,0 +1,406 @@
+"""``BenchmarkManager``: walks every stack of the backlog and resumes interrupted ones.
+
+A stack is walked M1.preprocess -> ... -> Mn.preprocess -> Mn.postprocess -> ... -> M1.postprocess.
+When an ``AsyncCore`` phase answers ``Instruction.INTERRUPT`` the stack stops there and its record
+says INTERRUPTED; its job is saved in ``jobs/<key>/job_info.json``. A later ``collect`` polls the
+pending jobs and walks again only the stacks whose jobs are now final: modules above the async point
+recompute their (deterministic) preprocess, the async module receives its ``previous_job_info`` and
+collects instead of submitting, and the walk goes on down and back up (the seed's continue-mode).
+Finished and failed stacks are never walked again (``retry_failed`` resubmits failed jobs on request).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from quark_cli.async_core import poll_delays
+from quark_cli.config import BacklogItem, BenchmarkConfig, instantiate_module, module_search_path
+from quark_cli.core import Core, Instruction
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError, load_job_manager_class
+from quark_cli.state import RunDir, now_iso, stack_key
+
+log = logging.getLogger("quark_cli")
+
+FINISHED = "FINISHED"
+INTERRUPTED = "INTERRUPTED"
+FAILED = "FAILED"
+SUBMITTING = "SUBMITTING"
+PENDING_JOB_STATES = {AsyncStatus.SUBMITTED.value, AsyncStatus.RUNNING.value}
+FAILED_JOB_STATES = {AsyncStatus.FAILED.value, AsyncStatus.CANCELLED.value}
+
+
+@dataclass
+class Summary:
+    """What one command did to a run: stack counts after it and what changed during it."""
+
+    stacks: dict[str, str] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    uncertain: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for value in self.stacks.values() if value == status)
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for value in self.stacks.values() if value != FINISHED and value != FAILED)
+
+
+class _JobRecorder:
+    """The engine's JobListener for one async phase: saves the job at each step of its life."""
+
+    def __init__(self, run: RunDir, job: dict[str, Any]) -> None:
+        self.run = run
+        self.job = job
+
+    def submitting(self, manager: AsyncJobManager) -> None:
+        self.job.update(
+            status=SUBMITTING,
+            job_manager=type(manager).class_path(),
+            info={},
+            submitted_at=None,
+            error=None,
+            finished_at=None,
+            last_polled_at=None,
+        )
+        self.run.write_job(self.job)
+
+    def submitted(self, manager: AsyncJobManager) -> None:
+        self.job.update(status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso())
+        self.run.write_job(self.job)
+
+    def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
+        apply_status(self.job, status, manager.status_reason)
+        self.job["info"] = manager.job_info
+        self.run.write_job(self.job)
+
+
+def apply_status(job: dict[str, Any], status: AsyncStatus, reason: str | None) -> bool:
+    """Update a saved job with a polled status; True when the status changed."""
+    changed = job.get("status") != status.value
+    job["status"] = status.value
+    job["last_polled_at"] = now_iso()
+    if status.is_final and changed:
+        job["finished_at"] = job["last_polled_at"]
+    if status in (AsyncStatus.FAILED, AsyncStatus.CANCELLED):
+        job["error"] = reason or status.value
+    return changed
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
+class BenchmarkManager:
+    """Runs a validated config's backlog inside one run directory.
+
+    Usable without the CLI: ``BenchmarkManager(RunDir.open(path), config).collect()``. The caller
+    holds the run's lock.
+    """
+
+    def __init__(self, run: RunDir, config: BenchmarkConfig, wait_timeout: float | None = None) -> None:
+        self.run = run
+        self.config = config
+        self.wait_timeout = wait_timeout
+
+    def stacks(self) -> Iterator[tuple[str, BacklogItem, int]]:
+        for item in self.config.backlog:
+            for repetition in range(1, self.config.repetitions + 1):
+                yield stack_key(item.index, repetition), item, repetition
+
+    def start(self, sequential: bool, on_stack: Callable[[str, str], None] | None = None) -> Summary:
+        """Walk every stack from the start: to the end (``sequential``) or to its first async point."""
+        summary = Summary()
+        for key, item, repetition in self.stacks():
+            status = self._walk(key, item, repetition, {}, sequential, summary)
+            if on_stack:
+                on_stack(key, status)
+        self.run.rebuild_results()
+        return summary
+
+    def collect(
+        self,
+        retry_failed: bool = False,
+        resubmit_uncertain: bool = False,
+        on_stack: Callable[[str, str], None] | None = None,
+    ) -> Summary:
+        """Poll pending jobs once and continue every stack whose jobs are all final."""
+        summary = Summary()
+        records = self.run.read_records()
+        jobs_by_stack: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for job in self.run.read_jobs():
+            jobs_by_stack[job["stack"]].append(job)
+        pending = [job for jobs in jobs_by_stack.values() for job in jobs if job.get("status") in PENDING_JOB_STATES]
+        self._poll(pending, summary)
+        for key, item, repetition in self.stacks():
+            record = records.get(key)
+            jobs = jobs_by_stack.get(key, [])
+            state = record.get("quark_job_status") if record else None
+            if state == FINISHED:
+                summary.stacks[key] = FINISHED
+                continue
+            if state == FAILED and not (retry_failed and any(j.get("status") in FAILED_JOB_STATES for j in jobs)):
+                summary.stacks[key] = FAILED
+                continue
+            if retry_failed:
+                jobs = [self._retire(job) if job.get("status") in FAILED_JOB_STATES else job for job in jobs]
+            if any(job.get("status") == SUBMITTING for job in jobs) and not resubmit_uncertain:
+                summary.stacks[key] = INTERRUPTED
+                summary.uncertain.extend(job["key"] for job in jobs if job.get("status") == SUBMITTING)
+                continue
+            if any(job.get("status") in PENDING_JOB_STATES for job in jobs):
+                summary.stacks[key] = INTERRUPTED
+                continue
+            failed = [job for job in jobs if job.get("status") in FAILED_JOB_STATES]
+            if failed and record is not None:
+                self._fail_from_job(key, record, failed[0], summary)
+            else:
+                usable = {(job["level"], job["phase"]): job for job in jobs if job.get("status") != SUBMITTING}
+                self._walk(key, item, repetition, usable, False, summary)
+            if on_stack:
+                on_stack(key, summary.stacks[key])
+        self.run.rebuild_results()
+        return summary
+
+    def wait(
+        self, timeout: float | None, retry_failed: bool = False, on_pass: Callable[[Summary], None] | None = None
+    ) -> Summary:
+        """``collect`` repeatedly, backing off between passes, until nothing is pending or ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delays = poll_delays(first=0.2, cap=30.0)
+        summary = self.collect(retry_failed=retry_failed)
+        changed = list(summary.changed)
+        while summary.pending and not summary.uncertain:
+            if on_pass:
+                on_pass(summary)
+            delay = next(delays)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                delay = min(delay, remaining)
+            time.sleep(delay)
+            summary = self.collect()
+            changed.extend(summary.changed)
+        summary.changed = changed
+        return summary
+
+    def _poll(self, pending: list[dict[str, Any]], summary: Summary) -> None:
+        """Ask the services about every pending job, one batch call per job-manager class."""
+        by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for job in pending:
+            by_class[job["job_manager"]].append(job)
+        for class_path, jobs in by_class.items():
+            try:
+                cls = load_job_manager_class(class_path)
+                managers = [cls.from_job_info(job.get("info", {}), self._context(job)) for job in jobs]
+                statuses = cls.get_statuses(managers)
+            except Exception as error:
+                log.warning("polling %d job(s) of %s failed: %s", len(jobs), class_path, error, exc_info=True)
+                for job in jobs:
+                    summary.errors[job["key"]] = f"{type(error).__name__}: {error}"
+                continue
+            for job, manager, status in zip(jobs, managers, statuses, strict=True):
+                if apply_status(job, status, manager.status_reason):
+                    summary.changed.append(job["key"])
+                    log.info("job %s is now %s", job["key"], status.value)
+                self.run.write_job(job)
+
+    def _retire(self, job: dict[str, Any]) -> dict[str, Any]:
+        """Keep a failed attempt in the job's history and let the next walk submit it again."""
+        attempts = job.setdefault("previous_attempts", [])
+        attempts.append({k: job.get(k) for k in ("attempt", "status", "error", "info", "submitted_at", "finished_at")})
+        job.update(status="RETRY", info={}, error=None, attempt=job.get("attempt", 1) + 1)
+        self.run.write_job(job)
+        return job
+
+    def _fail_from_job(self, key: str, record: dict[str, Any], job: dict[str, Any], summary: Summary) -> None:
+        reason = f"job {job['key']} {job['status'].lower()}: {job.get('error') or job['status']}"
+        record.update(quark_job_status=FAILED, error=reason, timestamp=now_iso())
+        record.get("module", {})["quark_job_status"] = FAILED
+        self.run.write_record(key, record)
+        summary.stacks[key] = FAILED
+        summary.changed.append(key)
+        summary.errors[key] = reason
+
+    def _context(self, job: dict[str, Any]) -> JobContext:
+        return JobContext(key=job["key"], job_dir=self.run.jobs_dir / job["key"], config=job.get("module_config", {}))
+
+    def _walk(
+        self,
+        key: str,
+        item: BacklogItem,
+        repetition: int,
+        jobs: dict[tuple[int, str], dict[str, Any]],
+        sequential: bool,
+        summary: Summary,
+    ) -> str:
+        """Walk one stack down and up, stopping at an interrupt; write its record."""
+        walk = _StackWalk(self, key, item, repetition, jobs, sequential)
+        status, error = walk.run()
+        record = walk.record(status, error)
+        self.run.write_record(key, record)
+        summary.stacks[key] = status
+        summary.changed.append(key)
+        if error:
+            summary.errors[key] = error
+        log.info("stack %s %s%s", key, status, f": {error}" if error else "")
+        return status
+
+
+class _StackWalk:
+    """One walk of one stack: the module instances, their metrics and where the walk stopped."""
+
+    def __init__(
+        self,
+        manager: BenchmarkManager,
+        key: str,
+        item: BacklogItem,
+        repetition: int,
+        jobs: dict[tuple[int, str], dict[str, Any]],
+        sequential: bool,
+    ) -> None:
+        self.manager = manager
+        self.key = key
+        self.item = item
+        self.repetition = repetition
+        self.jobs = jobs
+        self.sequential = sequential
+        self.modules: list[Core] = []
+        self.job_keys: list[str] = []
+        self.started = time.perf_counter()
+
+    def run(self) -> tuple[str, str | None]:
+        try:
+            self._build()
+        except Exception as error:
+            log.error("stack %s: cannot build its modules\n%s", self.key, traceback.format_exc())
+            return FAILED, f"cannot build modules: {type(error).__name__}: {error}"
+        levels = self.item.levels
+        data: Any = None
+        try:
+            for level in range(len(levels)):
+                instruction, data = self._phase(level, "pre", data)
+                if instruction is Instruction.INTERRUPT:
+                    return INTERRUPTED, None
+            for level in reversed(range(len(levels))):
+                instruction, data = self._phase(level, "post", data)
+                if instruction is Instruction.INTERRUPT:
+                    return INTERRUPTED, None
+        except JobFailedError as error:
+            return FAILED, str(error)
+        except Exception as error:
+            log.error("stack %s failed\n%s", self.key, traceback.format_exc())
+            return FAILED, f"{self._where}: {type(error).__name__}: {error}"
+        return FINISHED, None
+
+    def _build(self) -> None:
+        parent = None
+        with module_search_path(self.manager.config.search_path):
+            for level in self.item.levels:
+                module = instantiate_module(
+                    level.name if not level.module else None,
+                    level.module,
+                    parent,
+                    self.manager.config.source,
+                    level.path,
+                )
+                module.metrics.reset()
+                module.metrics.set_module_config(level.config)
+                self.modules.append(module)
+                parent = module
+
+    def _phase(self, level: int, phase: str, data: Any) -> tuple[Instruction, Any]:
+        module = self.modules[level]
+        config = self.item.levels[level].config
+        self._where = f"{module.name}.{phase}process"
+        job_key = f"{self.key}-{_safe('.'.join(self.item.module_names[: level + 1]))}-{phase}"
+        previous = self.jobs.get((level, phase))
+        job = (
+            dict(previous)
+            if previous
+            else {
+                "key": job_key,
+                "stack": self.key,
+                "backlog_item": self.item.index,
+                "repetition": self.repetition,
+                "module_path": ".".join(self.item.module_names[: level + 1]),
+                "level": level,
+                "phase": phase,
+                "module_config": config,
+                "attempt": 1,
+            }
+        )
+        if previous and previous.get("status") == "RETRY":
+            previous = None
+        context = JobContext(key=job_key, job_dir=self.manager.run.jobs_dir / job_key, config=config)
+        method = module.preprocess if phase == "pre" else module.postprocess
+        result = method(
+            data,
+            config,
+            store_dir=str(self.manager.run.path),
+            rep_count=self.repetition,
+            backlog_item=self.item.index,
+            previous_job_info=previous,
+            sequential=self.sequential,
+            job_listener=_JobRecorder(self.manager.run, job),
+            job_context=context,
+            wait_timeout=self.manager.wait_timeout,
+        )
+        instruction, output, seconds = _normalise(result, self._where)
+        if job.get("job_manager"):
+            self.job_keys.append(job_key)
+        if phase == "pre":
+            module.metrics.set_preprocessing_time(seconds * 1000)
+        else:
+            module.metrics.set_postprocessing_time(seconds * 1000)
+        self.deepest = max(getattr(self, "deepest", 0), level)
+        return instruction, output
+
+    def record(self, status: str, error: str | None) -> dict[str, Any]:
+        """The stack's QUARK 2 style record: nested module metrics plus our fields."""
+        from quark_cli import __version__
+
+        module_record: dict[str, Any] | None = None
+        reached = self.modules[: getattr(self, "deepest", -1) + 1]
+        for module in reversed(reached):
+            entry = module.metrics.get()
+            entry["submodule"] = module_record
+            module_record = entry
+        module_record = module_record or {}
+        module_record["quark_job_status"] = status
+        total = 0.0
+        node = module_record
+        while node:
+            total += node.get("total_time", 0.0)
+            node = node.get("submodule")
+        return {
+            "benchmark_backlog_item_number": self.item.index,
+            "repetition": self.repetition,
+            "timestamp": now_iso(),
+            "config_hash": self.manager.config.config_hash,
+            "total_time": total,
+            "total_time_unit": "ms",
+            "quark_job_status": status,
+            "error": error,
+            "stack": self.key,
+            "jobs": sorted(set(self.job_keys)),
+            "quark_cli_version": __version__,
+            "module": module_record,
+        }
+
+
+def _normalise(result: Any, where: str) -> tuple[Instruction, Any, float]:
+    """A phase returns ``(data, seconds)`` (Core) or ``(Instruction, payload, seconds)`` (AsyncCore)."""
+    if isinstance(result, tuple) and len(result) == 3 and isinstance(result[0], Instruction):
+        return result
+    if isinstance(result, tuple) and len(result) == 2:
+        return Instruction.PROCEED, result[0], float(result[1] or 0.0)
+    raise TypeError(f"{where} must return (data, seconds), got {type(result).__name__}")

@@ -1,0 +1,262 @@
+"""The run directory: the only code that reads or writes a run's files.
+
+Layout::
+
+    <run-dir>/
+      run.json                       schema_version, version, created, config_hash, stacks, history
+      config.yml                     the config as given
+      results.json                   QUARK 2 style records, rebuilt from records/ by every command
+      records/<stack>.json           one stack run (backlog item x repetition): its current record
+      jobs/<job-key>/job_info.json   one asynchronous job; backends keep their own files beside it
+      logging.log                    what every command did, with tracebacks
+      .lock                          held by the one process that may change the run
+
+Every JSON file carries ``schema_version`` and is written atomically (temporary file, fsync,
+rename, directory fsync), so a reader never sees half a file and a kill leaves the old or the new.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from quark_cli.errors import RunDirError, RunLockedError
+
+SCHEMA_VERSION = 1
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.yml"
+RESULTS_FILE = "results.json"
+LOCK_FILE = ".lock"
+LOCK_OWNER_FILE = ".lock.json"
+
+
+def now_iso() -> str:
+    """UTC timestamps in ISO 8601: sortable and unambiguous across machines."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp_name, mode)
+        os.replace(temp_name, path)
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays, which myQLM-based modules report, as plain JSON."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read one of our JSON files, refusing damaged ones and ones from a newer quark-cli."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing; the run directory is incomplete ({what})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunDirError(f"{path}: cannot be read ({error})") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RunDirError(
+            f"{path}: damaged JSON at line {error.lineno} column {error.colno}; restore it or remove the run"
+        ) from None
+    version = value.get("schema_version") if isinstance(value, dict) else None
+    if not isinstance(version, int):
+        raise RunDirError(f"{path}: schema_version: missing; this is not a quark-cli {what}")
+    if version > SCHEMA_VERSION:
+        raise RunDirError(
+            f"{path}: schema_version: {version} is newer than this quark-cli understands ({SCHEMA_VERSION}); upgrade"
+        )
+    return value
+
+
+def stack_key(item: int, repetition: int) -> str:
+    """``003-r1``: backlog item and repetition, sortable by name."""
+    return f"{item:03d}-r{repetition}"
+
+
+class RunDir:
+    """One run directory on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock: Any = None
+
+    @classmethod
+    def create(cls, path: Path, config_text: str, run_info: dict[str, Any]) -> RunDir:
+        """Make a new run directory; refuses to reuse a folder that already holds files."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunDirError(f"{path}: already exists and is not empty; choose another -o DIR")
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path, 0o700)
+        run = cls(path)
+        atomic_write_bytes(path / CONFIG_FILE, config_text.encode())
+        atomic_write_json(path / RUN_FILE, {"schema_version": SCHEMA_VERSION, **run_info, "history": []})
+        return run
+
+    @classmethod
+    def open(cls, path: Path) -> RunDir:
+        """Open an existing run directory, checking that it is one."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunDirError(f"{path}: no such run directory")
+        if not (path / RUN_FILE).exists():
+            raise RunDirError(
+                f"{path}: not a quark run directory (no {RUN_FILE}); give the folder 'quark submit' printed"
+            )
+        run = cls(path)
+        run.read_run()
+        return run
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.path / "jobs"
+
+    @property
+    def records_dir(self) -> Path:
+        return self.path / "records"
+
+    def read_run(self) -> dict[str, Any]:
+        return read_json(self.path / RUN_FILE, "run.json")
+
+    def config_text(self) -> str:
+        try:
+            return (self.path / CONFIG_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RunDirError(f"{self.path / CONFIG_FILE}: missing; the run directory is incomplete") from None
+
+    def add_history(self, command: str, outcome: dict[str, Any]) -> None:
+        run = self.read_run()
+        run.setdefault("history", []).append({"command": command, "at": now_iso(), "pid": os.getpid(), **outcome})
+        atomic_write_json(self.path / RUN_FILE, run)
+
+    @contextmanager
+    def lock(self, wait_seconds: float = 0.0) -> Iterator[None]:
+        """Hold the run for this process; another process gets RunLockedError naming our pid.
+
+        The lock is an OS file lock, so it vanishes with a dead process: a stale lock never blocks.
+        """
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK_FILE), timeout=wait_seconds)
+        try:
+            lock.acquire(poll_interval=0.05)
+        except Timeout:
+            owner = self._lock_owner()
+            who = f"pid {owner}" if owner else "another process"
+            raise RunLockedError(
+                f"run {self.path} is being processed by {who}; try again later or use --wait-lock"
+            ) from None
+        try:
+            atomic_write_json(self.path / LOCK_OWNER_FILE, {"schema_version": SCHEMA_VERSION, "pid": os.getpid()})
+            yield
+        finally:
+            lock.release()
+
+    def _lock_owner(self) -> int | None:
+        try:
+            return int(json.loads((self.path / LOCK_OWNER_FILE).read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def job_file(self, key: str) -> Path:
+        return self.jobs_dir / key / "job_info.json"
+
+    def write_job(self, job: dict[str, Any]) -> None:
+        atomic_write_json(self.job_file(job["key"]), {"schema_version": SCHEMA_VERSION, **job})
+
+    def read_job(self, key: str) -> dict[str, Any]:
+        return read_json(self.job_file(key), "job_info.json")
+
+    def read_jobs(self) -> list[dict[str, Any]]:
+        """Every job of the run, in key order."""
+        if not self.jobs_dir.is_dir():
+            return []
+        jobs = []
+        for entry in sorted(os.scandir(self.jobs_dir), key=lambda e: e.name):
+            if entry.is_dir() and not entry.name.startswith("."):
+                path = Path(entry.path) / "job_info.json"
+                if path.exists():
+                    jobs.append(read_json(path, "job_info.json"))
+        return jobs
+
+    def record_file(self, key: str) -> Path:
+        return self.records_dir / f"{key}.json"
+
+    def write_record(self, key: str, record: dict[str, Any]) -> None:
+        atomic_write_json(self.record_file(key), {"schema_version": SCHEMA_VERSION, **record})
+
+    def read_records(self) -> dict[str, dict[str, Any]]:
+        """Every stack record by stack key."""
+        if not self.records_dir.is_dir():
+            return {}
+        records = {}
+        for entry in sorted(os.scandir(self.records_dir), key=lambda e: e.name):
+            if entry.name.endswith(".json") and not entry.name.startswith("."):
+                records[entry.name[: -len(".json")]] = read_json(Path(entry.path), "record")
+        return records
+
+    def rebuild_results(self, records: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Write ``results.json``: the records as a QUARK 2 style list, by backlog item and repetition."""
+        records = self.read_records() if records is None else records
+        results = sorted(
+            records.values(), key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0))
+        )
+        atomic_write_json(self.path / RESULTS_FILE, results)
+        return results
+
+    def log_file(self) -> Path:
+        return self.path / "logging.log"
+
+
+def age_seconds(iso: str | None) -> float | None:
+    """Seconds since an ISO timestamp written by ``now_iso``."""
+    if not iso:
+        return None
+    try:
+        return time.time() - datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None

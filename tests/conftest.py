@@ -1,0 +1,68 @@
+"""Shared fixtures: the ``quark`` command in-process and in a subprocess, and config writers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+sys.path.insert(0, str(TESTS))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Runs never land in the real ~/quark-runs, and no user config of a client leaks in."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("QUARK_RUNS_DIR", str(home / "quark-runs"))
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture
+def quark():
+    """Run ``quark ARGS`` in this process; returns the result (exit_code, stdout, stderr)."""
+    from quark_cli.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def quark_process():
+    """Run ``quark ARGS`` as a real process, as a user or cron would."""
+
+    def invoke(*args: str, timeout: float = 120, env: dict | None = None, **kwargs):
+        full_env = {**os.environ, "PYTHONPATH": str(TESTS), **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "quark_cli.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
+            **kwargs,
+        )
+
+    return invoke
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a YAML config (dedented) into the test's folder and return its path."""
+
+    def write(text: str, name: str = "config.yml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write

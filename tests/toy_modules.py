@@ -1,0 +1,242 @@
+"""Small pure-Python modules and a job manager whose jobs finish or fail on command.
+
+They let the engine's tests drive every async path (PRE, POST, PREPOST, two async modules, failures)
+in milliseconds and without a real service. ``ControlledJobManager`` is a real backend in miniature:
+submissions are files in the job's folder; ``finish_job`` / ``fail_job`` play the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from quark_cli import AsyncCore, AsyncJobManager, AsyncStatus, Core
+from quark_cli.modules.devices import Sampler, counts_from_result, job_for_circuit
+
+CALLS: list[str] = []
+SERVICE_FILE = "controlled.json"
+
+
+def _service_path(job_dir: Path) -> Path:
+    return Path(job_dir) / SERVICE_FILE
+
+
+def _write(path: Path, value: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(".tmp")
+    temp.write_text(json.dumps(value))
+    os.replace(temp, path)
+
+
+def finish_job(job_dir: Path) -> None:
+    """Play the service: the job in ``job_dir`` completes."""
+    path = _service_path(job_dir)
+    state = json.loads(path.read_text())
+    state["state"] = "DONE"
+    _write(path, state)
+
+
+def fail_job(job_dir: Path, reason: str = "node crashed") -> None:
+    """Play the service: the job in ``job_dir`` fails with ``reason``."""
+    path = _service_path(job_dir)
+    state = json.loads(path.read_text())
+    state.update(state="FAILED", reason=reason)
+    _write(path, state)
+
+
+def submissions(run_dir: Path) -> int:
+    """How many times anything was submitted in a run (each submission bumps its job's counter)."""
+    return sum(json.loads(p.read_text())["submissions"] for p in Path(run_dir).glob(f"jobs/*/{SERVICE_FILE}"))
+
+
+class ControlledJobManager(AsyncJobManager):
+    """Jobs are files; they stay SUBMITTED until a test finishes or fails them.
+
+    With ``auto_finish`` in the module config a job is DONE at once (for ``quark run``).
+    """
+
+    def submit(self, operation: str, payload: Any) -> dict[str, Any]:
+        path = _service_path(self.context.job_dir)
+        previous = json.loads(path.read_text())["submissions"] if path.exists() else 0
+        state = "DONE" if self.context.config.get("auto_finish") else "SUBMITTED"
+        job_id = f"ctl-{self.context.key}-{previous + 1}"
+        _write(
+            path,
+            {"state": state, "operation": operation, "payload": payload, "submissions": previous + 1, "id": job_id},
+        )
+        return {"id": job_id}
+
+    def _state(self) -> dict[str, Any]:
+        return json.loads(_service_path(self.context.job_dir).read_text())
+
+    def get_status(self) -> AsyncStatus:
+        state = self._state()
+        if state["id"] != self._job_info.get("id"):
+            self.status_reason = "unknown job"
+            return AsyncStatus.FAILED
+        if state["state"] == "FAILED":
+            self.status_reason = state.get("reason")
+        return AsyncStatus(state["state"])
+
+    def get_result(self) -> Any:
+        state = self._state()
+        if state["operation"] == "square":
+            return [x * x for x in state["payload"]]
+        if state["operation"] == "increment":
+            return [x + 1 for x in state["payload"]]
+        if state["operation"] == "qat":
+            from qat.core import Job
+            from qat.qpus import get_default_qpu
+
+            job = Job.load(str(self.context.job_dir / "job.bin"))
+            return get_default_qpu().submit(job)
+        raise ValueError(state["operation"])
+
+
+class Numbers(Core):
+    """Application: a list of numbers down, their sum (and the list) up."""
+
+    submodule_options = ["Double", "AsyncSquare"]
+
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        return {
+            "start": {"values": [1, 2, 3], "default": 1, "description": "first number"},
+            "count": {"values": [1, 2, 3, 4], "default": 3, "description": "how many"},
+        }
+
+    def get_default_submodule(self, option: str) -> Core:
+        return {"Double": Double, "AsyncSquare": AsyncSquare}[option]()
+
+    def preprocess(self, input_data, config, **kwargs):
+        CALLS.append("Numbers.pre")
+        return list(range(config["start"], config["start"] + config["count"])), 0.0
+
+    def postprocess(self, input_data, config, **kwargs):
+        CALLS.append("Numbers.post")
+        self.metrics.add_metric_batch({"total": sum(input_data), "values": input_data})
+        return input_data, 0.0
+
+
+class Double(Core):
+    """Mapping: doubles on the way down, passes through on the way up."""
+
+    submodule_options = ["AsyncSquare", "Recorder"]
+
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        return {"factor": {"values": [2, 3], "default": 2, "description": "multiplier"}}
+
+    def get_default_submodule(self, option: str) -> Core:
+        return {"AsyncSquare": AsyncSquare, "Recorder": Recorder}[option]()
+
+    def preprocess(self, input_data, config, **kwargs):
+        CALLS.append("Double.pre")
+        return [x * config["factor"] for x in input_data], 0.0
+
+    def postprocess(self, input_data, config, **kwargs):
+        CALLS.append("Double.post")
+        self.metrics.add_metric("largest", max(input_data))
+        return input_data, 0.0
+
+
+class Recorder(Core):
+    """Synchronous leaf: squares in preprocess."""
+
+    def preprocess(self, input_data, config, **kwargs):
+        CALLS.append("Recorder.pre")
+        return [x * x for x in input_data], 0.0
+
+    def postprocess(self, input_data, config, **kwargs):
+        CALLS.append("Recorder.post")
+        return input_data, 0.0
+
+
+class _ControlledOptions:
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        return {"auto_finish": {"values": [False, True], "default": False, "description": "jobs finish at once"}}
+
+
+class AsyncSquare(_ControlledOptions, AsyncCore):
+    """Async leaf (PRE): the service squares the numbers."""
+
+    JobManager = ControlledJobManager
+
+    def __init__(self, name: str | None = None) -> None:
+        AsyncCore.__init__(self, interruptable="PRE", name=name)
+
+    def submit_preprocess(self, input_data, config, **kwargs):
+        CALLS.append("AsyncSquare.submit_pre")
+        return self.job_manager.submit("square", input_data)
+
+    def collect_preprocess(self, server_result):
+        CALLS.append("AsyncSquare.collect_pre")
+        self.metrics.add_metric("squared", len(server_result))
+        return server_result
+
+
+class AsyncDouble(_ControlledOptions, AsyncCore, Double):
+    """Double upgraded to an async POST module by multiple inheritance, as in the seed."""
+
+    JobManager = ControlledJobManager
+    submodule_options = ["AsyncSquare", "Recorder"]
+
+    def __init__(self, name: str | None = None) -> None:
+        AsyncCore.__init__(self, interruptable="POST", name=name)
+        Double.__init__(self, name)
+
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        return {**Double.get_parameter_options(self), **_ControlledOptions.get_parameter_options(self)}
+
+    def submit_postprocess(self, input_data, config, **kwargs):
+        CALLS.append("AsyncDouble.submit_post")
+        return self.job_manager.submit("increment", input_data)
+
+    def collect_postprocess(self, server_result, config, **kwargs):
+        CALLS.append("AsyncDouble.collect_post")
+        self.metrics.add_metric("largest", max(server_result))
+        return server_result
+
+
+class AsyncPrePost(_ControlledOptions, AsyncCore):
+    """Async leaf (PREPOST): squares in a first job, increments in a second."""
+
+    JobManager = ControlledJobManager
+
+    def __init__(self, name: str | None = None) -> None:
+        AsyncCore.__init__(self, interruptable="PREPOST", name=name)
+
+    def submit_preprocess(self, input_data, config, **kwargs):
+        return self.job_manager.submit("square", input_data)
+
+    def submit_postprocess(self, input_data, config, **kwargs):
+        return self.job_manager.submit("increment", input_data)
+
+
+class NoSubmit(AsyncCore):
+    """Declares PRE but forgets submit_preprocess: must be refused."""
+
+    JobManager = ControlledJobManager
+
+    def __init__(self, name: str | None = None) -> None:
+        AsyncCore.__init__(self, interruptable="PRE", name=name)
+
+
+class ControlledSampler(AsyncCore, Sampler):
+    """The built-in Sampler upgraded by multiple inheritance onto the controlled service."""
+
+    JobManager = ControlledJobManager
+
+    def __init__(self, name: str | None = None) -> None:
+        AsyncCore.__init__(self, interruptable="PRE", name=name)
+        Sampler.__init__(self, name)
+
+    def submit_preprocess(self, circuit, config, **kwargs):
+        self.job_manager.context.job_dir.mkdir(parents=True, exist_ok=True)
+        job_for_circuit(circuit).dump(str(self.job_manager.context.job_dir / "job.bin"))
+        self.nbqbits = circuit.nbqbits
+        return self.job_manager.submit("qat", None)
+
+    def collect_preprocess(self, server_result, config, input_data=None, **kwargs):
+        full = {**{n: o["default"] for n, o in self.get_parameter_options().items()}, **config}
+        return counts_from_result(server_result, full["shots"], full["seed"], input_data.nbqbits)
