@@ -27,6 +27,7 @@ MAX_DEPTH = 16
 MAX_BACKLOG = 100_000
 TOP_LEVEL_KEYS = {"application", "repetitions"}
 NODE_KEYS = {"name", "module", "config", "submodules"}
+TYPE_NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
 
 
 @dataclass
@@ -265,7 +266,8 @@ def _check_value(option: dict[str, Any], value: Any, source: str, path: str) -> 
         numeric = expected is float and isinstance(value, int) and not isinstance(value, bool)
         if isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool) or numeric:
             return
-        raise ConfigError(source, path, f"{value!r} is not a {expected.__name__}")
+        kind = TYPE_NAMES.get(expected, expected.__name__)
+        raise ConfigError(source, path, f"{value!r} is not {kind}; give {kind} or one of {allowed}")
     if isinstance(value, (dict, list)):
         raise ConfigError(source, path, f"nested value {value!r} is not allowed; choose from {allowed}")
     raise ConfigError(source, path, f"{value!r} is not allowed; choose from {allowed}")
