@@ -330,17 +330,22 @@ STANDARD_KEYS = {
 
 
 def _flatten(module: dict[str, Any]) -> tuple[list[str], str, str]:
-    """Module names, parameters and scalar metrics of a nested module record, for one table row."""
-    names, params, metrics = [], [], []
+    """Module names, parameters and the application's scalar metrics of a record, for one table row.
+
+    Only the application's (root) metrics are shown: they are the benchmark's results; the full
+    record of every module is in results.json.
+    """
+    names, params = [], []
     node = module
     while node:
         names.append(node.get("module_name", "?"))
         params.extend(f"{k}={v}" for k, v in (node.get("module_config") or {}).items())
-        for key, value in node.items():
-            if key in STANDARD_KEYS or isinstance(value, (dict, list)) or value is None:
-                continue
-            metrics.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
         node = node.get("submodule")
+    metrics = [
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in module.items()
+        if key not in STANDARD_KEYS and isinstance(value, (int, float, str)) and len(str(value)) <= 24
+    ]
     return names, " ".join(params), " ".join(metrics)
 
 

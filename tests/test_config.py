@@ -48,7 +48,10 @@ def test_branches_below_the_root_are_separate_stacks(write_config):
         )
     )
     assert [(i.levels[0].config["n_qubits"], i.levels[2].config["seed"]) for i in config.backlog] == [
-        (2, 1), (3, 1), (2, 2), (3, 2),
+        (2, 1),
+        (3, 1),
+        (2, 2),
+        (3, 2),
     ]
 
 

@@ -86,3 +86,27 @@ def positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
     return value
+
+
+def describe_modules() -> list[dict[str, Any]]:
+    """Every built-in module with its parameters and allowed submodules, for ``quark modules``.
+
+    Builds each module to ask it (which imports its file, not myQLM); a module whose file is not
+    installed is skipped.
+    """
+    described = []
+    for name, path in MODULES.items():
+        try:
+            module = load_class(path)()
+        except ModuleLoadError:
+            continue
+        described.append(
+            {
+                "name": name,
+                "class": path,
+                "application": name in APPLICATIONS,
+                "submodules": module.get_available_submodule_options(),
+                "parameters": module.get_parameter_options(),
+            }
+        )
+    return described
