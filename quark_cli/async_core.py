@@ -20,6 +20,7 @@ import time
 from typing import Any, Protocol
 
 from quark_cli.core import Core, Instruction
+from quark_cli.errors import NotSubmittedError
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError
 
 PHASES = {"PRE": ("pre",), "POST": ("post",), "PREPOST": ("pre", "post")}
@@ -34,6 +35,8 @@ class JobListener(Protocol):
     def submitting(self, manager: AsyncJobManager) -> None: ...
 
     def submitted(self, manager: AsyncJobManager) -> None: ...
+
+    def not_submitted(self, manager: AsyncJobManager) -> None: ...
 
     def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None: ...
 
@@ -121,7 +124,12 @@ class AsyncCore(Core):
         if listener:
             listener.submitting(manager)
         submit = getattr(self, f"submit_{phase}process")
-        response = submit(input_data, config, **_module_kwargs(kwargs))
+        try:
+            response = submit(input_data, config, **_module_kwargs(kwargs))
+        except NotSubmittedError:
+            if listener:
+                listener.not_submitted(manager)
+            raise
         manager._handle_submit_info(response)
         self.metrics.add_metric("job_info", manager.job_info)
         if listener:

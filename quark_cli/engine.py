@@ -23,6 +23,7 @@ from typing import Any
 from quark_cli.async_core import poll_delays
 from quark_cli.config import BacklogItem, BenchmarkConfig, instantiate_module, module_search_path
 from quark_cli.core import Core, Instruction
+from quark_cli.errors import QuarkError, ServiceAuthError
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError, load_job_manager_class
 from quark_cli.state import RunDir, now_iso, stack_key
 
@@ -59,6 +60,14 @@ class _JobRecorder:
     def __init__(self, run: RunDir, job: dict[str, Any]) -> None:
         self.run = run
         self.job = job
+        self.before = dict(job) if job.get("job_manager") else None
+
+    def not_submitted(self, manager: AsyncJobManager) -> None:
+        """The service refused before accepting anything: put the job file back as it was."""
+        if self.before is None:
+            self.run.job_file(self.job["key"]).unlink(missing_ok=True)
+        else:
+            self.run.write_job(self.before)
 
     def submitting(self, manager: AsyncJobManager) -> None:
         self.job.update(
@@ -202,6 +211,8 @@ class BenchmarkManager:
                 cls = load_job_manager_class(class_path)
                 managers = [cls.from_job_info(job.get("info", {}), self._context(job)) for job in jobs]
                 statuses = cls.get_statuses(managers)
+            except ServiceAuthError:
+                raise
             except Exception as error:
                 log.warning("polling %d job(s) of %s failed: %s", len(jobs), class_path, error, exc_info=True)
                 for job in jobs:
@@ -296,6 +307,8 @@ class _StackWalk:
                     return INTERRUPTED, None
         except JobFailedError as error:
             return FAILED, str(error)
+        except QuarkError:
+            raise
         except Exception as error:
             log.error("stack %s failed\n%s", self.key, traceback.format_exc())
             return FAILED, f"{self._where}: {type(error).__name__}: {error}"

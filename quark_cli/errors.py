@@ -37,3 +37,18 @@ class RunLockedError(QuarkError):
     """Another quark process holds the run directory."""
 
     exit_code = EXIT_LOCKED
+
+
+class NotSubmittedError(QuarkError):
+    """A service refused a job before accepting it (no credentials, wrong ones, unreachable).
+
+    Nothing reached the service, so the job's intent is dropped and the command stops: the run
+    directory keeps everything else, and a later ``collect`` submits what was not submitted.
+    """
+
+
+class ServiceAuthError(NotSubmittedError):
+    """A service refused our credentials; every call to it fails until the user fixes them.
+
+    A NotSubmittedError too: when it happens at a submission, nothing reached the service.
+    """

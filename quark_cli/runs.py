@@ -19,7 +19,7 @@ from typing import Any
 from quark_cli import __version__
 from quark_cli.config import BenchmarkConfig, build_config, load_config, parse_config_text
 from quark_cli.engine import FAILED, FINISHED, INTERRUPTED, BenchmarkManager, Summary
-from quark_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_PENDING, RunDirError
+from quark_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_PENDING, QuarkError, RunDirError
 from quark_cli.state import CONFIG_FILE, SCHEMA_VERSION, RunDir, age_seconds, now_iso
 
 NOT_STARTED = "NOT_STARTED"
@@ -94,7 +94,12 @@ def start(
     )
     command = "run" if sequential else "submit"
     with run.lock(), command_log(run, command):
-        summary = BenchmarkManager(run, config, wait_timeout=wait_timeout).start(sequential, on_stack=on_stack)
+        try:
+            summary = BenchmarkManager(run, config, wait_timeout=wait_timeout).start(sequential, on_stack=on_stack)
+        except QuarkError as error:
+            run.add_history(command, {"error": str(error)})
+            error.args = (f"{error} (run {run.path} is kept: fix this, then 'quark collect {run.path}' goes on)",)
+            raise
         run.add_history(command, _counts(summary))
     return Outcome(run, summary)
 

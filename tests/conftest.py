@@ -66,3 +66,21 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def client_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Credentials from env vars, and no user file (netrc, config.ini, proxy) that could change the client."""
+    import qat.qlmaas.https as https
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # the client reads ~/.netrc at login, and it wins over QLM_USER
+    monkeypatch.setenv("QLM_USER", "alice")
+    monkeypatch.setenv("QLM_PASSWD", "wonderland")
+    for var in ("NETRC", "SSL_CERT_FILE", "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    # config paths are computed when qat.qlmaas is imported, so HOME alone does not move them
+    monkeypatch.setattr(https, "QLMAAS_USER_CONFIG", str(home / ".qlmaas" / "config.ini"))
+    monkeypatch.setattr(https, "QLMAAS_GLOBAL_CONFIG", str(tmp_path / "no-global-client.ini"))
+    return home

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import http.cookies
 import ipaddress
 import json
@@ -352,25 +353,47 @@ class StandInQaptiva:
         self._thread: threading.Thread | None = None
         self._workers: list[threading.Thread] = []
         self.cert_path: Path | None = None
+        self._key_path: Path | None = None
+        self._down_port = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     def start(self) -> StandInQaptiva:
         """Make the certificate, bind the port and serve in a background thread."""
         self._tmpdir = Path(tempfile.mkdtemp(prefix="qaptiva-standin-"))
-        self.cert_path, key_path = _make_certificate(self._tmpdir)
+        self.cert_path, self._key_path = _make_certificate(self._tmpdir)
+        self._listen(self._requested_port)
+        warm_up = threading.Thread(target=self._warm_up, name="standin-warm-up", daemon=True)
+        self._workers.append(warm_up)
+        warm_up.start()
+        return self
+
+    def _listen(self, port: int) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_path, key_path)
-        httpd = _HTTPServer((self.hostname, self._requested_port), _RequestHandler, bind_and_activate=True)
+        context.load_cert_chain(self.cert_path, self._key_path)
+        httpd = _HTTPServer((self.hostname, port), _RequestHandler, bind_and_activate=True)
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         httpd.owner = self
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
-        warm_up = threading.Thread(target=self._warm_up, name="standin-warm-up", daemon=True)
-        self._workers.append(warm_up)
-        warm_up.start()
-        return self
+
+    def _close_listener(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd.close_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def go_down(self) -> None:
+        """An outage: stop listening (clients get 'connection refused') but keep jobs and sessions."""
+        self._down_port = self.port
+        self._close_listener()
+
+    def come_back(self) -> None:
+        """End the outage: listen again on the same port, with the same jobs and sessions."""
+        self._listen(self._down_port)
 
     def _warm_up(self) -> None:
         """Build the QPUs while the client logs in, so the first job does not take a second longer."""
@@ -386,12 +409,7 @@ class StandInQaptiva:
                 return
             self._stopped = True
             self._cond.notify_all()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._close_listener()
         for worker in list(self._workers):
             worker.join(timeout=5)
         if self._tmpdir is not None:
@@ -879,3 +897,15 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def drop_client_connections() -> None:
+    """Let the client's connections log out now, while their server still answers (else: a RuntimeWarning).
+
+    A connection logs out when collected, but the client keeps the latest one alive in the module global
+    ``qlmaas.connection.CONNECTION`` (for ``qlmaas.jobs``), so clear that first.
+    """
+    module = sys.modules.get("qlmaas.connection")
+    if module is not None and hasattr(module, "CONNECTION"):
+        module.CONNECTION = None
+    gc.collect()

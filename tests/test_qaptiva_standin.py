@@ -8,7 +8,6 @@ Everything talks to 127.0.0.1 only.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import os
 import subprocess
 import sys
@@ -17,42 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qaptiva_server import DATE_FORMAT, StandInQaptiva, control
+from qaptiva_server import DATE_FORMAT, StandInQaptiva, control, drop_client_connections
 from qat.comm.exceptions.ttypes import QPUException
 from qat.comm.qlmaas.ttypes import QLMServiceException
 from qat.qlmaas import QLMaaSConnection
 
 SERVER_SCRIPT = Path(__file__).with_name("qaptiva_server.py")
-
-
-@pytest.fixture
-def client_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Credentials from env vars, and no user file (netrc, config.ini, proxy) that could change the client."""
-    import qat.qlmaas.https as https
-
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))  # the client reads ~/.netrc at login, and it wins over QLM_USER
-    monkeypatch.setenv("QLM_USER", "alice")
-    monkeypatch.setenv("QLM_PASSWD", "wonderland")
-    for var in ("NETRC", "SSL_CERT_FILE", "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    # config paths are computed when qat.qlmaas is imported, so HOME alone does not move them
-    monkeypatch.setattr(https, "QLMAAS_USER_CONFIG", str(home / ".qlmaas" / "config.ini"))
-    monkeypatch.setattr(https, "QLMAAS_GLOBAL_CONFIG", str(tmp_path / "no-global-client.ini"))
-    return home
-
-
-def drop_client_connections() -> None:
-    """Let the client's connections log out now, while their server still answers (else: a RuntimeWarning).
-
-    A connection logs out when collected, but the client keeps the latest one alive in the module global
-    ``qlmaas.connection.CONNECTION`` (for ``qlmaas.jobs``), so clear that first.
-    """
-    module = sys.modules.get("qlmaas.connection")
-    if module is not None and hasattr(module, "CONNECTION"):
-        module.CONNECTION = None
-    gc.collect()
 
 
 @pytest.fixture
