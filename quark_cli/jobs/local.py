@@ -1,0 +1,533 @@
+"""``LocalAsyncJobManager``: the embedded default backend, myQLM jobs run detached on this machine.
+
+``quark submit`` must return at once and the circuits must keep running after it exits, so a job is
+handed to a background *runner* through files, and every later process reads its state from disk.
+
+One job folder (``context.job_dir``, i.e. ``<run-dir>/jobs/<job-key>/``)::
+
+    job_info.json      written by the engine, not here
+    local.json         our state: schema_version, id, state, pid of the worker, attempt, times, error
+    local.job          the qat.core.Job, myQLM's own (Thrift binary) serialisation
+    local.res          the qat.core.Result once the job is done, same serialisation
+    local.log          what the worker printed while running this job (tracebacks included)
+    local.run.lock     flock held by the worker for as long as it runs the job
+    local.state.lock   flock held for a moment around every change of local.json
+
+Shared by all jobs of a run (``<run-dir>/jobs/.local/``, ignored by the engine as a dot folder)::
+
+    queue/<time_ns>-<job-key>   one empty file per queued job, removed when it leaves ``queued``
+    runner.lock                 flock held by the runner for its whole life: one runner per folder
+    runner.json                 pid, start time and pool size of the last runner
+    runner.log                  the runner's and its workers' own messages
+
+State machine of ``local.json`` (``state``)::
+
+    queued ──worker claims──▶ running ──▶ done
+      │                          ├──────▶ failed     (myQLM raised; or the worker died)
+      └──────── cancel() ────────┴──────▶ cancelled
+
+A worker moves a job ``queued -> running -> done | failed`` only while it holds
+``local.run.lock``, and every change is a read-check-write under ``local.state.lock``: a late worker
+never overwrites a cancellation, and two workers never run the same job. Jobs run on myQLM's
+``qat.qpus.get_default_qpu()``.
+
+A worker that dies (kill -9, OOM killer, reboot) leaves its job FAILED with the reason, never
+``running`` forever: the runner marks it at once when it sees its child die, and ``get_status`` marks
+it when the state says ``running`` but nobody holds ``local.run.lock`` (an flock dies with its
+process, so pid reuse cannot fool it). We do not rerun such a job ourselves: a job that killed its
+worker (memory) would likely do it again, and ``quark collect --retry-failed`` is the explicit way.
+
+Queued jobs whose runner is gone (killed, reboot) start again as soon as a ``get_status`` sees them:
+it restarts the runner (and puts the job back in the queue folder if its entry was lost).
+
+Parallelism is bounded by the runner: at most ``workers`` worker processes (``context.config
+["workers"]``, default ``os.cpu_count()``, taken from the submission that started the runner), each
+running one job at a time. Workers are long-lived (importing myQLM costs ~2 s, too much to pay per
+job) and are replaced after ``MAX_JOBS_PER_WORKER`` jobs or when they die. The bound is per run
+directory, and workers of a killed runner finish their job uncounted by its successor.
+
+POSIX only (flock, sessions, pipes in ``selectors``). Importing this module does not import myQLM.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus
+
+SCHEMA_VERSION = 1
+
+STATE_FILE = "local.json"
+JOB_FILE = "local.job"
+RESULT_FILE = "local.res"
+LOG_FILE = "local.log"
+RUN_LOCK_FILE = "local.run.lock"
+STATE_LOCK_FILE = "local.state.lock"
+
+SHARED_DIR = ".local"
+QUEUE_DIR = "queue"
+RUNNER_LOCK_FILE = "runner.lock"
+RUNNER_INFO_FILE = "runner.json"
+RUNNER_LOG_FILE = "runner.log"
+
+QUEUED = "queued"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+CANCELLED = "cancelled"
+LIVE_STATES = (QUEUED, RUNNING)
+
+_STATUS = {
+    QUEUED: AsyncStatus.SUBMITTED,
+    RUNNING: AsyncStatus.RUNNING,
+    DONE: AsyncStatus.DONE,
+    FAILED: AsyncStatus.FAILED,
+    CANCELLED: AsyncStatus.CANCELLED,
+}
+
+RUNNER_START_TIMEOUT = 15.0
+STATE_LOCK_TIMEOUT = 30.0
+
+# filelock >= 4 falls back to a lock *file* on file systems without flock; such a lock survives a
+# killed holder, and a stale runner lock would stop every later job. We want flock or an error.
+_LOCK_OPTIONS: dict[str, Any] = (
+    {"fallback_to_soft": False} if "fallback_to_soft" in inspect.signature(FileLock.__init__).parameters else {}
+)
+
+_SPAWNED: list[subprocess.Popen] = []  # runners started by this process, kept so they are reaped
+
+
+# ---------------------------------------------------------------------------------------------------
+# files and locks
+
+
+def now_iso() -> str:
+    """UTC time with microseconds: readable in the state file and precise enough to order jobs."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """``Type: message`` on one line, for ``status_reason`` and tables."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    line = f"{type(exc).__name__}: {text}"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _fsync_and_replace(tmp: Path, path: Path) -> None:
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)  # private, like every file of a run directory (see quark_cli.state)
+    os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` so that a reader sees the old or the new content, never half of it.
+
+    Temporary file in the same folder, flush, fsync, rename. Unlike ``quark_cli.state`` we do not
+    fsync the folder after each rename: that doubles the cost of a submission (1000 submissions are
+    meant to take a few seconds), and the engine's ``job_info.json`` write into the same folder right
+    after a submission fsyncs it. After a crash a worker's last change may be lost, which the state
+    machine survives (``running`` becomes FAILED, ``queued`` runs again).
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(name, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(name)
+        raise
+
+
+def atomic_write_json(path: Path, value: dict[str, Any]) -> None:
+    """Atomic JSON write (see ``atomic_write_bytes``)."""
+    atomic_write_bytes(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())
+
+
+def dump_qat_atomic(obj: Any, path: Path) -> None:
+    """Save a myQLM Job or Result with its own ``dump`` (Thrift binary), atomically.
+
+    ``dump`` appends its file extension when the name lacks it, so the temporary name ends with the
+    same suffix as ``path`` (``.job``, ``.res``).
+    """
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        obj.dump(str(tmp))
+        if not tmp.exists():
+            raise OSError(f"myQLM did not write {tmp.name}; it may have used another extension than {path.suffix}")
+        _fsync_and_replace(tmp, path)
+    except BaseException:
+        for leftover in path.parent.glob(tmp.name + "*"):
+            with suppress(OSError):
+                leftover.unlink()
+        raise
+
+
+def read_state(job_dir: Path) -> dict[str, Any] | None:
+    """The job's ``local.json``, or None when there is none (never submitted, or deleted)."""
+    try:
+        return json.loads((job_dir / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def write_state(job_dir: Path, state: dict[str, Any]) -> None:
+    """Replace ``local.json`` atomically (temporary file, fsync, rename: never half a file)."""
+    atomic_write_json(job_dir / STATE_FILE, state)
+
+
+def _touch(path: Path) -> None:
+    """Create an empty file (a queue entry), and its folder only the first time."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def file_lock(path: Path) -> FileLock:
+    """An flock on ``path``: released by the kernel when its process dies, so never stale."""
+    return FileLock(str(path), **_LOCK_OPTIONS)
+
+
+@contextmanager
+def try_lock(path: Path) -> Iterator[bool]:
+    """Take the lock if nobody holds it; yields whether we got it, and releases it afterwards."""
+    lock = file_lock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def lock_is_held(path: Path) -> bool:
+    """True when another process holds the lock on ``path`` (a probe: taken and dropped at once)."""
+    with try_lock(path) as got:
+        return not got
+
+
+@contextmanager
+def state_lock(job_dir: Path) -> Iterator[None]:
+    """Serialise read-check-write changes of one job's ``local.json`` between processes."""
+    lock = file_lock(job_dir / STATE_LOCK_FILE)
+    lock.acquire(timeout=STATE_LOCK_TIMEOUT)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def process_start_token(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux ``/proc``), to tell a process from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()[19]
+
+
+def mark_worker_died(job_dir: Path, pid: int | None, how: str, queue_name: str | None = None) -> bool:
+    """Mark the job FAILED because its worker is gone; False if it was not ours to mark.
+
+    Called by ``get_status`` when a job says ``running`` but nobody holds its run lock (``pid`` is
+    the recorded one), and by the runner when a worker dies: then ``pid`` is that worker and
+    ``queue_name`` the queue entry it had been handed, so a job it died before starting fails too
+    (rather than being handed to the next worker, which would die the same way).
+    """
+    with try_lock(job_dir / RUN_LOCK_FILE) as free:
+        if not free:  # a live worker is running it after all
+            return False
+        with state_lock(job_dir):
+            state = read_state(job_dir)
+            if state is None:
+                return False
+            if state.get("state") == RUNNING and (pid is None or state.get("pid") == pid):
+                reason = f"worker process {state.get('pid')} died ({how})"
+            elif state.get("state") == QUEUED and queue_name is not None and state.get("queue_name") == queue_name:
+                reason = (
+                    f"worker process {pid} exited before running the job ({how}); see {SHARED_DIR}/{RUNNER_LOG_FILE}"
+                )
+                (queue_dir(job_dir.parent) / queue_name).unlink(missing_ok=True)
+            else:
+                return False
+            state.update(state=FAILED, error=reason, finished=now_iso())
+            write_state(job_dir, state)
+            return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# the runner of a jobs folder
+
+
+def shared_dir(jobs_dir: Path) -> Path:
+    """``<jobs>/.local``: the queue and the runner's files."""
+    return jobs_dir / SHARED_DIR
+
+
+def queue_dir(jobs_dir: Path) -> Path:
+    """``<jobs>/.local/queue``: one empty file per waiting job, named so that sorting gives FIFO."""
+    return jobs_dir / SHARED_DIR / QUEUE_DIR
+
+
+def runner_alive(jobs_dir: Path) -> bool:
+    """True when a runner serves ``jobs_dir`` (it holds ``runner.lock``); costs one flock probe."""
+    return lock_is_held(shared_dir(jobs_dir) / RUNNER_LOCK_FILE)
+
+
+def read_runner_info(jobs_dir: Path) -> dict[str, Any] | None:
+    """``runner.json`` of the last runner that started in ``jobs_dir`` (it may have exited since)."""
+    try:
+        return json.loads((shared_dir(jobs_dir) / RUNNER_INFO_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def ensure_runner(jobs_dir: Path, workers: int) -> bool:
+    """Start the detached runner of ``jobs_dir`` unless one is alive; True if this call started one.
+
+    Waits until the new runner holds its lock and has written ``runner.json``, so that the next
+    submission of this process sees it and does not start a second one. A runner that cannot get the
+    lock within 2 s exits, so a race between two submitting processes costs one short-lived process.
+    """
+    jobs_dir = jobs_dir.resolve()
+    shared = shared_dir(jobs_dir)
+    shared.mkdir(parents=True, exist_ok=True)
+    lock_path = shared / RUNNER_LOCK_FILE
+    if lock_is_held(lock_path):
+        return False
+    _SPAWNED[:] = [proc for proc in _SPAWNED if proc.poll() is None]
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])  # the same quark_cli as ours, even uninstalled
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "quark_cli.jobs.local_worker", "runner", str(jobs_dir), "--workers", str(workers)]
+    with open(shared / RUNNER_LOG_FILE, "ab") as log:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(jobs_dir),
+            env=env,
+            close_fds=True,
+            start_new_session=True,  # not killed with our terminal or process group
+        )
+    _SPAWNED.append(proc)
+    deadline = time.monotonic() + RUNNER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if lock_is_held(lock_path) and (read_runner_info(jobs_dir) or {}).get("pid") == proc.pid:
+            return True
+        if proc.poll() is not None:  # lost the race to another runner, or crashed (see runner.log)
+            return False
+        time.sleep(0.01)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# the job manager
+
+
+def default_workers() -> int:
+    """One worker per core: myQLM's simulators use one core per job here."""
+    return os.cpu_count() or 1
+
+
+class LocalAsyncJobManager(AsyncJobManager):
+    """Runs myQLM jobs in detached processes on this machine; state and results live in the job folder.
+
+    A device module calls ``self.job_manager.submit(job)`` in its ``submit_XXXprocess`` and returns
+    the answer (``{"id", "host"}``); any later process rebuilds the manager with ``from_job_info``
+    and the same ``JobContext`` and reads the status from disk.
+    """
+
+    @property
+    def job_dir(self) -> Path:
+        """The job's own folder (``context.job_dir``); everything of the job is kept there."""
+        if self.context is None or self.context.job_dir is None:
+            raise ValueError("LocalAsyncJobManager needs a JobContext with the job's folder (job_dir)")
+        return Path(self.context.job_dir)
+
+    @property
+    def jobs_dir(self) -> Path:
+        """The folder of all jobs of the run: one runner and one queue serve it."""
+        return self.job_dir.parent
+
+    @property
+    def workers(self) -> int:
+        """Size of the worker pool: ``config["workers"]`` or the number of cores."""
+        value = (self.context.config or {}).get("workers") if self.context else None
+        if value is None:
+            return default_workers()
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"workers must be a positive integer, not {value!r}")
+        return value
+
+    def submit(self, job: Any) -> dict[str, str]:
+        """Queue a ``qat.core.Job`` and make sure a runner will execute it; returns at once.
+
+        Returns ``{"id": ..., "host": ...}``, the value a module's ``submit_XXXprocess`` returns.
+        """
+        from qat.core import Job
+
+        if not isinstance(job, Job):
+            raise TypeError(f"LocalAsyncJobManager.submit needs a qat.core.Job, not {type(job).__name__}")
+        workers = self.workers
+        job_dir = self.job_dir
+        job_dir.mkdir(parents=True, exist_ok=True)
+        previous = read_state(job_dir)
+        if previous and previous.get("state") in LIVE_STATES and self._is_live(previous):
+            raise RuntimeError(f"{job_dir} already holds a {previous['state']} local job; cancel it first")
+        for stale in (RESULT_FILE, LOG_FILE):
+            (job_dir / stale).unlink(missing_ok=True)
+        dump_qat_atomic(job, job_dir / JOB_FILE)
+        host = socket.gethostname()
+        state = {
+            "schema_version": SCHEMA_VERSION,
+            "id": uuid.uuid4().hex,
+            "key": self.context.key if self.context else job_dir.name,
+            "host": host,
+            "state": QUEUED,
+            "queue_name": f"{time.time_ns():020d}-{job_dir.name}",
+            "workers": workers,
+            "attempt": 0,
+            "pid": None,
+            "pid_start": None,
+            "submitted": now_iso(),
+            "started": None,
+            "finished": None,
+            "error": None,
+        }
+        write_state(job_dir, state)
+        _touch(queue_dir(self.jobs_dir) / state["queue_name"])
+        ensure_runner(self.jobs_dir, workers)
+        info = {"id": state["id"], "host": host}
+        self.set_info(**info)
+        return info
+
+    def read_local_state(self) -> dict[str, Any] | None:
+        """The job's ``local.json`` as it is on disk (pid, times, error), or None."""
+        return read_state(self.job_dir)
+
+    def get_status(self) -> AsyncStatus:
+        """Status from ``local.json``; also restarts a missing runner and fails jobs of dead workers."""
+        self.status_reason = None
+        state = self._read_own_state()
+        if state is None:
+            return AsyncStatus.FAILED
+        name = state.get("state")
+        on_this_host = state.get("host") == socket.gethostname()
+        if name == QUEUED and on_this_host:
+            self._requeue_if_lost(state)
+            ensure_runner(self.jobs_dir, int(state.get("workers") or default_workers()))
+        elif name == RUNNING and on_this_host and not self._is_live(state):
+            mark_worker_died(self.job_dir, state.get("pid"), "killed or machine restarted")
+            state = self._read_own_state()
+            if state is None:
+                return AsyncStatus.FAILED
+            name = state.get("state")
+        if name not in _STATUS:
+            self.status_reason = f"unknown local job state {name!r} in {self.job_dir / STATE_FILE}"
+            return AsyncStatus.FAILED
+        if name in (FAILED, CANCELLED):
+            self.status_reason = state.get("error") or name
+        return _STATUS[name]
+
+    def get_result(self) -> Any:
+        """The ``qat.core.Result`` the worker saved; only once the status is DONE."""
+        state = self._read_own_state()
+        if state is None or state.get("state") != DONE:
+            found = state.get("state") if state else self.status_reason
+            raise RuntimeError(f"the local job in {self.job_dir} is not done ({found})")
+        from qat.core import Result
+
+        return Result.load(str(self.job_dir / RESULT_FILE))
+
+    def cancel(self) -> bool:
+        """Stop the job if it is queued or running; True if this call cancelled it.
+
+        A running job's worker gets SIGTERM while we hold the state lock: the worker cannot finish and
+        move on to another job meanwhile (its last step needs that lock), so we never hit the wrong job.
+        """
+        job_dir = self.job_dir
+        with state_lock(job_dir):
+            state = read_state(job_dir)
+            if state is None or state.get("state") not in LIVE_STATES or not self._same_job(state):
+                return False
+            if state["state"] == QUEUED:
+                (queue_dir(self.jobs_dir) / str(state.get("queue_name"))).unlink(missing_ok=True)
+            elif state.get("host") == socket.gethostname() and self._is_live(state):
+                pid = int(state["pid"])
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            state.update(state=CANCELLED, error="cancelled on request", finished=now_iso())
+            write_state(job_dir, state)
+        self.status_reason = "cancelled on request"
+        return True
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _read_own_state(self) -> dict[str, Any] | None:
+        """``local.json`` if it belongs to this job (same id); sets ``status_reason`` otherwise."""
+        try:
+            state = read_state(self.job_dir)
+        except (OSError, ValueError) as exc:
+            self.status_reason = f"cannot read {self.job_dir / STATE_FILE}: {one_line(exc)}"
+            return None
+        if state is None:
+            self.status_reason = f"no local job in {self.job_dir} (folder deleted or never submitted)"
+            return None
+        if not self._same_job(state):
+            self.status_reason = f"{self.job_dir} holds another local job ({state.get('id')})"
+            return None
+        return state
+
+    def _same_job(self, state: dict[str, Any]) -> bool:
+        expected = self._job_info.get("id")
+        return expected is None or expected == state.get("id")
+
+    def _is_live(self, state: dict[str, Any]) -> bool:
+        """Whether the job is queued, or running in a process that still holds its run lock."""
+        if state.get("state") == QUEUED:
+            return True
+        if not lock_is_held(self.job_dir / RUN_LOCK_FILE):
+            return False
+        recorded, current = state.get("pid_start"), None
+        if state.get("pid") is not None:
+            current = process_start_token(int(state["pid"]))
+        return recorded is None or current is None or recorded == current
+
+    def _requeue_if_lost(self, state: dict[str, Any]) -> None:
+        """Recreate the queue entry of a queued job if it is missing (a submit interrupted midway).
+
+        A queue entry is removed only when its job leaves ``queued``, so this never loses or doubles
+        work: should the job have just been claimed, the worker that gets the entry drops it.
+        """
+        marker = queue_dir(self.jobs_dir) / str(state.get("queue_name"))
+        if state.get("queue_name") and not marker.exists():
+            _touch(marker)
