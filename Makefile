@@ -17,7 +17,7 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/quark run configs/maxcut.yml -o runs/maxcut-$$(date +%Y%m%d-%H%M%S)
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest
 
 lint: setup

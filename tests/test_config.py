@@ -78,7 +78,7 @@ BAD_CONFIGS = [
     ),
     ("application: {name: GHZ}\n", "application.submodules: GHZ needs a submodule; choose one of ['GHZCircuit']"),
     (
-        "application: {name: GHZ, config: {qubits: [3]}, submodules: [{name: GHZCircuit, submodules: [{name: Sampler}]}]}"  # noqa: E501,
+        "application: {name: GHZ, config: {qubits: [3]}, submodules: [{name: GHZCircuit, submodules: [{name: Sampler}]}]}",  # noqa: E501
         "application.config.qubits: unknown parameter of GHZ; known: ['n_qubits']",
     ),
     (
@@ -90,7 +90,7 @@ BAD_CONFIGS = [
         "application.submodules[0].config.p: 7 is not allowed; choose from [1, 2, 3]",
     ),
     (
-        "application: {name: MaxCut, config: {nodes: [six]}, submodules: [{name: QAOA, submodules: [{name: Sampler}]}]}"  # noqa: E501,
+        "application: {name: MaxCut, config: {nodes: [six]}, submodules: [{name: QAOA, submodules: [{name: Sampler}]}]}",  # noqa: E501
         "application.config.nodes: 'six' is not a whole number; give a whole number or one of",
     ),
     ("application: {name: GHZ}\nrepetitions: 0\n", "repetitions: must be a whole number from 1 to 10000, not 0"),

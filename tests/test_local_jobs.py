@@ -327,4 +327,4 @@ def test_resubmitting_into_a_live_job_folder_is_refused_and_a_missing_folder_fai
     assert gone.get_status() is AsyncStatus.FAILED
     assert "no local job" in gone.status_reason
     with pytest.raises(ValueError, match="workers"):
-        manager(jobs_dir, "bad", workers=0).submit(ghz_job(2))
+        manager(jobs_dir, "bad", workers=-1).submit(ghz_job(2))

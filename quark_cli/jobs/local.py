@@ -380,9 +380,9 @@ class LocalAsyncJobManager(AsyncJobManager):
 
     @property
     def workers(self) -> int:
-        """Size of the worker pool: ``config["workers"]`` or the number of cores."""
+        """Size of the worker pool: ``config["workers"]``, or the number of cores when unset or 0."""
         value = (self.context.config or {}).get("workers") if self.context else None
-        if value is None:
+        if value is None or value == 0:
             return default_workers()
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"workers must be a positive integer, not {value!r}")
