@@ -321,3 +321,23 @@ def test_upgraded_builtin_keeps_its_parameter_options(quark, write_config, tmp_p
     record = _results(run)[0]
     assert record["module"]["population"] == 1.0
     assert record["module"]["submodule"]["submodule"]["module_config"] == {"shots": 200, "seed": 7, "qpu": "default"}
+
+
+def test_run_waits_a_bounded_time_then_leaves_the_job_for_collect(quark, write_config, tmp_path):
+    config = _config(write_config, TWO_ITEMS_ASYNC.replace("repetitions: 2", "repetitions: 1"))
+    run = tmp_path / "run"
+    result = quark("run", config, "-o", run, "--timeout", "0.3")
+    assert result.exit_code == 3
+    assert {r["quark_job_status"] for r in _results(run)} == {"INTERRUPTED"}
+    for key in _jobs(run):
+        finish_job(run / "jobs" / key)
+    assert quark("collect", run).exit_code == 0
+    assert submissions(run) == 2
+
+
+def test_modules_lists_the_upgraded_builtin_with_the_options_it_inherits(quark):
+    described = {entry["name"]: entry for entry in json.loads(quark("modules", "--json").stdout)}
+    sampler = described["Sampler"]["parameters"]
+    for upgraded in ("LocalAsyncSampler", "QaptivaSampler"):
+        assert described[upgraded]["parameters"]["shots"] == sampler["shots"]
+        assert described[upgraded]["parameters"]["seed"] == sampler["seed"]
