@@ -17,6 +17,7 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ FAILED = "FAILED"
 SUBMITTING = "SUBMITTING"
 PENDING_JOB_STATES = {AsyncStatus.SUBMITTED.value, AsyncStatus.RUNNING.value}
 FAILED_JOB_STATES = {AsyncStatus.FAILED.value, AsyncStatus.CANCELLED.value}
+CLOSED = {FINISHED, FAILED}
+POLL_WORKERS = 32
 
 
 @dataclass
@@ -77,30 +80,37 @@ class _JobRecorder:
             submitted_at=None,
             error=None,
             finished_at=None,
-            last_polled_at=None,
+            status_since=None,
         )
-        self.run.write_job(self.job)
+        self.run.write_job(self.job, durable=True)
 
     def submitted(self, manager: AsyncJobManager) -> None:
         self.job.update(status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso())
         self.run.write_job(self.job)
 
     def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
-        apply_status(self.job, status, manager.status_reason)
-        self.job["info"] = manager.job_info
-        self.run.write_job(self.job)
+        if apply_status(self.job, status, manager.status_reason):
+            self.job["info"] = manager.job_info
+            self.run.write_job(self.job)
 
 
 def apply_status(job: dict[str, Any], status: AsyncStatus, reason: str | None) -> bool:
-    """Update a saved job with a polled status; True when the status changed."""
+    """Update a job with a polled status; True (and the job needs saving) when the status changed."""
     changed = job.get("status") != status.value
+    if not changed:
+        return False
     job["status"] = status.value
-    job["last_polled_at"] = now_iso()
-    if status.is_final and changed:
-        job["finished_at"] = job["last_polled_at"]
+    job["status_since"] = now_iso()
+    if status.is_final:
+        job["finished_at"] = job["status_since"]
     if status in (AsyncStatus.FAILED, AsyncStatus.CANCELLED):
         job["error"] = reason or status.value
     return changed
+
+
+def _has_batch_status(cls: type[AsyncJobManager]) -> bool:
+    """True when the class overrides ``get_statuses`` with a call that serves many jobs at once."""
+    return getattr(cls.get_statuses, "__func__", None) is not AsyncJobManager.get_statuses.__func__
 
 
 def _safe(text: str) -> str:
@@ -114,10 +124,13 @@ class BenchmarkManager:
     holds the run's lock.
     """
 
-    def __init__(self, run: RunDir, config: BenchmarkConfig, wait_timeout: float | None = None) -> None:
+    def __init__(
+        self, run: RunDir, config: BenchmarkConfig, wait_timeout: float | None = None, poll_workers: int = POLL_WORKERS
+    ) -> None:
         self.run = run
         self.config = config
         self.wait_timeout = wait_timeout
+        self.poll_workers = max(1, poll_workers)
 
     def stacks(self) -> Iterator[tuple[str, BacklogItem, int]]:
         for item in self.config.backlog:
@@ -131,7 +144,7 @@ class BenchmarkManager:
             status = self._walk(key, item, repetition, {}, sequential, summary)
             if on_stack:
                 on_stack(key, status)
-        self.run.rebuild_results()
+        self._finish(summary)
         return summary
 
     def collect(
@@ -140,25 +153,39 @@ class BenchmarkManager:
         resubmit_uncertain: bool = False,
         on_stack: Callable[[str, str], None] | None = None,
     ) -> Summary:
-        """Poll pending jobs once and continue every stack whose jobs are all final."""
+        """Poll pending jobs once and continue every stack whose jobs are all final.
+
+        Reads only the stacks that may have work left (open, not started, or failed with
+        ``retry_failed``): the cost grows with the pending work, not with the finished stacks.
+        """
         summary = Summary()
-        records = self.run.read_records()
+        index = self.run.read_index()
+        candidates = self.run.open_stacks() | {key for key, _, _ in self.stacks() if index.get(key) not in CLOSED}
+        if retry_failed:
+            candidates |= {key for key, status in index.items() if status == FAILED}
         jobs_by_stack: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for job in self.run.read_jobs():
+        for job in self.run.jobs_of(candidates):
             jobs_by_stack[job["stack"]].append(job)
         pending = [job for jobs in jobs_by_stack.values() for job in jobs if job.get("status") in PENDING_JOB_STATES]
         self._poll(pending, summary)
         for key, item, repetition in self.stacks():
-            record = records.get(key)
+            if key not in candidates:
+                summary.stacks[key] = index[key]
+                continue
+            record = self.run.read_record(key)
             jobs = jobs_by_stack.get(key, [])
             state = record.get("quark_job_status") if record else None
-            if state == FINISHED:
-                summary.stacks[key] = FINISHED
+            settled = state == FINISHED or (
+                state == FAILED and not (retry_failed and any(j.get("status") in FAILED_JOB_STATES for j in jobs))
+            )
+            if settled:
+                self.run.mark_closed(key)
+                summary.stacks[key] = state
+                if index.get(key) != state:
+                    summary.changed.append(key)
                 continue
-            if state == FAILED and not (retry_failed and any(j.get("status") in FAILED_JOB_STATES for j in jobs)):
-                summary.stacks[key] = FAILED
-                continue
-            if retry_failed:
+            if retry_failed and any(job.get("status") in FAILED_JOB_STATES for job in jobs):
+                self.run.mark_open(key)
                 jobs = [self._retire(job) if job.get("status") in FAILED_JOB_STATES else job for job in jobs]
             if any(job.get("status") == SUBMITTING for job in jobs) and not resubmit_uncertain:
                 summary.stacks[key] = INTERRUPTED
@@ -175,8 +202,13 @@ class BenchmarkManager:
                 self._walk(key, item, repetition, usable, False, summary)
             if on_stack:
                 on_stack(key, summary.stacks[key])
-        self.run.rebuild_results()
+        self._finish(summary)
         return summary
+
+    def _finish(self, summary: Summary) -> None:
+        """End of a pass: results.json with this pass's changed records, and the stack index."""
+        self.run.rebuild_results({key for key in summary.changed if key in summary.stacks})
+        self.run.write_index(summary.stacks)
 
     def wait(
         self, timeout: float | None, retry_failed: bool = False, on_pass: Callable[[Summary], None] | None = None
@@ -202,7 +234,12 @@ class BenchmarkManager:
         return summary
 
     def _poll(self, pending: list[dict[str, Any]], summary: Summary) -> None:
-        """Ask the services about every pending job, one batch call per job-manager class."""
+        """Ask the services about every pending job and save the jobs whose status changed.
+
+        A job-manager class with a batch ``get_statuses`` gets one call for all its jobs; others are
+        polled concurrently, ``poll_workers`` at a time. A poll that fails leaves its job as it was
+        (reported in ``summary.errors``): one lost answer never fails a job.
+        """
         by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in pending:
             by_class[job["job_manager"]].append(job)
@@ -210,19 +247,41 @@ class BenchmarkManager:
             try:
                 cls = load_job_manager_class(class_path)
                 managers = [cls.from_job_info(job.get("info", {}), self._context(job)) for job in jobs]
-                statuses = cls.get_statuses(managers)
-            except ServiceAuthError:
-                raise
             except Exception as error:
-                log.warning("polling %d job(s) of %s failed: %s", len(jobs), class_path, error, exc_info=True)
+                log.warning("cannot rebuild %d job(s) of %s: %s", len(jobs), class_path, error, exc_info=True)
                 for job in jobs:
                     summary.errors[job["key"]] = f"{type(error).__name__}: {error}"
                 continue
-            for job, manager, status in zip(jobs, managers, statuses, strict=True):
+            for job, manager, status in zip(jobs, managers, self._statuses(cls, managers), strict=True):
+                if isinstance(status, ServiceAuthError):
+                    raise status
+                if isinstance(status, BaseException):
+                    log.warning("polling job %s failed: %s", job["key"], status)
+                    summary.errors[job["key"]] = f"{type(status).__name__}: {status}"
+                    continue
                 if apply_status(job, status, manager.status_reason):
                     summary.changed.append(job["key"])
                     log.info("job %s is now %s", job["key"], status.value)
-                self.run.write_job(job)
+                    self.run.write_job(job)
+
+    def _statuses(self, cls: type[AsyncJobManager], managers: list[AsyncJobManager]) -> list[Any]:
+        """Each manager's status, or the exception its poll raised."""
+        if _has_batch_status(cls):
+            try:
+                return list(cls.get_statuses(managers))
+            except Exception as error:
+                return [error] * len(managers)
+
+        def poll(manager: AsyncJobManager) -> Any:
+            try:
+                return manager.get_status()
+            except Exception as error:
+                return error
+
+        if len(managers) == 1:
+            return [poll(managers[0])]
+        with ThreadPoolExecutor(max_workers=min(self.poll_workers, len(managers))) as pool:
+            return list(pool.map(poll, managers))
 
     def _retire(self, job: dict[str, Any]) -> dict[str, Any]:
         """Keep a failed attempt in the job's history and let the next walk submit it again."""
@@ -237,6 +296,7 @@ class BenchmarkManager:
         record.update(quark_job_status=FAILED, error=reason, timestamp=now_iso())
         record.get("module", {})["quark_job_status"] = FAILED
         self.run.write_record(key, record)
+        self.run.mark_closed(key)
         summary.stacks[key] = FAILED
         summary.changed.append(key)
         summary.errors[key] = reason
@@ -254,10 +314,13 @@ class BenchmarkManager:
         summary: Summary,
     ) -> str:
         """Walk one stack down and up, stopping at an interrupt; write its record."""
+        self.run.mark_open(key)
         walk = _StackWalk(self, key, item, repetition, jobs, sequential)
         status, error = walk.run()
         record = walk.record(status, error)
         self.run.write_record(key, record)
+        if status in CLOSED:
+            self.run.mark_closed(key)
         summary.stacks[key] = status
         summary.changed.append(key)
         if error:

@@ -183,7 +183,7 @@ def status(path: Path) -> dict[str, Any]:
             "attempt": job.get("attempt", 1),
             "submitted_at": job.get("submitted_at"),
             "age_seconds": _rounded(age_seconds(job.get("submitted_at"))),
-            "last_polled_at": job.get("last_polled_at"),
+            "status_since": job.get("status_since"),
             "error": job.get("error"),
         }
         for job in jobs

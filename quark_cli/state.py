@@ -33,6 +33,7 @@ SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yml"
 RESULTS_FILE = "results.json"
+INDEX_FILE = "index.json"
 LOCK_FILE = ".lock"
 LOCK_OWNER_FILE = ".lock.json"
 
@@ -42,8 +43,34 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix."""
+_deferred_dirs: set[Path] | None = None
+
+
+@contextmanager
+def deferred_dir_sync() -> Iterator[None]:
+    """Fsync the directories of atomic writes once, at the end, instead of after every write.
+
+    Each file's data is still fsynced before its rename, so a reader or a kill never sees half a
+    file; only the durability of the renames across a power loss waits for the end of the block.
+    Writes that must be durable at once (a submission intent) pass ``durable=True``.
+    """
+    global _deferred_dirs
+    outer = _deferred_dirs
+    _deferred_dirs = set() if outer is None else outer
+    try:
+        yield
+    finally:
+        if outer is None:
+            pending, _deferred_dirs = _deferred_dirs, None
+            for directory in sorted(pending):
+                _fsync_dir(directory)
+
+
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix.
+
+    The file is created user-only (0600) by ``mkstemp``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -51,7 +78,6 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp_name, mode)
         os.replace(temp_name, path)
     except BaseException:
         try:
@@ -59,11 +85,21 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
+    if _deferred_dirs is not None and not durable:
+        _deferred_dirs.add(path.parent)
+        return
+    if durable and _deferred_dirs:
+        for directory in sorted(_deferred_dirs):
+            _fsync_dir(directory)
+        _deferred_dirs.clear()
     _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent.parent)
 
 
-def atomic_write_json(path: Path, value: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
+def atomic_write_json(path: Path, value: Any, durable: bool = False) -> None:
+    text = json.dumps(value, indent=2, sort_keys=False, default=_json_default) + "\n"
+    atomic_write_bytes(path, text.encode(), durable=durable)
 
 
 def _json_default(value: Any) -> Any:
@@ -192,7 +228,8 @@ class RunDir:
             ) from None
         try:
             atomic_write_json(self.path / LOCK_OWNER_FILE, {"schema_version": SCHEMA_VERSION, "pid": os.getpid()})
-            yield
+            with deferred_dir_sync():
+                yield
         finally:
             lock.release()
 
@@ -205,8 +242,9 @@ class RunDir:
     def job_file(self, key: str) -> Path:
         return self.jobs_dir / key / "job_info.json"
 
-    def write_job(self, job: dict[str, Any]) -> None:
-        atomic_write_json(self.job_file(job["key"]), {"schema_version": SCHEMA_VERSION, **job})
+    def write_job(self, job: dict[str, Any], durable: bool = False) -> None:
+        """Save a job's info; ``durable`` for the intent written before a service is called."""
+        atomic_write_json(self.job_file(job["key"]), {"schema_version": SCHEMA_VERSION, **job}, durable=durable)
 
     def read_job(self, key: str) -> dict[str, Any]:
         return read_json(self.job_file(key), "job_info.json")
@@ -222,6 +260,68 @@ class RunDir:
                 if path.exists():
                     jobs.append(read_json(path, "job_info.json"))
         return jobs
+
+    @property
+    def open_dir(self) -> Path:
+        return self.path / "open"
+
+    def mark_open(self, key: str) -> None:
+        """Note that a stack may have work left; set before its first job can be submitted."""
+        self.open_dir.mkdir(mode=0o700, exist_ok=True)
+        (self.open_dir / key).touch(mode=0o600)
+        if _deferred_dirs is not None:
+            _deferred_dirs.add(self.open_dir)
+
+    def mark_closed(self, key: str) -> None:
+        """Note that a stack is finished or failed; cleared only after its record says so."""
+        (self.open_dir / key).unlink(missing_ok=True)
+        if _deferred_dirs is not None:
+            _deferred_dirs.add(self.open_dir)
+
+    def open_stacks(self) -> set[str]:
+        """Stacks that may have work left (a superset: a stale mark is harmless, a missing one is not)."""
+        try:
+            return {name for name in os.listdir(self.open_dir) if not name.startswith(".")}
+        except FileNotFoundError:
+            return set()
+
+    def record_keys(self) -> set[str]:
+        """Stacks that have a record, without reading them."""
+        try:
+            names = os.listdir(self.records_dir)
+        except FileNotFoundError:
+            return set()
+        return {name[: -len(".json")] for name in names if name.endswith(".json") and not name.startswith(".")}
+
+    def read_record(self, key: str) -> dict[str, Any] | None:
+        path = self.record_file(key)
+        return read_json(path, "record") if path.exists() else None
+
+    def jobs_of(self, stacks: set[str]) -> list[dict[str, Any]]:
+        """The jobs of some stacks only (job keys start with their stack key), in key order."""
+        if not stacks or not self.jobs_dir.is_dir():
+            return []
+        jobs = []
+        for name in sorted(os.listdir(self.jobs_dir)):
+            if "-".join(name.split("-", 2)[:2]) in stacks:
+                path = self.jobs_dir / name / "job_info.json"
+                if path.exists():
+                    jobs.append(read_json(path, "job_info.json"))
+        return jobs
+
+    def read_index(self) -> dict[str, str]:
+        """Stack statuses as the last command left them: a cache, trusted only for closed stacks."""
+        try:
+            value = json.loads((self.path / INDEX_FILE).read_text(encoding="utf-8"))
+            stacks = value["stacks"] if value.get("schema_version") == SCHEMA_VERSION else {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+        return stacks if isinstance(stacks, dict) else {}
+
+    def write_index(self, stacks: dict[str, str]) -> None:
+        atomic_write_json(
+            self.path / INDEX_FILE, {"schema_version": SCHEMA_VERSION, "stacks": dict(sorted(stacks.items()))}
+        )
 
     def record_file(self, key: str) -> Path:
         return self.records_dir / f"{key}.json"
@@ -239,11 +339,31 @@ class RunDir:
                 records[entry.name[: -len(".json")]] = read_json(Path(entry.path), "record")
         return records
 
-    def rebuild_results(self, records: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        """Write ``results.json``: the records as a QUARK 2 style list, by backlog item and repetition."""
-        records = self.read_records() if records is None else records
+    def rebuild_results(self, changed: set[str] | None = None) -> list[dict[str, Any]]:
+        """Write ``results.json``: the records as a QUARK 2 style list, by backlog item and repetition.
+
+        With ``changed``, only those stacks' records are read and merged into the existing file (one
+        pass, no matter how many stacks finished earlier); without, or if the file is unusable, every
+        record is read.
+        """
+        by_stack: dict[str, dict[str, Any]] | None = None
+        if changed is not None:
+            try:
+                existing = json.loads((self.path / RESULTS_FILE).read_text(encoding="utf-8"))
+                by_stack = {record["stack"]: record for record in existing}
+            except (OSError, ValueError, KeyError, TypeError):
+                by_stack = None
+            if by_stack is not None and not changed:
+                return list(by_stack.values())
+        if by_stack is None:
+            by_stack = self.read_records()
+        else:
+            for key in changed:
+                record = self.read_record(key)
+                if record is not None:
+                    by_stack[key] = record
         results = sorted(
-            records.values(), key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0))
+            by_stack.values(), key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0))
         )
         atomic_write_json(self.path / RESULTS_FILE, results)
         return results

@@ -58,7 +58,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -70,6 +69,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus
+from quark_cli.state import atomic_write_json
 
 SCHEMA_VERSION = 1
 
@@ -137,33 +137,6 @@ def _fsync_and_replace(tmp: Path, path: Path) -> None:
         os.close(fd)
     os.chmod(tmp, 0o600)  # private, like every file of a run directory (see quark_cli.state)
     os.replace(tmp, path)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` so that a reader sees the old or the new content, never half of it.
-
-    Temporary file in the same folder, flush, fsync, rename. Unlike ``quark_cli.state`` we do not
-    fsync the folder after each rename: that doubles the cost of a submission (1000 submissions are
-    meant to take a few seconds), and the engine's ``job_info.json`` write into the same folder right
-    after a submission fsyncs it. After a crash a worker's last change may be lost, which the state
-    machine survives (``running`` becomes FAILED, ``queued`` runs again).
-    """
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(name, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(name)
-        raise
-
-
-def atomic_write_json(path: Path, value: dict[str, Any]) -> None:
-    """Atomic JSON write (see ``atomic_write_bytes``)."""
-    atomic_write_bytes(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())
 
 
 def dump_qat_atomic(obj: Any, path: Path) -> None:
