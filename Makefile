@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run test lint format bench bench-quark3 clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,27 @@ lint: setup
 format: setup
 	$(BIN)/ruff format quark_cli tests
 	$(BIN)/ruff check --fix quark_cli tests
+
+# Benches (bench/, not run by `make test`). QUARK 3 (quark-framework) needs Python >= 3.12, so the
+# side-by-side bench gets its own virtualenv; `bench-quark3` makes it and records how long that took.
+QUARK3_VENV := bench/.venv-quark3
+QUARK3_VERSION ?= 0.4.6
+QUARK3_PYTHON ?= $(shell for p in python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$$p"; break; }; done)
+
+$(QUARK3_VENV)/.installed-stamp:
+	@test -n "$(QUARK3_PYTHON)" || { echo "error: QUARK 3 needs Python >= 3.12: make bench-quark3 QUARK3_PYTHON=/path/to/python3.12" >&2; exit 2; }
+	start=$$(date +%s) && \
+	$(QUARK3_PYTHON) -m venv $(QUARK3_VENV) && \
+	$(QUARK3_VENV)/bin/python -m pip install --quiet --upgrade pip && \
+	$(QUARK3_VENV)/bin/python -m pip install --quiet 'quark-framework==$(QUARK3_VERSION)' && \
+	echo $$(( $$(date +%s) - start )) > $(QUARK3_VENV)/setup-seconds
+	touch $@
+
+bench-quark3: $(QUARK3_VENV)/.installed-stamp
+
+bench: setup bench-quark3
+	$(BIN)/python bench/quark3_compare.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
