@@ -8,7 +8,6 @@ along it is one backlog item. Each item runs ``repetitions`` times.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import json
 import sys
@@ -280,7 +279,6 @@ def module_search_path(directory: str | None):
         yield
         return
     sys.path.insert(0, directory)
-    importlib.invalidate_caches()
     try:
         yield
     finally:

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,16 @@ class Summary:
     @property
     def pending(self) -> int:
         return sum(1 for value in self.stacks.values() if value != FINISHED and value != FAILED)
+
+
+@dataclass
+class Cancellation:
+    """What ``cancel`` did: jobs cancelled, jobs left alone (and why), jobs whose cancel failed."""
+
+    cancelled: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
+    summary: Summary = field(default_factory=Summary)
 
 
 class _JobRecorder:
@@ -125,12 +135,19 @@ class BenchmarkManager:
     """
 
     def __init__(
-        self, run: RunDir, config: BenchmarkConfig, wait_timeout: float | None = None, poll_workers: int = POLL_WORKERS
+        self,
+        run: RunDir,
+        config: BenchmarkConfig,
+        wait_timeout: float | None = None,
+        poll_workers: int = POLL_WORKERS,
+        on_phase: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.run = run
         self.config = config
         self.wait_timeout = wait_timeout
         self.poll_workers = max(1, poll_workers)
+        #: Told ``(stack key, module path, "pre" | "post")`` as each phase starts, for progress displays.
+        self.on_phase = on_phase
 
     def stacks(self) -> Iterator[tuple[str, BacklogItem, int]]:
         for item in self.config.backlog:
@@ -156,54 +173,84 @@ class BenchmarkManager:
         """Poll pending jobs once and continue every stack whose jobs are all final.
 
         Reads only the stacks that may have work left (open, not started, or failed with
-        ``retry_failed``): the cost grows with the pending work, not with the finished stacks.
+        ``retry_failed``): the cost grows with the pending work, not with the finished stacks. A
+        stack is continued as soon as the answers about its jobs are in, while other polls go on.
         """
         summary = Summary()
         index = self.run.read_index()
-        candidates = self.run.open_stacks() | {key for key, _, _ in self.stacks() if index.get(key) not in CLOSED}
+        stacks = {key: (item, repetition) for key, item, repetition in self.stacks()}
+        candidates = self.run.open_stacks() | {key for key in stacks if index.get(key) not in CLOSED}
         if retry_failed:
             candidates |= {key for key, status in index.items() if status == FAILED}
+        for key in stacks.keys() - candidates:
+            summary.stacks[key] = index[key]
         jobs_by_stack: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in self.run.jobs_of(candidates):
             jobs_by_stack[job["stack"]].append(job)
-        pending = [job for jobs in jobs_by_stack.values() for job in jobs if job.get("status") in PENDING_JOB_STATES]
-        self._poll(pending, summary)
-        for key, item, repetition in self.stacks():
-            if key not in candidates:
-                summary.stacks[key] = index[key]
-                continue
-            record = self.run.read_record(key)
-            jobs = jobs_by_stack.get(key, [])
-            state = record.get("quark_job_status") if record else None
-            settled = state == FINISHED or (
-                state == FAILED and not (retry_failed and any(j.get("status") in FAILED_JOB_STATES for j in jobs))
+        waiting = {
+            key: sum(1 for job in jobs_by_stack.get(key, []) if job.get("status") in PENDING_JOB_STATES)
+            for key in candidates & stacks.keys()
+        }
+
+        def settle(key: str) -> None:
+            item, repetition = stacks[key]
+            self._settle(
+                key, item, repetition, jobs_by_stack.get(key, []), index, summary, retry_failed, resubmit_uncertain
             )
-            if settled:
-                self.run.mark_closed(key)
-                summary.stacks[key] = state
-                if index.get(key) != state:
-                    summary.changed.append(key)
-                continue
-            if retry_failed and any(job.get("status") in FAILED_JOB_STATES for job in jobs):
-                self.run.mark_open(key)
-                jobs = [self._retire(job) if job.get("status") in FAILED_JOB_STATES else job for job in jobs]
-            if any(job.get("status") == SUBMITTING for job in jobs) and not resubmit_uncertain:
-                summary.stacks[key] = INTERRUPTED
-                summary.uncertain.extend(job["key"] for job in jobs if job.get("status") == SUBMITTING)
-                continue
-            if any(job.get("status") in PENDING_JOB_STATES for job in jobs):
-                summary.stacks[key] = INTERRUPTED
-                continue
-            failed = [job for job in jobs if job.get("status") in FAILED_JOB_STATES]
-            if failed and record is not None:
-                self._fail_from_job(key, record, failed[0], summary)
-            else:
-                usable = {(job["level"], job["phase"]): job for job in jobs if job.get("status") != SUBMITTING}
-                self._walk(key, item, repetition, usable, False, summary)
             if on_stack:
                 on_stack(key, summary.stacks[key])
+
+        for key in sorted(key for key, count in waiting.items() if count == 0):
+            settle(key)
+        pending = [
+            job for key in waiting for job in jobs_by_stack.get(key, []) if job.get("status") in PENDING_JOB_STATES
+        ]
+        for job in self._poll(pending, summary):
+            waiting[job["stack"]] -= 1
+            if waiting[job["stack"]] == 0:
+                settle(job["stack"])
         self._finish(summary)
         return summary
+
+    def _settle(
+        self,
+        key: str,
+        item: BacklogItem,
+        repetition: int,
+        jobs: list[dict[str, Any]],
+        index: dict[str, str],
+        summary: Summary,
+        retry_failed: bool,
+        resubmit_uncertain: bool,
+    ) -> None:
+        """Decide one open stack once its jobs are polled: close it, fail it, keep it, or walk it."""
+        record = self.run.read_record(key)
+        state = record.get("quark_job_status") if record else None
+        settled = state == FINISHED or (
+            state == FAILED and not (retry_failed and any(j.get("status") in FAILED_JOB_STATES for j in jobs))
+        )
+        if settled:
+            self.run.mark_closed(key)
+            summary.stacks[key] = state
+            if index.get(key) != state:
+                summary.changed.append(key)
+            return
+        if retry_failed and any(job.get("status") in FAILED_JOB_STATES for job in jobs):
+            self.run.mark_open(key)
+            jobs = [self._retire(job) if job.get("status") in FAILED_JOB_STATES else job for job in jobs]
+        if any(job.get("status") == SUBMITTING for job in jobs) and not resubmit_uncertain:
+            summary.stacks[key] = INTERRUPTED
+            summary.uncertain.extend(job["key"] for job in jobs if job.get("status") == SUBMITTING)
+            return
+        if any(job.get("status") in PENDING_JOB_STATES for job in jobs):
+            summary.stacks[key] = INTERRUPTED
+            return
+        failed = [job for job in jobs if job.get("status") in FAILED_JOB_STATES]
+        if failed and record is not None:
+            self._fail_from_job(key, record, failed[0], summary)
+        else:
+            usable = {(job["level"], job["phase"]): job for job in jobs if job.get("status") != SUBMITTING}
+            self._walk(key, item, repetition, usable, False, summary)
 
     def _finish(self, summary: Summary) -> None:
         """End of a pass: results.json with this pass's changed records, and the stack index."""
@@ -211,12 +258,16 @@ class BenchmarkManager:
         self.run.write_index(summary.stacks)
 
     def wait(
-        self, timeout: float | None, retry_failed: bool = False, on_pass: Callable[[Summary], None] | None = None
+        self,
+        timeout: float | None,
+        retry_failed: bool = False,
+        on_pass: Callable[[Summary], None] | None = None,
+        on_stack: Callable[[str, str], None] | None = None,
     ) -> Summary:
         """``collect`` repeatedly, backing off between passes, until nothing is pending or ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delays = poll_delays(first=0.2, cap=30.0)
-        summary = self.collect(retry_failed=retry_failed)
+        summary = self.collect(retry_failed=retry_failed, on_stack=on_stack)
         changed = list(summary.changed)
         while summary.pending and not summary.uncertain:
             if on_pass:
@@ -228,60 +279,136 @@ class BenchmarkManager:
                     break
                 delay = min(delay, remaining)
             time.sleep(delay)
-            summary = self.collect()
+            summary = self.collect(on_stack=on_stack)
             changed.extend(summary.changed)
         summary.changed = changed
         return summary
 
-    def _poll(self, pending: list[dict[str, Any]], summary: Summary) -> None:
-        """Ask the services about every pending job and save the jobs whose status changed.
+    def _poll(self, pending: list[dict[str, Any]], summary: Summary) -> Iterator[dict[str, Any]]:
+        """Ask the services about pending jobs; yield each job as its answer is in (and saved).
 
         A job-manager class with a batch ``get_statuses`` gets one call for all its jobs; others are
-        polled concurrently, ``poll_workers`` at a time. A poll that fails leaves its job as it was
-        (reported in ``summary.errors``): one lost answer never fails a job.
+        polled concurrently, ``poll_workers`` at a time, and saved from the polling threads. A poll
+        that fails leaves its job as it was (reported in ``summary.errors``): one lost answer never
+        fails a job.
         """
         by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in pending:
             by_class[job["job_manager"]].append(job)
+        batches: list[tuple[type[AsyncJobManager], list[tuple[dict[str, Any], AsyncJobManager]]]] = []
         for class_path, jobs in by_class.items():
             try:
                 cls = load_job_manager_class(class_path)
-                managers = [cls.from_job_info(job.get("info", {}), self._context(job)) for job in jobs]
+                batches.append(
+                    (cls, [(job, cls.from_job_info(job.get("info", {}), self._context(job))) for job in jobs])
+                )
             except Exception as error:
                 log.warning("cannot rebuild %d job(s) of %s: %s", len(jobs), class_path, error, exc_info=True)
                 for job in jobs:
                     summary.errors[job["key"]] = f"{type(error).__name__}: {error}"
+                    yield job
+        if not batches:
+            return
+        with ThreadPoolExecutor(max_workers=self.poll_workers) as pool:
+            futures = []
+            for cls, pairs in batches:
+                if _has_batch_status(cls):
+                    futures.append(pool.submit(self._poll_batch, cls, pairs))
+                else:
+                    futures.extend(pool.submit(self._poll_batch, None, [pair]) for pair in pairs)
+            for future in as_completed(futures):
+                for job, outcome in future.result():
+                    if isinstance(outcome, ServiceAuthError):
+                        for other in futures:
+                            other.cancel()
+                        raise outcome
+                    if isinstance(outcome, BaseException):
+                        log.warning("polling job %s failed: %s", job["key"], outcome)
+                        summary.errors[job["key"]] = f"{type(outcome).__name__}: {outcome}"
+                    elif outcome:
+                        summary.changed.append(job["key"])
+                        log.info("job %s is now %s", job["key"], job["status"])
+                    yield job
+
+    def _poll_batch(
+        self, cls: type[AsyncJobManager] | None, pairs: list[tuple[dict[str, Any], AsyncJobManager]]
+    ) -> list[tuple[dict[str, Any], Any]]:
+        """Poll (one batch call with ``cls``, else each manager) and save what changed.
+
+        Returns ``(job, True if its status changed | False | the exception its poll raised)``.
+        """
+        managers = [manager for _, manager in pairs]
+        try:
+            statuses: list[Any] = list(cls.get_statuses(managers)) if cls else [managers[0].get_status()]
+        except Exception as error:
+            statuses = [error] * len(managers)
+        outcomes = []
+        for (job, manager), status in zip(pairs, statuses, strict=True):
+            if isinstance(status, BaseException):
+                outcomes.append((job, status))
                 continue
-            for job, manager, status in zip(jobs, managers, self._statuses(cls, managers), strict=True):
-                if isinstance(status, ServiceAuthError):
-                    raise status
-                if isinstance(status, BaseException):
-                    log.warning("polling job %s failed: %s", job["key"], status)
-                    summary.errors[job["key"]] = f"{type(status).__name__}: {status}"
-                    continue
-                if apply_status(job, status, manager.status_reason):
-                    summary.changed.append(job["key"])
-                    log.info("job %s is now %s", job["key"], status.value)
-                    self.run.write_job(job)
+            changed = apply_status(job, status, manager.status_reason)
+            if changed:
+                job["info"] = manager.job_info
+                self.run.write_job(job)
+            outcomes.append((job, changed))
+        return outcomes
 
-    def _statuses(self, cls: type[AsyncJobManager], managers: list[AsyncJobManager]) -> list[Any]:
-        """Each manager's status, or the exception its poll raised."""
-        if _has_batch_status(cls):
-            try:
-                return list(cls.get_statuses(managers))
-            except Exception as error:
-                return [error] * len(managers)
+    def cancel(self, selected: list[str] | None = None) -> Cancellation:
+        """Cancel pending jobs on their services; their stacks fail as with any cancelled job.
 
-        def poll(manager: AsyncJobManager) -> Any:
-            try:
-                return manager.get_status()
-            except Exception as error:
-                return error
+        ``selected`` names job keys or stack keys (None: every pending job). A job that had already
+        ended is left for ``collect``; a job whose cancel raised stays as it was and is reported.
+        """
+        result = Cancellation()
+        jobs = self.run.read_jobs()
+        if selected:
+            known = {job["key"] for job in jobs} | {job["stack"] for job in jobs}
+            unknown = [key for key in selected if key not in known]
+            if unknown:
+                raise QuarkError(
+                    f"{self.run.jobs_dir}: no job or stack with jobs is called {unknown[0]!r}; "
+                    f"'quark status {self.run.path}' lists the job keys"
+                )
+            jobs = [job for job in jobs if job["key"] in selected or job["stack"] in selected]
+        for job in jobs:
+            if job.get("status") not in PENDING_JOB_STATES:
+                result.skipped[job["key"]] = f"not pending ({job.get('status')})"
+                continue
+            self._cancel_job(job, result)
+        index = self.run.read_index()
+        for key in sorted(self.run.record_keys() - set(result.summary.stacks)):
+            if index.get(key) in CLOSED:
+                result.summary.stacks[key] = index[key]
+            else:
+                result.summary.stacks[key] = (self.run.read_record(key) or {}).get("quark_job_status", INTERRUPTED)
+        self._finish(result.summary)
+        return result
 
-        if len(managers) == 1:
-            return [poll(managers[0])]
-        with ThreadPoolExecutor(max_workers=min(self.poll_workers, len(managers))) as pool:
-            return list(pool.map(poll, managers))
+    def _cancel_job(self, job: dict[str, Any], result: Cancellation) -> None:
+        try:
+            manager = load_job_manager_class(job["job_manager"]).from_job_info(job.get("info", {}), self._context(job))
+            stopped = manager.cancel()
+            status = AsyncStatus.CANCELLED if stopped else manager.get_status()
+        except Exception as error:
+            log.warning("cancelling job %s failed: %s", job["key"], error, exc_info=True)
+            result.errors[job["key"]] = error
+            return
+        reason = (manager.status_reason or "cancelled on request") if stopped else manager.status_reason
+        if apply_status(job, status, reason):
+            job["info"] = manager.job_info
+            self.run.write_job(job)
+        if not stopped and not status.is_final:
+            result.errors[job["key"]] = RuntimeError(f"the service did not cancel it (still {status.value})")
+            return
+        if not stopped:
+            result.skipped[job["key"]] = f"had already ended ({status.value}); 'quark collect' takes it from here"
+            return
+        log.info("job %s cancelled on request", job["key"])
+        result.cancelled.append(job["key"])
+        record = self.run.read_record(job["stack"])
+        if record is not None and record.get("quark_job_status") != FAILED:
+            self._fail_from_job(job["stack"], record, job, result.summary)
 
     def _retire(self, job: dict[str, Any]) -> dict[str, Any]:
         """Keep a failed attempt in the job's history and let the next walk submit it again."""
@@ -417,6 +544,8 @@ class _StackWalk:
         if previous and previous.get("status") == "RETRY":
             previous = None
         context = JobContext(key=job_key, job_dir=self.manager.run.jobs_dir / job_key, config=config)
+        if self.manager.on_phase:
+            self.manager.on_phase(self.key, ".".join(self.item.module_names[: level + 1]), phase)
         method = module.preprocess if phase == "pre" else module.postprocess
         result = method(
             data,

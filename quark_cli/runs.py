@@ -18,7 +18,7 @@ from typing import Any
 
 from quark_cli import __version__
 from quark_cli.config import BenchmarkConfig, build_config, load_config, parse_config_text
-from quark_cli.engine import FAILED, FINISHED, INTERRUPTED, BenchmarkManager, Summary
+from quark_cli.engine import FAILED, FINISHED, INTERRUPTED, POLL_WORKERS, BenchmarkManager, Summary
 from quark_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_PENDING, QuarkError, RunDirError
 from quark_cli.state import CONFIG_FILE, SCHEMA_VERSION, RunDir, age_seconds, now_iso
 
@@ -125,12 +125,13 @@ def collect(
     resubmit_uncertain: bool = False,
     wait_lock: float = 0.0,
     on_pass=None,
+    poll_workers: int = POLL_WORKERS,
 ) -> Outcome:
     """``quark collect``: poll the run's pending jobs and continue the stacks that can go on."""
     run = RunDir.open(path)
     with run.lock(wait_lock), command_log(run, "collect"):
         config = load_run_config(run)
-        manager = BenchmarkManager(run, config, wait_timeout=timeout)
+        manager = BenchmarkManager(run, config, wait_timeout=timeout, poll_workers=poll_workers)
         if wait:
             summary = manager.wait(timeout, retry_failed=retry_failed, on_pass=on_pass)
         else:

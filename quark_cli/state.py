@@ -66,10 +66,11 @@ def deferred_dir_sync() -> Iterator[None]:
                 _fsync_dir(directory)
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix.
 
-    The file is created user-only (0600) by ``mkstemp``.
+    The file is created user-only (0600) by ``mkstemp``. ``sync_dir=False`` skips the folder's fsync
+    for rewrites whose loss in a power cut is harmless (the previous version is still valid).
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -85,6 +86,8 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
         except FileNotFoundError:
             pass
         raise
+    if not sync_dir and not durable:
+        return
     if _deferred_dirs is not None and not durable:
         _deferred_dirs.add(path.parent)
         return
@@ -97,9 +100,15 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
         _fsync_dir(path.parent.parent)
 
 
-def atomic_write_json(path: Path, value: Any, durable: bool = False) -> None:
-    text = json.dumps(value, indent=2, sort_keys=False, default=_json_default) + "\n"
-    atomic_write_bytes(path, text.encode(), durable=durable)
+def atomic_write_json(
+    path: Path, value: Any, durable: bool = False, sync_dir: bool = True, compact: bool = False
+) -> None:
+    """Atomic JSON write; ``compact`` (one line, C encoder) for files read by programs, not people."""
+    if compact:
+        text = json.dumps(value, separators=(",", ":"), default=_json_default) + "\n"
+    else:
+        text = json.dumps(value, indent=2, default=_json_default) + "\n"
+    atomic_write_bytes(path, text.encode(), durable=durable, sync_dir=sync_dir)
 
 
 def _json_default(value: Any) -> Any:
@@ -243,8 +252,13 @@ class RunDir:
         return self.jobs_dir / key / "job_info.json"
 
     def write_job(self, job: dict[str, Any], durable: bool = False) -> None:
-        """Save a job's info; ``durable`` for the intent written before a service is called."""
-        atomic_write_json(self.job_file(job["key"]), {"schema_version": SCHEMA_VERSION, **job}, durable=durable)
+        """Save a job's info; ``durable`` for the intent written before a service is called.
+
+        Other writes need no folder fsync: the intent already made the folder durable, and losing a
+        later rewrite in a power cut leaves an earlier, valid state that the next collect moves on.
+        """
+        path = self.job_file(job["key"])
+        atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **job}, durable=durable, sync_dir=False)
 
     def read_job(self, key: str) -> dict[str, Any]:
         return read_json(self.job_file(key), "job_info.json")
@@ -327,7 +341,8 @@ class RunDir:
         return self.records_dir / f"{key}.json"
 
     def write_record(self, key: str, record: dict[str, Any]) -> None:
-        atomic_write_json(self.record_file(key), {"schema_version": SCHEMA_VERSION, **record})
+        """Save a stack's record (compact: people read results.json, which holds the same records)."""
+        atomic_write_json(self.record_file(key), {"schema_version": SCHEMA_VERSION, **record}, compact=True)
 
     def read_records(self) -> dict[str, dict[str, Any]]:
         """Every stack record by stack key."""
