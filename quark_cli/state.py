@@ -13,10 +13,14 @@ Layout::
 
 Every JSON file carries ``schema_version`` and is written atomically (temporary file, fsync,
 rename, directory fsync), so a reader never sees half a file and a kill leaves the old or the new.
+Reading checks what the engine relies on (types, known statuses, a file's key matching its name),
+so a damaged or hand-edited file stops a command with a message naming the file and the field
+before anything is written.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import tempfile
@@ -27,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from quark_cli.errors import RunDirError, RunLockedError
 
 SCHEMA_VERSION = 1
@@ -35,7 +41,8 @@ CONFIG_FILE = "config.yml"
 RESULTS_FILE = "results.json"
 INDEX_FILE = "index.json"
 LOCK_FILE = ".lock"
-LOCK_OWNER_FILE = ".lock.json"
+STACK_STATUSES = ("FINISHED", "INTERRUPTED", "FAILED")
+JOB_STATUSES = ("SUBMITTING", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED", "RETRY")
 
 
 def now_iso() -> str:
@@ -133,28 +140,161 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object that names a key twice was edited by hand: refuse it rather than guess."""
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise _DuplicateKey(key)
+        value[key] = item
+    return value
+
+
 def read_json(path: Path, what: str) -> Any:
-    """Read one of our JSON files, refusing damaged ones and ones from a newer quark-cli."""
+    """Read one of our JSON files, refusing damaged, hand-broken ones and ones from a newer quark-cli."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing; the run directory is incomplete ({what})") from None
+    except IsADirectoryError:
+        raise RunDirError(f"{path}: is a folder, not a {what} file; restore it or remove the run") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise RunDirError(f"{path}: cannot be read ({error})") from None
+        raise RunDirError(f"{path}: cannot be read ({type(error).__name__}); restore it or remove the run") from None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RunDirError(
-            f"{path}: damaged JSON at line {error.lineno} column {error.colno}; restore it or remove the run"
-        ) from None
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as error:
+        raise RunDirError(f"{path}: {error}: named twice; the file was edited by hand, keep one") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        where = f" at line {error.lineno} column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+        raise RunDirError(f"{path}: damaged JSON{where}; restore it or remove the run") from None
     version = value.get("schema_version") if isinstance(value, dict) else None
-    if not isinstance(version, int):
+    if type(version) is not int:
         raise RunDirError(f"{path}: schema_version: missing; this is not a quark-cli {what}")
     if version > SCHEMA_VERSION:
         raise RunDirError(
             f"{path}: schema_version: {version} is newer than this quark-cli understands ({SCHEMA_VERSION}); upgrade"
         )
+    problem = _SCHEMAS[what](path, value) if what in _SCHEMAS else None
+    if problem:
+        field, message = problem
+        raise RunDirError(f"{path}: {field}: {message}; the file was edited or damaged: restore it or remove the run")
     return value
+
+
+def _field_problem(value: dict[str, Any], name: str, kind: Any, optional: bool = False) -> str | None:
+    """Why ``value[name]`` is not of ``kind`` (None if it is); ``bool`` never passes for ``int``."""
+    if name not in value:
+        return None if optional else "missing"
+    item = value[name]
+    if item is None and optional:
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(item, bool) and bool not in kinds or not isinstance(item, kinds):
+        return f"{item!r} is not {' or '.join(k.__name__ for k in kinds)}"
+    return None
+
+
+def _check_fields(value: dict[str, Any], fields: list[tuple[str, Any, bool]]) -> tuple[str, str] | None:
+    for name, kind, optional in fields:
+        problem = _field_problem(value, name, kind, optional)
+        if problem:
+            return name, problem
+    return None
+
+
+def _check_run(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
+    return _check_fields(
+        value,
+        [("config_hash", str, False), ("stacks", int, False), ("history", list, True)]
+        + [("module_search_path", str, True), ("created", str, True)],
+    )
+
+
+def _check_record(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
+    problem = _check_fields(
+        value,
+        [("quark_job_status", str, False), ("stack", str, False), ("jobs", list, True), ("error", str, True)]
+        + [("benchmark_backlog_item_number", int, False), ("repetition", int, False), ("module", dict, True)],
+    )
+    if problem:
+        return problem
+    if value["quark_job_status"] not in STACK_STATUSES:
+        return "quark_job_status", f"{value['quark_job_status']!r} is not one of {list(STACK_STATUSES)}"
+    if value["stack"] != path.stem:
+        return "stack", f"{value['stack']!r} does not match the file name {path.name}"
+    if not all(isinstance(key, str) for key in value.get("jobs") or []):
+        return "jobs", "must list job keys (strings)"
+    return None
+
+
+def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
+    problem = _check_fields(
+        value,
+        [("key", str, False), ("stack", str, False), ("status", str, False), ("job_manager", str, False)]
+        + [("info", dict, False), ("level", int, False), ("phase", str, False), ("attempt", int, True)]
+        + [("module_config", dict, True), ("error", str, True)],
+    )
+    if problem:
+        return problem
+    if value["key"] != path.parent.name:
+        return "key", f"{value['key']!r} does not match its folder {path.parent.name}"
+    if not value["key"].startswith(value["stack"] + "-"):
+        return "stack", f"{value['stack']!r} is not the stack of job {value['key']!r}"
+    if value["status"] not in JOB_STATUSES:
+        return "status", f"{value['status']!r} is not one of {list(JOB_STATUSES)}"
+    if value["phase"] not in ("pre", "post"):
+        return "phase", f"{value['phase']!r} is not 'pre' or 'post'"
+    return None
+
+
+_SCHEMAS = {"run.json": _check_run, "record": _check_record, "job_info.json": _check_job}
+
+
+# filelock >= 4 falls back to a lock *file* on file systems without flock; such a lock survives a
+# killed holder and would block the run for good. We want flock or an error.
+_LOCK_OPTIONS: dict[str, Any] = (
+    {"fallback_to_soft": False} if "fallback_to_soft" in inspect.signature(FileLock.__init__).parameters else {}
+)
+
+
+def file_lock(path: Path) -> FileLock:
+    """An flock on ``path`` (created user-only): released by the kernel when its process dies."""
+    return FileLock(str(path), mode=0o600, **_LOCK_OPTIONS)
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid holding the flock on ``path``, from Linux's /proc/locks; None if free or unknown.
+
+    Read from the kernel rather than from a file the holder writes: nothing is written to learn it,
+    and it can never name a process that has died.
+    """
+    try:
+        info = os.stat(path)
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()  # "7: FLOCK  ADVISORY  WRITE 2436 fe:00:1575082 0 EOF"; waiters have "->"
+        if len(parts) < 6 or parts[1] != "FLOCK":
+            continue
+        major, minor, inode = parts[5].split(":")
+        if int(inode) == info.st_ino and (int(major, 16), int(minor, 16)) == (
+            os.major(info.st_dev),
+            os.minor(info.st_dev),
+        ):
+            return int(parts[4])
+    return None
+
+
+def _interrupted_creation(names: set[str]) -> bool:
+    """True for what a submit killed while creating the run leaves: its lock, maybe the config."""
+    ours = {LOCK_FILE, CONFIG_FILE}
+    leftovers = {name for name in names if name.startswith((f".{CONFIG_FILE}.", f".{RUN_FILE}."))}
+    return LOCK_FILE in names and names - leftovers <= ours
 
 
 def stack_key(item: int, repetition: int) -> str:
@@ -167,25 +307,49 @@ class RunDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock: Any = None
+        self._lock: FileLock | None = None
+        self._adopt = False
 
     @classmethod
     def create(cls, path: Path, config_text: str, run_info: dict[str, Any]) -> RunDir:
-        """Make a new run directory; refuses to reuse a folder that already holds files."""
+        """Make a new run directory and return it locked by this process.
+
+        The lock is taken before the first file is written and kept: the caller's next ``with
+        run.lock()`` takes over this hold and releases it at its end, so no other quark process can
+        get between the creation and the first walk. ``run.json`` is written last: a folder without
+        it is not a run yet, and one left so by a killed submit (only ``.lock`` and ``config.yml``)
+        is taken again. Any other folder that holds files is refused untouched.
+        """
         path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and not path.is_dir():
+            raise RunDirError(f"{path}: exists and is not a directory; choose another -o DIR")
+        names = set(os.listdir(path)) if path.is_dir() else set()
+        if names and not _interrupted_creation(names):
+            holder = lock_holder(path / LOCK_FILE) if RUN_FILE in names else None
+            if holder:
+                raise RunLockedError(f"run {path} is being processed by pid {holder}; choose another -o DIR")
             raise RunDirError(f"{path}: already exists and is not empty; choose another -o DIR")
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(path, 0o700)
         run = cls(path)
-        atomic_write_bytes(path / CONFIG_FILE, config_text.encode())
-        atomic_write_json(path / RUN_FILE, {"schema_version": SCHEMA_VERSION, **run_info, "history": []})
+        run._acquire(0.0, "choose another -o DIR")
+        try:
+            if (path / RUN_FILE).exists():  # another submit made it while we waited for the lock
+                raise RunDirError(f"{path}: already exists and is not empty; choose another -o DIR")
+            atomic_write_bytes(path / CONFIG_FILE, config_text.encode())
+            atomic_write_json(path / RUN_FILE, {"schema_version": SCHEMA_VERSION, **run_info, "history": []})
+        except BaseException:
+            run._lock.release()
+            raise
+        run._adopt = True
         return run
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
         """Open an existing run directory, checking that it is one."""
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunDirError(f"{path}: is a file, not a run directory; give the folder 'quark submit' printed")
         if not path.is_dir():
             raise RunDirError(f"{path}: no such run directory")
         if not (path / RUN_FILE).exists():
@@ -222,31 +386,31 @@ class RunDir:
     def lock(self, wait_seconds: float = 0.0) -> Iterator[None]:
         """Hold the run for this process; another process gets RunLockedError naming our pid.
 
-        The lock is an OS file lock, so it vanishes with a dead process: a stale lock never blocks.
+        The lock is an OS file lock (flock), so it vanishes with a dead process: a stale lock never
+        blocks. Taking it writes nothing, so a command refused for bad input leaves every byte of the
+        run as it was. Re-entrant within one ``RunDir``.
         """
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self.path / LOCK_FILE), timeout=wait_seconds)
+        if self._adopt:
+            self._adopt = False
+        elif self._lock is not None and self._lock.is_locked:
+            self._lock.acquire()
+        else:
+            self._acquire(wait_seconds, "try again later or use --wait-lock")
         try:
-            lock.acquire(poll_interval=0.05)
-        except Timeout:
-            owner = self._lock_owner()
-            who = f"pid {owner}" if owner else "another process"
-            raise RunLockedError(
-                f"run {self.path} is being processed by {who}; try again later or use --wait-lock"
-            ) from None
-        try:
-            atomic_write_json(self.path / LOCK_OWNER_FILE, {"schema_version": SCHEMA_VERSION, "pid": os.getpid()})
             with deferred_dir_sync():
                 yield
         finally:
-            lock.release()
+            self._lock.release()
 
-    def _lock_owner(self) -> int | None:
+    def _acquire(self, wait_seconds: float, advice: str) -> None:
+        lock = file_lock(self.path / LOCK_FILE)
         try:
-            return int(json.loads((self.path / LOCK_OWNER_FILE).read_text())["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+            lock.acquire(timeout=wait_seconds, poll_interval=0.05)
+        except Timeout:
+            holder = lock_holder(self.path / LOCK_FILE)
+            who = f"pid {holder}" if holder else "another process"
+            raise RunLockedError(f"run {self.path} is being processed by {who}; {advice}") from None
+        self._lock = lock
 
     def job_file(self, key: str) -> Path:
         return self.jobs_dir / key / "job_info.json"
