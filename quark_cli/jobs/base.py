@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
@@ -43,12 +44,31 @@ class JobContext:
     """Where a job lives and what it was configured with.
 
     ``job_dir`` is the job's own folder in the run directory (backends may keep files there);
-    ``config`` is the module's configuration for this stack, e.g. a service's host and port.
+    ``config`` is the module's configuration for this stack, e.g. a service's host and port;
+    ``submission_id`` is a fresh random id that the engine saves with the intent to submit, before
+    the service is called: a backend that stores it with the job (in its own files, or as a tag the
+    service reports back) can later tell whether an interrupted submission reached it.
     """
 
     key: str
     job_dir: Path
     config: dict[str, Any] = field(default_factory=dict)
+    submission_id: str | None = None
+
+
+class SubmissionUnknownError(Exception):
+    """A job manager cannot tell whether an interrupted submission reached its service.
+
+    The job stays "submission uncertain"; the user decides (``quark collect --resubmit-uncertain``).
+    """
+
+
+class TransientServiceError(Exception):
+    """The service did not answer (time-out, lost connection, 5xx), even after the manager's retries.
+
+    Nothing is known to have changed: the engine leaves the job as it was (never FAILED for it) and
+    the next ``collect`` asks again.
+    """
 
 
 class JobFailedError(Exception):
@@ -121,6 +141,19 @@ class AsyncJobManager(ABC):
     def get_result(self) -> Any:
         """Return the object the service produced; only called once the status is DONE."""
 
+    def find_submitted(self, intent: dict[str, Any]) -> dict[str, Any] | None:
+        """Did an interrupted submission reach the service? Used by ``collect`` on uncertain jobs.
+
+        ``intent`` is the saved job (``submission_id``, ``intent_at``, ``previous_attempts``, ...) of
+        a process that stopped after recording its intent to submit and before recording the answer;
+        ``self`` is a fresh manager with the job's ``context``. Return the info to save (what
+        ``set_info`` would hold: id, host...) if the service has the job: it is adopted, never
+        submitted again. Return None only if the service certainly does not have it: it is then
+        submitted. Raise ``SubmissionUnknownError`` when the service cannot say (the default), or any
+        other error when asking failed; the job then stays uncertain and the user decides.
+        """
+        raise SubmissionUnknownError(f"{type(self).__name__} cannot ask its service about interrupted submissions")
+
     @classmethod
     def get_statuses(cls, managers: list[AsyncJobManager]) -> list[AsyncStatus]:
         """Statuses of many jobs of this manager class; override where the service has a batch call."""
@@ -128,8 +161,14 @@ class AsyncJobManager(ABC):
 
 
 def load_job_manager_class(path: str) -> type[AsyncJobManager]:
-    """Import the job-manager class named ``package.module:ClassName`` in a saved job_info."""
+    """The job-manager class named ``package.module:ClassName`` in a saved job_info.
+
+    A job_info.json is data, not a config the user pointed at: it may name quark-cli's own backends
+    or a class whose module the run's config has already imported, never a module to import anew.
+    """
     module_name, _, class_name = path.partition(":")
+    if module_name not in sys.modules and not module_name.startswith("quark_cli."):
+        raise ValueError(f"{path!r} is not the job manager of a module in the run's config")
     module = importlib.import_module(module_name)
     cls: Any = module
     for part in class_name.split("."):
