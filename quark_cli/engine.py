@@ -15,6 +15,7 @@ import logging
 import re
 import time
 import traceback
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -24,8 +25,16 @@ from typing import Any
 from quark_cli.async_core import poll_delays
 from quark_cli.config import BacklogItem, BenchmarkConfig, instantiate_module, module_search_path
 from quark_cli.core import Core, Instruction
-from quark_cli.errors import QuarkError, ServiceAuthError
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError, load_job_manager_class
+from quark_cli.errors import QuarkError, RunDirError, ServiceAuthError
+from quark_cli.jobs.base import (
+    AsyncJobManager,
+    AsyncStatus,
+    JobContext,
+    JobFailedError,
+    SubmissionUnknownError,
+    TransientServiceError,
+    load_job_manager_class,
+)
 from quark_cli.state import RunDir, now_iso, stack_key
 
 log = logging.getLogger("quark_cli")
@@ -81,6 +90,8 @@ class _JobRecorder:
             self.run.job_file(self.job["key"]).unlink(missing_ok=True)
         else:
             self.run.write_job(self.before)
+        self.job.clear()
+        self.job.update(self.before or {})
 
     def submitting(self, manager: AsyncJobManager) -> None:
         self.job.update(
@@ -91,7 +102,10 @@ class _JobRecorder:
             error=None,
             finished_at=None,
             status_since=None,
+            submission_id=manager.context.submission_id if manager.context else None,
+            intent_at=now_iso(),
         )
+        self.job.pop("adopted_at", None)
         self.run.write_job(self.job, durable=True)
 
     def submitted(self, manager: AsyncJobManager) -> None:
@@ -164,6 +178,36 @@ class BenchmarkManager:
         self._finish(summary)
         return summary
 
+    def check(self) -> None:
+        """Refuse a damaged run before anything is written (RunDirError naming file and field).
+
+        Reads the records and jobs of every stack ``collect`` may touch (their files are checked as
+        they are read), and refuses an unfinished stack whose record names a job without its
+        job_info.json: collecting it would submit that job a second time.
+        """
+        index = self.run.read_index()
+        stacks = {key for key, _, _ in self.stacks()}
+        candidates = (self.run.open_stacks() | {key for key in stacks if index.get(key) not in CLOSED}) & stacks
+        jobs = {job["key"]: job for job in self.run.jobs_of(candidates)}
+        for key in sorted(candidates):
+            record = self.run.read_record(key)
+            if record is None or record["quark_job_status"] == FINISHED:
+                continue
+            for job_key in record.get("jobs") or []:
+                if job_key not in jobs:
+                    raise RunDirError(
+                        f"{self.run.job_file(job_key)}: missing, yet jobs in {self.run.record_file(key)} names it; "
+                        "restore it (collecting without it would submit the job again)"
+                    )
+        for job in jobs.values():
+            try:
+                load_job_manager_class(job["job_manager"])
+            except Exception as error:
+                raise RunDirError(
+                    f"{self.run.job_file(job['key'])}: job_manager: {error}; the file was edited or damaged: "
+                    "restore it or remove the run"
+                ) from None
+
     def collect(
         self,
         retry_failed: bool = False,
@@ -187,6 +231,9 @@ class BenchmarkManager:
         jobs_by_stack: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in self.run.jobs_of(candidates):
             jobs_by_stack[job["stack"]].append(job)
+        self._resolve_uncertain(
+            [job for jobs in jobs_by_stack.values() for job in jobs if job.get("status") == SUBMITTING], summary
+        )
         waiting = {
             key: sum(1 for job in jobs_by_stack.get(key, []) if job.get("status") in PENDING_JOB_STATES)
             for key in candidates & stacks.keys()
@@ -226,6 +273,8 @@ class BenchmarkManager:
         """Decide one open stack once its jobs are polled: close it, fail it, keep it, or walk it."""
         record = self.run.read_record(key)
         state = record.get("quark_job_status") if record else None
+        pending = any(job.get("status") in PENDING_JOB_STATES for job in jobs)
+        uncertain = [job["key"] for job in jobs if job.get("status") == SUBMITTING]
         settled = state == FINISHED or (
             state == FAILED and not (retry_failed and any(j.get("status") in FAILED_JOB_STATES for j in jobs))
         )
@@ -238,11 +287,11 @@ class BenchmarkManager:
         if retry_failed and any(job.get("status") in FAILED_JOB_STATES for job in jobs):
             self.run.mark_open(key)
             jobs = [self._retire(job) if job.get("status") in FAILED_JOB_STATES else job for job in jobs]
-        if any(job.get("status") == SUBMITTING for job in jobs) and not resubmit_uncertain:
+        if uncertain and not resubmit_uncertain:
             summary.stacks[key] = INTERRUPTED
-            summary.uncertain.extend(job["key"] for job in jobs if job.get("status") == SUBMITTING)
+            summary.uncertain.extend(uncertain)
             return
-        if any(job.get("status") in PENDING_JOB_STATES for job in jobs):
+        if pending and state == INTERRUPTED:
             summary.stacks[key] = INTERRUPTED
             return
         failed = [job for job in jobs if job.get("status") in FAILED_JOB_STATES]
@@ -251,6 +300,42 @@ class BenchmarkManager:
         else:
             usable = {(job["level"], job["phase"]): job for job in jobs if job.get("status") != SUBMITTING}
             self._walk(key, item, repetition, usable, False, summary)
+
+    def _resolve_uncertain(self, jobs: list[dict[str, Any]], summary: Summary) -> None:
+        """Ask each uncertain job's service whether its interrupted submission arrived; act on it.
+
+        Found: the job is adopted (SUBMITTED with the service's id), never submitted twice. Certainly
+        not there: the stack's walk submits it (RETRY), or, if its submit had raised, it fails with
+        that error like its stack did. The service cannot say, or asking failed: it stays SUBMITTING
+        ("submission uncertain") and the user decides with ``--resubmit-uncertain``.
+        """
+        for job in jobs:
+            try:
+                cls = load_job_manager_class(job["job_manager"])
+                info = cls.from_job_info({}, self._context(job)).find_submitted(job)
+            except ServiceAuthError:
+                raise
+            except SubmissionUnknownError as error:
+                log.info("job %s: submission uncertain: %s", job["key"], error)
+                continue
+            except Exception as error:
+                log.warning("job %s: cannot ask its service about the interrupted submission: %s", job["key"], error)
+                summary.errors[job["key"]] = (
+                    f"submission uncertain; asking the service failed ({type(error).__name__}: {error})"
+                )
+                continue
+            if info is not None:
+                job.update(status=AsyncStatus.SUBMITTED.value, info=info, error=None, status_since=now_iso())
+                job.update(submitted_at=job.get("intent_at") or job["status_since"], adopted_at=job["status_since"])
+                log.info("job %s: the interrupted submission reached the service (%s); adopted", job["key"], info)
+            elif job.get("error"):
+                job.update(status=AsyncStatus.FAILED.value, error=f"not submitted: {job['error']}")
+                job.update(status_since=now_iso(), finished_at=now_iso())
+            else:
+                job.update(status="RETRY", status_since=now_iso())
+                log.info("job %s: the interrupted submission never reached the service; submitting it", job["key"])
+            self.run.write_job(job)
+            summary.changed.append(job["key"])
 
     def _finish(self, summary: Summary) -> None:
         """End of a pass: results.json with this pass's changed records, and the stack index."""
@@ -263,11 +348,12 @@ class BenchmarkManager:
         retry_failed: bool = False,
         on_pass: Callable[[Summary], None] | None = None,
         on_stack: Callable[[str, str], None] | None = None,
+        resubmit_uncertain: bool = False,
     ) -> Summary:
         """``collect`` repeatedly, backing off between passes, until nothing is pending or ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delays = poll_delays(first=0.2, cap=30.0)
-        summary = self.collect(retry_failed=retry_failed, on_stack=on_stack)
+        summary = self.collect(retry_failed=retry_failed, resubmit_uncertain=resubmit_uncertain, on_stack=on_stack)
         changed = list(summary.changed)
         while summary.pending and not summary.uncertain:
             if on_pass:
@@ -476,6 +562,7 @@ class _StackWalk:
         self.sequential = sequential
         self.modules: list[Core] = []
         self.job_keys: list[str] = []
+        self.uncertain: list[str] = []  # jobs whose submit raised: they may or may not be on their service
         self.started = time.perf_counter()
 
     def run(self) -> tuple[str, str | None]:
@@ -499,7 +586,13 @@ class _StackWalk:
             return FAILED, str(error)
         except QuarkError:
             raise
+        except TransientServiceError as error:
+            log.warning("stack %s: %s: service unavailable: %s", self.key, self._where, error)
+            return INTERRUPTED, f"{self._where}: service unavailable, the next collect tries again ({error})"
         except Exception as error:
+            if self.uncertain:  # stays open: collect asks the service whether the submission arrived
+                log.error("stack %s: submitting failed\n%s", self.key, traceback.format_exc())
+                return INTERRUPTED, f"{self._where}: {type(error).__name__}: {error} (submission uncertain)"
             log.error("stack %s failed\n%s", self.key, traceback.format_exc())
             return FAILED, f"{self._where}: {type(error).__name__}: {error}"
         return FINISHED, None
@@ -543,25 +636,38 @@ class _StackWalk:
         )
         if previous and previous.get("status") == "RETRY":
             previous = None
-        context = JobContext(key=job_key, job_dir=self.manager.run.jobs_dir / job_key, config=config)
+        context = JobContext(
+            key=job_key, job_dir=self.manager.run.jobs_dir / job_key, config=config, submission_id=uuid.uuid4().hex
+        )
         if self.manager.on_phase:
             self.manager.on_phase(self.key, ".".join(self.item.module_names[: level + 1]), phase)
         method = module.preprocess if phase == "pre" else module.postprocess
-        result = method(
-            data,
-            config,
-            store_dir=str(self.manager.run.path),
-            rep_count=self.repetition,
-            backlog_item=self.item.index,
-            previous_job_info=previous,
-            sequential=self.sequential,
-            job_listener=_JobRecorder(self.manager.run, job),
-            job_context=context,
-            wait_timeout=self.manager.wait_timeout,
-        )
+        try:
+            result = method(
+                data,
+                config,
+                store_dir=str(self.manager.run.path),
+                rep_count=self.repetition,
+                backlog_item=self.item.index,
+                previous_job_info=previous,
+                sequential=self.sequential,
+                job_listener=_JobRecorder(self.manager.run, job),
+                job_context=context,
+                wait_timeout=self.manager.wait_timeout,
+            )
+        except QuarkError:
+            raise
+        except Exception as error:
+            if job.get("status") == SUBMITTING:  # the submit raised: it may or may not have reached the service
+                self.uncertain.append(job_key)
+                if not isinstance(error, TransientServiceError):
+                    job["error"] = f"{type(error).__name__}: {error}"
+                    self.manager.run.write_job(job)
+            raise
+        finally:
+            if job.get("job_manager"):
+                self.job_keys.append(job_key)
         instruction, output, seconds = _normalise(result, self._where)
-        if job.get("job_manager"):
-            self.job_keys.append(job_key)
         if phase == "pre":
             module.metrics.set_preprocessing_time(seconds * 1000)
         else:

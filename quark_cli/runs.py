@@ -104,6 +104,17 @@ def start(
     return Outcome(run, summary)
 
 
+@contextmanager
+def refusing_damage(run: RunDir):
+    """Check a locked run, reading only, before a command writes its first byte (log line included).
+
+    A damaged or hand-broken run is refused with a message naming the file and field, and left
+    exactly as it was.
+    """
+    BenchmarkManager(run, load_run_config(run)).check()
+    yield
+
+
 def load_run_config(run: RunDir) -> BenchmarkConfig:
     """The run's own config.yml, refused if it no longer matches the hash recorded at submit."""
     info = run.read_run()
@@ -129,7 +140,7 @@ def collect(
 ) -> Outcome:
     """``quark collect``: poll the run's pending jobs and continue the stacks that can go on."""
     run = RunDir.open(path)
-    with run.lock(wait_lock), command_log(run, "collect"):
+    with run.lock(wait_lock), refusing_damage(run), command_log(run, "collect"):
         config = load_run_config(run)
         manager = BenchmarkManager(run, config, wait_timeout=timeout, poll_workers=poll_workers)
         if wait:
