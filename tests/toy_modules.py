@@ -54,7 +54,8 @@ def submissions(run_dir: Path) -> int:
 class ControlledJobManager(AsyncJobManager):
     """Jobs are files; they stay SUBMITTED until a test finishes or fails them.
 
-    With ``auto_finish`` in the module config a job is DONE at once (for ``quark run``).
+    With ``auto_finish`` in the module config a job is DONE at once (for ``quark run``). Each
+    submission bumps ``submissions`` in the job folder's service file, so tests count duplicates.
     """
 
     def submit(self, operation: str, payload: Any) -> dict[str, Any]:
@@ -64,9 +65,24 @@ class ControlledJobManager(AsyncJobManager):
         job_id = f"ctl-{self.context.key}-{previous + 1}"
         _write(
             path,
-            {"state": state, "operation": operation, "payload": payload, "submissions": previous + 1, "id": job_id},
+            {
+                "state": state,
+                "operation": operation,
+                "payload": payload,
+                "submissions": previous + 1,
+                "id": job_id,
+                "submission_id": self.context.submission_id,
+            },
         )
         return {"id": job_id}
+
+    def find_submitted(self, intent: dict[str, Any]) -> dict[str, Any] | None:
+        """The service's file is its acceptance: it names the submission it accepted last."""
+        path = _service_path(self.context.job_dir)
+        state = json.loads(path.read_text()) if path.exists() else {}
+        if intent.get("submission_id") and state.get("submission_id") == intent["submission_id"]:
+            return {"id": state["id"]}
+        return None
 
     def _state(self) -> dict[str, Any]:
         return json.loads(_service_path(self.context.job_dir).read_text())

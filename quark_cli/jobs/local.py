@@ -51,7 +51,6 @@ POSIX only (flock, sessions, pipes in ``selectors``). Importing this module does
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import signal
@@ -66,10 +65,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus
-from quark_cli.state import atomic_write_json
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
+from quark_cli.state import atomic_write_json, file_lock
 
 SCHEMA_VERSION = 1
 
@@ -103,12 +102,6 @@ _STATUS = {
 
 RUNNER_START_TIMEOUT = 15.0
 STATE_LOCK_TIMEOUT = 30.0
-
-# filelock >= 4 falls back to a lock *file* on file systems without flock; such a lock survives a
-# killed holder, and a stale runner lock would stop every later job. We want flock or an error.
-_LOCK_OPTIONS: dict[str, Any] = (
-    {"fallback_to_soft": False} if "fallback_to_soft" in inspect.signature(FileLock.__init__).parameters else {}
-)
 
 _SPAWNED: list[subprocess.Popen] = []  # runners started by this process, kept so they are reaped
 
@@ -176,13 +169,8 @@ def _touch(path: Path) -> None:
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-
-
-def file_lock(path: Path) -> FileLock:
-    """An flock on ``path``: released by the kernel when its process dies, so never stale."""
-    return FileLock(str(path), **_LOCK_OPTIONS)
 
 
 @contextmanager
@@ -291,7 +279,7 @@ def ensure_runner(jobs_dir: Path, workers: int) -> bool:
     """
     jobs_dir = jobs_dir.resolve()
     shared = shared_dir(jobs_dir)
-    shared.mkdir(parents=True, exist_ok=True)
+    shared.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_path = shared / RUNNER_LOCK_FILE
     if lock_is_held(lock_path):
         return False
@@ -300,7 +288,7 @@ def ensure_runner(jobs_dir: Path, workers: int) -> bool:
     package_root = str(Path(__file__).resolve().parents[2])  # the same quark_cli as ours, even uninstalled
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     command = [sys.executable, "-m", "quark_cli.jobs.local_worker", "runner", str(jobs_dir), "--workers", str(workers)]
-    with open(shared / RUNNER_LOG_FILE, "ab") as log:
+    with os.fdopen(os.open(shared / RUNNER_LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -395,6 +383,7 @@ class LocalAsyncJobManager(AsyncJobManager):
             "started": None,
             "finished": None,
             "error": None,
+            "submission_id": self.context.submission_id if self.context else None,
         }
         write_state(job_dir, state)
         _touch(queue_dir(self.jobs_dir) / state["queue_name"])
@@ -402,6 +391,20 @@ class LocalAsyncJobManager(AsyncJobManager):
         info = {"id": state["id"], "host": host}
         self.set_info(**info)
         return info
+
+    def find_submitted(self, intent: dict[str, Any]) -> dict[str, Any] | None:
+        """An interrupted submission reached us if ``local.json`` carries its ``submission_id``.
+
+        ``local.json`` is written (atomically) before the job is queued and a worker runs only the job
+        it names, so without our id there the job never ran and never will: submitting is safe.
+        """
+        wanted = intent.get("submission_id")
+        if not wanted:
+            raise SubmissionUnknownError("the intent has no submission_id (saved by an older quark-cli)")
+        state = read_state(self.job_dir)
+        if state is None or state.get("submission_id") != wanted:
+            return None
+        return {"id": state["id"], "host": state["host"]}
 
     def read_local_state(self) -> dict[str, Any] | None:
         """The job's ``local.json`` as it is on disk (pid, times, error), or None."""
