@@ -1,0 +1,406 @@
+"""``SlurmAsyncJobManager``: myQLM jobs in the queue of a SLURM cluster.
+
+``quark submit`` writes the job into its folder of the run directory and hands a small batch script
+to ``sbatch --parsable``; the node runs ``python -m quark_cli.jobs.slurm_worker`` with the same
+interpreter as the submitting ``quark``, which writes the result next to the job. So the cluster
+needs the run directory on a filesystem that the nodes share, and the same Python environment (the
+path of ``sys.executable``) on the nodes: the usual set-up of a login node and its cluster.
+
+One job folder (``context.job_dir``)::
+
+    job_info.json   written by the engine, not here
+    slurm.sh        the batch script, kept for the user to read or to submit again by hand
+    slurm.job       the qat.core.Job, myQLM's own serialisation
+    slurm.res       the qat.core.Result, written atomically by the worker once the job ran
+    slurm.log       what the job printed (SLURM's --output), tracebacks included
+
+Status (SLURM state -> AsyncStatus): PENDING, CONFIGURING, REQUEUED, SUSPENDED and the other waiting
+states -> SUBMITTED; RUNNING, COMPLETING -> RUNNING; COMPLETED with a result file -> DONE; CANCELLED ->
+CANCELLED; FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, BOOT_FAIL, DEADLINE, COMPLETED
+without a result, a job SLURM no longer knows and that left no result, and any state we do not know
+-> FAILED. The SLURM state is the first word of ``status_reason``, which the engine saves as the
+job's ``error`` and puts in the stack's record.
+
+One ``squeue`` call per collect covers every pending job of a run (``get_statuses``); ``squeue -t
+all`` still lists finished jobs for ``MinJobAge`` seconds. Only jobs that ended without a result
+cost more: ``scontrol show job`` for their exit code, or ``sacct`` (then ``sacct -c``, the job
+completion log, for clusters without accounting) once SLURM has forgotten them.
+
+Submission errors (no ``sbatch``, no controller, a job ``sbatch`` refuses) raise
+``NotSubmittedError``: nothing reached the queue, the engine drops the job's intent and a later
+``collect`` submits it. Errors while polling raise ``QuarkError``; the engine keeps such jobs pending.
+Importing this module does not import myQLM.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from quark_cli.errors import NotSubmittedError, QuarkError
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus
+from quark_cli.state import atomic_write_bytes
+
+SCRIPT_FILE = "slurm.sh"
+JOB_FILE = "slurm.job"
+RESULT_FILE = "slurm.res"
+LOG_FILE = "slurm.log"
+
+COMMAND_TIMEOUT = 120.0  # sbatch and squeue retry an unreachable controller for about MessageTimeout
+
+WAITING_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESV_DEL_HOLD",
+    "SUSPENDED",
+    "RESIZING",
+    "SPECIAL_EXIT",
+}
+RUNNING_STATES = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
+FINAL_STATES = {
+    "COMPLETED",
+    "CANCELLED",
+    "FAILED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "REVOKED",
+}
+INSTALL_HINT = "install the SLURM client commands, or run quark on a login node of the cluster"
+
+
+def slurm_state(text: str) -> str:
+    """``CANCELLED`` from ``CANCELLED by 0`` (sacct) or ``CANCELLED+`` (squeue on some versions)."""
+    words = text.split()
+    return words[0].rstrip("+").upper() if words else "UNKNOWN"
+
+
+def map_state(state: str, has_result: bool) -> AsyncStatus:
+    """The AsyncStatus of a SLURM job state; a COMPLETED job is DONE only once its result exists."""
+    if state in WAITING_STATES:
+        return AsyncStatus.SUBMITTED
+    if state in RUNNING_STATES:
+        return AsyncStatus.RUNNING
+    if state == "COMPLETED" and has_result:
+        return AsyncStatus.DONE
+    if state == "CANCELLED":
+        return AsyncStatus.CANCELLED
+    return AsyncStatus.FAILED
+
+
+def run_slurm(command: str, args: Sequence[str], error: type[QuarkError], cwd: Path | None = None) -> str:
+    """Run a SLURM command and return its stdout; ``error`` with its own message when it fails."""
+    path = shutil.which(command)
+    if path is None:
+        raise error(f"{command} not found on PATH: {INSTALL_HINT}")
+    try:
+        done = subprocess.run(
+            [path, *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise error(f"{command} did not answer within {COMMAND_TIMEOUT:.0f} s; is the SLURM controller up?") from None
+    if done.returncode != 0:
+        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        for prefix in (f"{command}: error: ", f"{command}: "):
+            lines = [line.removeprefix(prefix) for line in lines]
+        raise error(f"{command} failed: {'; '.join(lines) or f'exit code {done.returncode}'}")
+    return done.stdout
+
+
+def _local_iso(value: str) -> str | None:
+    """A SLURM time (``2026-11-25T22:49:12``, the controller's local time) as ISO 8601 with offset."""
+    try:
+        return datetime.fromisoformat(value).astimezone().isoformat()
+    except ValueError:  # N/A, Unknown, None
+        return None
+
+
+def cluster_name() -> str | None:
+    """``ClusterName`` of the cluster the commands talk to (asked once per process and SLURM_CONF)."""
+    return _cluster_name(os.environ.get("SLURM_CONF"))
+
+
+@functools.cache
+def _cluster_name(slurm_conf: str | None) -> str | None:
+    for line in run_slurm("scontrol", ["show", "config"], QuarkError).splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == "ClusterName":
+            return value.strip() or None
+    return None
+
+
+class SlurmAsyncJobManager(AsyncJobManager):
+    """One myQLM job in a SLURM queue; the module config holds the ``#SBATCH`` settings.
+
+    Config keys: ``partition``, ``time_limit``, ``cpus``, ``memory``, ``account`` (empty: the
+    cluster's default) and ``extra_sbatch`` (a list of further sbatch options, one per line).
+    """
+
+    @property
+    def job_dir(self) -> Path:
+        if self.context is None:
+            raise RuntimeError("SlurmAsyncJobManager needs a JobContext: its job lives in a folder")
+        return Path(self.context.job_dir).resolve()
+
+    @property
+    def slurm_id(self) -> str:
+        return str(self._job_info["id"])
+
+    # -- submission ---------------------------------------------------------------------------------
+
+    def batch_script(self) -> str:
+        """The job script: ``#SBATCH`` lines from the config, then the worker on this interpreter.
+
+        Values are checked only so far as the script's shape needs (one line each); ``sbatch``
+        judges the rest and its refusal reaches the user as it is.
+        """
+        config = dict(self.context.config if self.context else {})
+        job_dir = self.job_dir
+        if '"' in str(job_dir):
+            raise ValueError(
+                f"the run directory {job_dir} has a double quote in its path, which #SBATCH lines cannot hold"
+            )
+        key = self.context.key if self.context else job_dir.name
+        options = [
+            f"--job-name=quark-{key}",
+            f'--output="{job_dir / LOG_FILE}"',
+            f'--chdir="{job_dir}"',
+            "--ntasks=1",
+        ]
+        for name, flag in (
+            ("cpus", "cpus-per-task"),
+            ("partition", "partition"),
+            ("time_limit", "time"),
+            ("memory", "mem"),
+            ("account", "account"),
+        ):
+            value = config.get(name)
+            if value not in (None, ""):
+                options.append(f"--{flag}={_word(value, name)}")
+        options.extend(_extra_option(line) for line in config.get("extra_sbatch") or [])
+        worker = shlex.join(
+            [sys.executable, "-m", "quark_cli.jobs.slurm_worker", str(job_dir / JOB_FILE), str(job_dir / RESULT_FILE)]
+        )
+        lines = [
+            "#!/bin/sh",
+            *(f"#SBATCH {option}" for option in options),
+            f"# quark-cli job {key}. The nodes need this folder on a filesystem they share with the",
+            "# submitting machine, and the same Python environment at the same path.",
+            f"exec {worker}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def submit(self, job: Any) -> dict[str, str | None]:
+        """Write the job and its script into the job folder and ``sbatch`` them; returns id and cluster."""
+        from quark_cli.jobs.local import dump_qat_atomic
+
+        try:
+            script = self.batch_script()
+        except ValueError as error:
+            raise NotSubmittedError(f"SlurmSampler config: {error}") from None
+        job_dir = self.job_dir
+        job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for stale in (RESULT_FILE, LOG_FILE):  # an earlier attempt's, on --retry-failed
+            (job_dir / stale).unlink(missing_ok=True)
+        dump_qat_atomic(job, job_dir / JOB_FILE)
+        atomic_write_bytes(job_dir / SCRIPT_FILE, script.encode())
+        answer = run_slurm("sbatch", ["--parsable", SCRIPT_FILE], NotSubmittedError, cwd=job_dir).strip()
+        job_id, _, cluster = answer.splitlines()[-1].partition(";") if answer else ("", "", "")
+        if not job_id.isdigit():
+            raise QuarkError(f"sbatch answered {answer!r}, not a job id; the job may be queued: check squeue")
+        if not cluster:
+            try:
+                cluster = cluster_name() or ""
+            except QuarkError:
+                cluster = ""
+        return {"id": job_id, "cluster": cluster or None}
+
+    def _handle_submit_info(self, value: Any) -> None:
+        """Keep the SLURM job id and cluster name: all that later processes need to find the job."""
+        self.set_info(id=value["id"], cluster=value["cluster"])
+
+    # -- status ------------------------------------------------------------------------------------
+
+    def get_status(self) -> AsyncStatus:
+        return self.get_statuses([self])[0]
+
+    @classmethod
+    def get_statuses(cls, managers: list[AsyncJobManager]) -> list[AsyncStatus]:
+        """One ``squeue`` for all jobs; extra calls only for jobs that ended without a result."""
+        jobs = cast(list[SlurmAsyncJobManager], managers)
+        rows = squeue([job.slurm_id for job in jobs])
+        forgotten = [job.slurm_id for job in jobs if job.slurm_id not in rows]
+        accounted = sacct(forgotten) if forgotten else {}
+        statuses = []
+        for job in jobs:
+            row = rows.get(job.slurm_id) or accounted.get(job.slurm_id)
+            statuses.append(job._status_from(row))
+        return statuses
+
+    def _status_from(self, row: dict[str, str] | None) -> AsyncStatus:
+        self.status_reason = None
+        has_result = (self.job_dir / RESULT_FILE).exists()
+        if row is None:
+            if has_result:  # ended long ago and forgotten; the worker writes a result only on success
+                return AsyncStatus.DONE
+            self.status_reason = f"UNKNOWN: SLURM no longer knows job {self.slurm_id} and it left no result"
+            return AsyncStatus.FAILED
+        state = slurm_state(row["state"])
+        status = map_state(state, has_result)
+        self._note_times(row, status)
+        if status in (AsyncStatus.FAILED, AsyncStatus.CANCELLED):
+            self.status_reason = self._reason(state, row, has_result)
+        return status
+
+    def _note_times(self, row: dict[str, str], status: AsyncStatus) -> None:
+        """SLURM's submit, start and end times; a waiting job's start and end are only forecasts."""
+        times = {"service_submitted": row.get("submit")}
+        if status is not AsyncStatus.SUBMITTED:
+            times["service_started"] = row.get("start")
+        if status.is_final:
+            times["service_finished"] = row.get("end")
+        self.set_info(**{name: stamp for name, value in times.items() if (stamp := _local_iso(value or ""))})
+
+    def _reason(self, state: str, row: dict[str, str], has_result: bool) -> str:
+        """The SLURM state first, then what helps: exit code and last log line, or the time limit."""
+        if state == "COMPLETED":
+            return (
+                f"COMPLETED without a result in {self.job_dir / RESULT_FILE}: is the run directory on a "
+                "filesystem the nodes share?"
+            )
+        if state not in FINAL_STATES:
+            return f"{state}: a SLURM state quark-cli does not know"
+        if state == "TIMEOUT" and row.get("time_limit"):
+            return f"TIMEOUT (time limit {row['time_limit']})"
+        if state != "FAILED":
+            return state
+        code, _, signal = (row.get("exit_code") or _scontrol_exit_code(self.slurm_id) or "").partition(":")
+        how = f"exit code {code}" if code not in ("", "0") else f"signal {signal}" if signal not in ("", "0") else ""
+        last = _last_line(self.job_dir / LOG_FILE)
+        return "FAILED" + (f" ({how})" if how else "") + (f": {last}" if last else "")
+
+    # -- result and cancel -------------------------------------------------------------------------
+
+    def get_result(self) -> Any:
+        """The ``qat.core.Result`` the worker saved; only once the status is DONE."""
+        from qat.core import Result
+
+        return Result.load(str(self.job_dir / RESULT_FILE))
+
+    def cancel(self) -> bool:
+        """``scancel`` the job if SLURM still runs or queues it; True if this call cancelled it."""
+        row = squeue([self.slurm_id]).get(self.slurm_id)
+        if row is None or slurm_state(row["state"]) in FINAL_STATES:
+            return False
+        run_slurm("scancel", [self.slurm_id], QuarkError)
+        self.status_reason = "CANCELLED"
+        return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# SLURM's answers
+
+
+def squeue(ids: list[str]) -> dict[str, dict[str, str]]:
+    """State, reason and times of the jobs the controller still holds (finished ones included)."""
+    if not ids:
+        return {}
+    try:
+        out = run_slurm("squeue", ["-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T|%l|%V|%S|%e"], QuarkError)
+    except QuarkError as error:
+        if "Invalid job id" in str(error):  # asked for one job only, and SLURM has forgotten it
+            return {}
+        raise
+    rows = {}
+    for line in out.splitlines():
+        fields = line.split("|")
+        if len(fields) == 6:
+            rows[fields[0]] = dict(zip(("id", "state", "time_limit", "submit", "start", "end"), fields, strict=True))
+    return rows
+
+
+def sacct(ids: list[str]) -> dict[str, dict[str, str]]:
+    """Jobs the controller forgot: from accounting, else from the job completion log (``sacct -c``)."""
+    fields = "JobID,State,ExitCode,Timelimit,Submit,Start,End"
+    args = ["-n", "-P", "-X", "-j", ",".join(ids), "-o", fields]
+    try:
+        out = run_slurm("sacct", args, QuarkError)
+    except QuarkError:
+        try:
+            out = run_slurm("sacct", ["-c", *args], QuarkError)
+        except QuarkError:
+            return {}  # no accounting and no completion log: such jobs count as unknown
+    rows = {}
+    for line in out.splitlines():
+        values = line.split("|")
+        if len(values) == 7:
+            names = ("id", "state", "exit_code", "time_limit", "submit", "start", "end")
+            rows[values[0]] = dict(zip(names, values, strict=True))
+    return rows
+
+
+def _scontrol_exit_code(job_id: str) -> str | None:
+    """``3:0`` (exit code, signal) from ``scontrol show job``, or None once SLURM forgot the job."""
+    try:
+        out = run_slurm("scontrol", ["show", "job", "-o", job_id], QuarkError)
+    except QuarkError:
+        return None
+    for word in out.split():
+        if word.startswith("ExitCode="):
+            return word.partition("=")[2]
+    return None
+
+
+def _last_line(path: Path, limit: int = 300) -> str | None:
+    """The job log's last non-empty line (the worker ends a failure with its one-line error)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - 4096))
+            lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return None
+    if not lines:
+        return None
+    return lines[-1] if len(lines[-1]) <= limit else lines[-1][: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------
+# config values
+
+
+def _word(value: Any, name: str) -> str:
+    """A value for one ``#SBATCH --flag=value`` line: one word, no line break."""
+    text = str(value).strip()
+    if not text or any(c.isspace() for c in text):
+        raise ValueError(f"{name} must be one word without spaces, not {value!r}")
+    return text
+
+
+def _extra_option(line: Any) -> str:
+    """An ``extra_sbatch`` entry as an sbatch option: ``--qos=debug`` or ``#SBATCH --qos=debug``."""
+    text = str(line).strip()
+    if text.startswith("#SBATCH"):
+        text = text[len("#SBATCH") :].strip()
+    if not text.startswith("-") or "\n" in text or "\r" in text:
+        raise ValueError(f"extra_sbatch: {line!r} is not one sbatch option such as '--qos=debug'")
+    return text
