@@ -338,6 +338,6 @@ def test_run_waits_a_bounded_time_then_leaves_the_job_for_collect(quark, write_c
 def test_modules_lists_the_upgraded_builtin_with_the_options_it_inherits(quark):
     described = {entry["name"]: entry for entry in json.loads(quark("modules", "--json").stdout)}
     sampler = described["Sampler"]["parameters"]
-    for upgraded in ("LocalAsyncSampler", "QaptivaSampler"):
+    for upgraded in ("LocalAsyncSampler", "QaptivaSampler", "SlurmSampler"):
         assert described[upgraded]["parameters"]["shots"] == sampler["shots"]
         assert described[upgraded]["parameters"]["seed"] == sampler["seed"]

@@ -27,10 +27,11 @@ MODULES: dict[str, str] = {
     "Sampler": "quark_cli.modules.devices:Sampler",
     "LocalAsyncSampler": "quark_cli.modules.async_devices:LocalAsyncSampler",
     "QaptivaSampler": "quark_cli.modules.async_devices:QaptivaSampler",
+    "SlurmSampler": "quark_cli.modules.async_devices:SlurmSampler",
 }
 
 #: The devices a circuit-producing module may hand its circuit to.
-DEVICE_OPTIONS: list[str] = ["Sampler", "LocalAsyncSampler", "QaptivaSampler"]
+DEVICE_OPTIONS: list[str] = ["Sampler", "LocalAsyncSampler", "QaptivaSampler", "SlurmSampler"]
 
 
 class ModuleLoadError(ValueError):

@@ -12,6 +12,7 @@ from typing import Any
 from quark_cli.async_core import AsyncCore
 from quark_cli.jobs.local import LocalAsyncJobManager
 from quark_cli.jobs.qaptiva import QaptivaAsyncJobManager
+from quark_cli.jobs.slurm import SlurmAsyncJobManager
 from quark_cli.modules import positive_int, settings
 from quark_cli.modules.devices import Sampler, counts_from_result, job_for_circuit
 
@@ -103,3 +104,60 @@ class QaptivaSampler(_AsyncSampler):
 
     def qpu_label(self, config: dict[str, Any]) -> str:
         return f"{config['qpu']} on {config['hostname']}:{config['port']}"
+
+
+class SlurmSampler(_AsyncSampler):
+    """Runs the circuit as a job in a SLURM cluster's queue (``sbatch``), on myQLM's default QPU.
+
+    The run directory must be on a filesystem the nodes share, with the same Python environment
+    on the nodes; the job script stays in the job's folder (``slurm.sh``).
+    """
+
+    JobManager = SlurmAsyncJobManager
+
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        options = {name: option for name, option in Sampler.get_parameter_options(self).items() if name != "qpu"}
+        options.update(
+            {
+                "partition": {
+                    "values": [""],
+                    "default": "",
+                    "custom_input": True,
+                    "description": "SLURM partition (sbatch --partition); empty: the cluster's default",
+                },
+                "time_limit": {
+                    "values": ["00:10:00", "01:00:00", "1-00:00:00"],
+                    "default": "01:00:00",
+                    "custom_input": True,
+                    "description": "Time limit of each job (sbatch --time: MM, HH:MM:SS or D-HH:MM:SS)",
+                },
+                "cpus": {
+                    "values": [1, 2, 4, 8],
+                    "default": 1,
+                    "custom_input": True,
+                    "description": "CPUs of each job (sbatch --cpus-per-task)",
+                },
+                "memory": {
+                    "values": ["", "4G", "16G"],
+                    "default": "",
+                    "custom_input": True,
+                    "description": "Memory of each job (sbatch --mem, e.g. 4G); empty: the cluster's default",
+                },
+                "account": {
+                    "values": [""],
+                    "default": "",
+                    "custom_input": True,
+                    "description": "Account charged (sbatch --account); empty: your default account",
+                },
+                "extra_sbatch": {
+                    "values": [[]],
+                    "default": [],
+                    "custom_input": True,
+                    "description": "Further sbatch options, one per list entry, e.g. [--qos=debug, --hold]",
+                },
+            }
+        )
+        return options
+
+    def qpu_label(self, config: dict[str, Any]) -> str:
+        return f"default (SLURM {config['partition'] or 'default partition'})"
