@@ -160,4 +160,4 @@ class SlurmSampler(_AsyncSampler):
         return options
 
     def qpu_label(self, config: dict[str, Any]) -> str:
-        return f"default (SLURM {config['partition'] or 'default partition'})"
+        return f"default (SLURM, partition {config['partition'] or 'default'})"
