@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.errors import NotSubmittedError, ServiceAuthError
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError, TransientServiceError
 
 log = logging.getLogger("quark_cli")
 
@@ -39,7 +39,10 @@ STATUS_MAP = {
 }
 DEFAULT_PORT = 443
 DEFAULT_TIMEOUT = 30
-RETRIES = 4
+RETRIES = 6  # with FIRST_DELAY doubling up to MAX_DELAY: about 3 s of a service's hiccup per call
+FIRST_DELAY = 0.1
+MAX_DELAY = 5.0
+TAG = "quark_submission"  # our key in a batch's meta_data: the submission_id, reported back by get_jobs_info
 TRANSIENT_MARKERS = (
     "Service Unavailable",
     "Could not connect",
@@ -77,6 +80,21 @@ def is_transient(error: BaseException) -> bool:
     if type(error).__name__ in {"CannotSendRequest", "RemoteDisconnected", "BadStatusLine", "IncompleteRead"}:
         return True
     return isinstance(error, RuntimeError) and any(marker in str(error) for marker in TRANSIENT_MARKERS)
+
+
+def backoff() -> Any:
+    """Waits between tries: doubling from FIRST_DELAY up to MAX_DELAY, each with +-50 % jitter."""
+    delay = FIRST_DELAY
+    while True:
+        yield delay * (0.5 + random.random())
+        delay = min(delay * 2, MAX_DELAY)
+
+
+class SubmittedJob:
+    """What ``submit`` returns for a job found on the service instead of the client's AsyncResult."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
 
 
 @contextlib.contextmanager
@@ -142,29 +160,111 @@ class QaptivaAsyncJobManager(AsyncJobManager):
         return connection
 
     def _retry(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call the client, retrying transient faults with capped exponential backoff and jitter."""
-        delay = 0.2
+        """Call the client, retrying transient faults with capped exponential backoff and jitter.
+
+        Only for calls that are safe to repeat (reads, cancel): never for a submission. Raises
+        TransientServiceError when the service still has not answered after ``RETRIES`` tries.
+        """
+        delays = backoff()
         for attempt in range(1, RETRIES + 1):
             try:
                 return function(*args, **kwargs)
             except Exception as error:
-                if attempt == RETRIES or not is_transient(error):
+                if not is_transient(error):
                     raise
+                if attempt == RETRIES:
+                    raise TransientServiceError(f"{what}: {error} (after {RETRIES} tries)") from error
                 log.warning("qlmaas %s failed (%s), attempt %d of %d", what, error, attempt, RETRIES)
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 5.0)
+                time.sleep(next(delays))
         raise AssertionError("unreachable")
 
     def submit(self, job: Any) -> Any:
-        """Submit a myQLM job to the configured remote QPU; returns the client's ``AsyncResult``."""
+        """Submit a myQLM job to the configured remote QPU; returns the client's ``AsyncResult``.
+
+        The job goes as a one-job batch tagged with the engine's ``submission_id``, so that the
+        service's job list tells whether a submission that failed on the way (or whose process was
+        killed) arrived. A submission is repeated only after that list shows it did not; duplicates
+        the client makes itself (it resends a request after a 503) are cancelled.
+        """
+        s = self.settings
         try:
             connection = self.connection()
-        except RuntimeError as error:
-            s = self.settings
+        except (RuntimeError, TransientServiceError) as error:
             raise NotSubmittedError(f"cannot reach Qaptiva at {s['hostname']}:{s['port']}: {error}") from None
+        from qat.core import Batch
+
+        tag = self.context.submission_id if self.context else None
+        batch = Batch(jobs=[job], meta_data={TAG: tag} if tag else None)
+        delays = backoff()
+        failed: Exception | None = None
+        for attempt in range(1, RETRIES + 1):
+            with quiet_client():
+                # read-only, and right before the submission: it absorbs the request the client
+                # resends after a fault, so the submission itself is never sent twice
+                qpu = self._retry("get_qpu", lambda: connection.get_qpu(s["qpu"])())
+            try:
+                with quiet_client():
+                    answer = qpu.submit(batch)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                failed = error
+            else:
+                if failed is not None:
+                    self._cancel_duplicates(tag, keep=answer.job_id)
+                return answer
+            if tag is None:
+                raise TransientServiceError(f"submit: {failed}; cannot tell whether the job arrived") from failed
+            arrived = self._tagged(tag, "submit")
+            if arrived:
+                self._cancel_duplicates(tag, keep=arrived[0].id, infos=arrived)
+                return SubmittedJob(arrived[0].id)
+            log.warning("qlmaas submit failed (%s), attempt %d of %d; the job did not arrive", failed, attempt, RETRIES)
+            time.sleep(next(delays))
+        raise NotSubmittedError(
+            f"Qaptiva at {s['hostname']}:{s['port']} did not take the job after {RETRIES} tries ({failed}); "
+            "'quark collect' submits it later"
+        )
+
+    def _tagged(self, tag: str, what: str) -> list[Any]:
+        """The service's jobs carrying our tag, oldest first; SubmissionUnknownError if it reports no tags."""
+        connection = self.connection()
         with quiet_client():
-            qpu = connection.get_qpu(self.settings["qpu"])()
-            return qpu.submit(job)
+            infos = self._retry(f"{what}: get_jobs_info", connection.get_jobs_info)
+        if infos and not any(info.meta_data for info in infos):
+            raise SubmissionUnknownError(
+                f"Qaptiva at {self.settings['hostname']} does not report job tags; compare 'quark status' "
+                "ids with its job list"
+            )
+        found = [info for info in infos if (info.meta_data or {}).get(TAG) == tag]
+        return sorted(found, key=lambda info: (info.submission_date or "", info.id))
+
+    def _cancel_duplicates(self, tag: str | None, keep: str, infos: list[Any] | None = None) -> None:
+        """Cancel the jobs with our tag other than ``keep``: copies of one submission, made by retries."""
+        if tag is None:
+            return
+        try:
+            infos = self._tagged(tag, "submit") if infos is None else infos
+            copies = [info.id for info in infos if info.id != keep]
+            connection = self.connection()
+            for job_id in copies:
+                log.warning("qlmaas: job %s duplicates %s (one submission sent twice); cancelling it", job_id, keep)
+                with quiet_client():
+                    self._retry("cancel_job", connection.cancel_job, job_id)
+        except Exception as error:  # a leftover copy costs queue time, not correctness
+            log.warning("qlmaas: could not check for duplicates of %s: %s", keep, error)
+
+    def find_submitted(self, intent: dict[str, Any]) -> dict[str, Any] | None:
+        """The service's job list, by our tag: the job if the submission arrived, None if it did not."""
+        tag = intent.get("submission_id")
+        if not tag:
+            raise SubmissionUnknownError("the intent has no submission_id (saved by an older quark-cli)")
+        arrived = self._tagged(tag, "find_submitted")
+        if not arrived:
+            return None
+        self._cancel_duplicates(tag, keep=arrived[0].id, infos=arrived)
+        s = self.settings
+        return {"id": arrived[0].id, "host": s["hostname"], "port": s["port"]}
 
     def _handle_submit_info(self, value: Any) -> None:
         """Keep the job id, host and port only: touching any other AsyncResult attribute blocks."""
@@ -195,13 +295,20 @@ class QaptivaAsyncJobManager(AsyncJobManager):
             for manager in jobs:
                 status, manager.status_reason = map_status(known.get(manager._job_info["id"], "UNKNOWN_JOB"))
                 statuses[id(manager)] = status
+        for manager in managers:
+            if statuses[id(manager)] is AsyncStatus.FAILED and manager.status_reason == "UNKNOWN_JOB":
+                statuses[id(manager)] = manager.get_status()  # missing from the list: ask once more, alone
         return [statuses[id(manager)] for manager in managers]
 
     def get_result(self) -> Any:
+        """The job's ``Result`` (unwrapped from the one-job batch it was submitted as)."""
+        from qat.core import BatchResult
+
         connection = self.connection()
         with quiet_client():
             job = self._retry("get_job", connection.get_job, self._job_info["id"])
-            return self._retry("get_result", job.get_result)
+            result = self._retry("get_result", job.get_result)
+        return result.results[0] if isinstance(result, BatchResult) and len(result.results) == 1 else result
 
     def cancel(self) -> bool:
         connection = self.connection()
