@@ -256,3 +256,20 @@ class ControlledSampler(AsyncCore, Sampler):
     def collect_preprocess(self, server_result, config, input_data=None, **kwargs):
         full = {**{n: o["default"] for n, o in self.get_parameter_options().items()}, **config}
         return counts_from_result(server_result, full["shots"], full["seed"], input_data.nbqbits)
+
+
+class Sleepy(Core):
+    """Application that takes ``seconds`` in its preprocess: keeps a command busy (holding the run) for a while."""
+
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        return {"seconds": {"values": [1.0], "default": 1.0, "custom_input": True, "description": "how long"}}
+
+    def preprocess(self, input_data, config, **kwargs):
+        import time
+
+        time.sleep(config["seconds"])
+        return config["seconds"], config["seconds"]
+
+    def postprocess(self, input_data, config, **kwargs):
+        self.metrics.add_metric("slept", input_data)
+        return input_data, 0.0
