@@ -243,6 +243,42 @@ def test_a_job_cancelled_in_the_queue_fails_its_stack_as_cancelled(quark, tmp_pa
     assert jobs(run)[0]["info"]["id"] == job_id
 
 
+@pytest.mark.parametrize("held", [True, False], ids=["still-queued", "already-ran"])
+def test_a_submit_killed_right_after_sbatch_is_adopted_not_submitted_twice(tmp_path, held):
+    # sbatch queues the job, then the quark process dies before it can record the job's id
+    wrapped = tmp_path / "bin"
+    wrapped.mkdir()
+    (wrapped / "sbatch").write_text(f'#!/bin/sh\n{shutil.which("sbatch")} "$@" && kill -9 $PPID\n')
+    (wrapped / "sbatch").chmod(0o755)
+    run = tmp_path / "run"
+    config = ghz_config(tmp_path, [3], extra_sbatch=["--hold"] if held else [])
+    killed = quark_cli("submit", config, "-o", run, env={"PATH": f"{wrapped}:{os.environ['PATH']}"})
+    assert killed.returncode == -9
+    (intent,) = jobs(run)
+    assert intent["status"] == "SUBMITTING" and intent["info"] == {}
+    tag = f"quark-submission:{intent['submission_id']}"
+    (job_id,) = [
+        line.split("|")[0]
+        for line in slurm("squeue", "-h", "-t", "all", "--me", "-o", "%i|%k").splitlines()
+        if line.endswith(tag)
+    ]
+    if not held:
+        assert wait_for_final_state(job_id, 60) == "COMPLETED"
+
+    adopted = quark_cli("collect", run)
+    assert adopted.returncode in (0, 3), adopted.stdout + adopted.stderr
+    (job,) = jobs(run)
+    assert job["info"]["id"] == job_id and job.get("adopted_at")
+    if held:
+        slurm("scontrol", "release", job_id)
+    finished = quark_cli("collect", run, "--wait", "--timeout", "120")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert records(run)[0]["module"]["population"] == 1.0
+    job_dir = str((run / "jobs" / job["key"]).resolve())
+    sent = [line for line in slurm("squeue", "-h", "-t", "all", "--me", "-o", "%Z").splitlines() if line == job_dir]
+    assert len(sent) == 1, "the job went to SLURM once"
+
+
 def test_a_job_slurm_never_knew_fails_with_the_reason(tmp_path):
     manager = SlurmAsyncJobManager.from_job_info({"id": "987654"}, JobContext("lost", tmp_path, {}))
     assert manager.get_status() is AsyncStatus.FAILED
@@ -280,6 +316,11 @@ def test_a_down_controller_or_a_refused_job_stops_submit_and_loses_nothing(tmp_p
     assert refused.returncode == 2
     assert "error: sbatch failed: " in refused.stderr and "Invalid partition name specified" in refused.stderr
     assert jobs(tmp_path / "refused") == []
+
+    elsewhere = ghz_config(tmp_path, [2], extra_sbatch=["--output=/tmp/elsewhere.log"])
+    moved = quark_cli("submit", elsewhere, "-o", tmp_path / "moved")
+    assert moved.returncode == 2
+    assert "quark-cli sets --output itself" in moved.stderr and jobs(tmp_path / "moved") == []
 
     # a queued job outlives an outage of the controller
     run = tmp_path / "run"

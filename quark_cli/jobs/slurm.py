@@ -22,9 +22,13 @@ without a result, a job SLURM no longer knows and that left no result, and any s
 job's ``error`` and puts in the stack's record.
 
 One ``squeue`` call per collect covers every pending job of a run (``get_statuses``); ``squeue -t
-all`` still lists finished jobs for ``MinJobAge`` seconds. Only jobs that ended without a result
-cost more: ``scontrol show job`` for their exit code, or ``sacct`` (then ``sacct -c``, the job
-completion log, for clusters without accounting) once SLURM has forgotten them.
+all`` still lists finished jobs for ``MinJobAge`` seconds. Jobs it no longer lists cost one more
+call for all of them, ``sacct`` (then ``sacct -c``, the job completion log, on clusters without
+accounting); a FAILED job costs one ``scontrol show job`` for its exit code.
+
+Each submission is tagged (``--comment=quark-submission:<id>``, and the first line of its log), so
+that ``find_submitted`` tells whether a ``quark`` process killed during ``sbatch`` got its job queued:
+such a job is adopted, never submitted twice.
 
 Submission errors (no ``sbatch``, no controller, a job ``sbatch`` refuses) raise
 ``NotSubmittedError``: nothing reached the queue, the engine drops the job's intent and a later
@@ -34,8 +38,10 @@ Importing this module does not import myQLM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -46,7 +52,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from quark_cli.errors import NotSubmittedError, QuarkError
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
 from quark_cli.state import atomic_write_bytes
 
 SCRIPT_FILE = "slurm.sh"
@@ -80,6 +86,9 @@ FINAL_STATES = {
     "DEADLINE",
     "REVOKED",
 }
+SUBMISSION_TAG = "quark-submission:"
+#: sbatch options quark-cli sets itself: the job's files, its folder and its tag depend on them.
+RESERVED_OPTIONS = {"--output": "-o", "--error": "-e", "--chdir": "-D", "--comment": None}
 INSTALL_HINT = "install the SLURM client commands, or run quark on a login node of the cluster"
 
 
@@ -165,6 +174,12 @@ class SlurmAsyncJobManager(AsyncJobManager):
     def slurm_id(self) -> str:
         return str(self._job_info["id"])
 
+    @property
+    def submission_tag(self) -> str | None:
+        """``quark-submission:<id>``: the job's ``--comment`` and first log line, found again by ``find_submitted``."""
+        submission_id = self.context.submission_id if self.context else None
+        return f"{SUBMISSION_TAG}{submission_id}" if submission_id else None
+
     # -- submission ---------------------------------------------------------------------------------
 
     def batch_script(self) -> str:
@@ -180,11 +195,13 @@ class SlurmAsyncJobManager(AsyncJobManager):
                 f"the run directory {job_dir} has a double quote in its path, which #SBATCH lines cannot hold"
             )
         key = self.context.key if self.context else job_dir.name
+        tag = self.submission_tag
         options = [
             f"--job-name=quark-{key}",
             f'--output="{job_dir / LOG_FILE}"',
             f'--chdir="{job_dir}"',
             "--ntasks=1",
+            *([f"--comment={tag}"] if tag else []),
         ]
         for name, flag in (
             ("cpus", "cpus-per-task"),
@@ -205,6 +222,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
             *(f"#SBATCH {option}" for option in options),
             f"# quark-cli job {key}. The nodes need this folder on a filesystem they share with the",
             "# submitting machine, and the same Python environment at the same path.",
+            *([f'echo "{tag} is SLURM job $SLURM_JOB_ID"'] if tag else []),
             f"exec {worker}",
         ]
         return "\n".join(lines) + "\n"
@@ -228,11 +246,40 @@ class SlurmAsyncJobManager(AsyncJobManager):
         if not job_id.isdigit():
             raise QuarkError(f"sbatch answered {answer!r}, not a job id; the job may be queued: check squeue")
         if not cluster:
-            try:
+            with contextlib.suppress(QuarkError):
                 cluster = cluster_name() or ""
-            except QuarkError:
-                cluster = ""
         return {"id": job_id, "cluster": cluster or None}
+
+    def find_submitted(self, intent: dict[str, Any]) -> dict[str, str | None] | None:
+        """Whether an interrupted ``quark`` process got its job into the queue, by the job's tag.
+
+        ``slurm.sh`` holds the submission's tag before ``sbatch`` runs: without it, sbatch never saw
+        this submission. With it, a job that started says so in its log's first line, and SLURM
+        lists a queued job (or one that ended less than ``MinJobAge`` ago) with the tag as its
+        ``--comment``. Neither: sbatch did not accept it.
+        """
+        wanted = intent.get("submission_id")
+        if not wanted:
+            raise SubmissionUnknownError("the intent has no submission_id (saved by an older quark-cli)")
+        tag = f"{SUBMISSION_TAG}{wanted}"
+        try:
+            script = (self.job_dir / SCRIPT_FILE).read_text()
+        except FileNotFoundError:
+            return None
+        if f"--comment={tag}\n" not in script:
+            return None
+        found = re.findall(rf"^{re.escape(tag)} is SLURM job (\d+)$", _first_line(self.job_dir / LOG_FILE) or "")
+        if not found:
+            out = run_slurm("squeue", ["-h", "-t", "all", "--me", "-o", "%i|%k"], QuarkError)
+            found = [
+                job_id for job_id, _, comment in (line.partition("|") for line in out.splitlines()) if comment == tag
+            ]
+        if not found:
+            return None
+        cluster = None
+        with contextlib.suppress(QuarkError):
+            cluster = cluster_name()
+        return {"id": found[0], "cluster": cluster}
 
     def _handle_submit_info(self, value: Any) -> None:
         """Keep the SLURM job id and cluster name: all that later processes need to find the job."""
@@ -370,6 +417,14 @@ def _scontrol_exit_code(job_id: str) -> str | None:
     return None
 
 
+def _first_line(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            return handle.readline(1024).decode(errors="replace").strip()
+    except OSError:
+        return None
+
+
 def _last_line(path: Path, limit: int = 300) -> str | None:
     """The job log's last non-empty line (the worker ends a failure with its one-line error)."""
     try:
@@ -403,4 +458,10 @@ def _extra_option(line: Any) -> str:
         text = text[len("#SBATCH") :].strip()
     if not text.startswith("-") or "\n" in text or "\r" in text:
         raise ValueError(f"extra_sbatch: {line!r} is not one sbatch option such as '--qos=debug'")
+    name = re.match(r"--[\w-]+|-\w", text)
+    for long, short in RESERVED_OPTIONS.items():
+        if name and name.group() in (long, short):
+            raise ValueError(
+                f"extra_sbatch: {line!r}: quark-cli sets {long} itself (the job's files are in its folder)"
+            )
     return text
