@@ -76,6 +76,42 @@ class Cancellation:
     summary: Summary = field(default_factory=Summary)
 
 
+class _Writer:
+    """Saves records from a few threads: their fsyncs overlap and the file system commits them together.
+
+    ``drain`` waits for every save and raises the first error; the engine drains before it reads
+    the records back (results.json) and before a command ends.
+    """
+
+    THREADS = 8
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Any] = []
+
+    def submit(self, function: Callable[..., None], *args: Any) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="quark-save")
+        self._futures.append(self._pool.submit(function, *args))
+
+    def drain(self) -> None:
+        futures, self._futures = self._futures, []
+        for future in futures:
+            future.result()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        """Never leave saves running past the command (and its lock), even when it fails."""
+        if kind is None:
+            self.drain()
+            return
+        for future in self._futures:
+            future.exception()
+        self._futures = []
+
+
 class _JobRecorder:
     """The engine's JobListener for one async phase: saves the job at each step of its life."""
 
@@ -160,6 +196,7 @@ class BenchmarkManager:
         self.config = config
         self.wait_timeout = wait_timeout
         self.poll_workers = max(1, poll_workers)
+        self._writer = _Writer()
         #: Told ``(stack key, module path, "pre" | "post")`` as each phase starts, for progress displays.
         self.on_phase = on_phase
 
@@ -171,11 +208,12 @@ class BenchmarkManager:
     def start(self, sequential: bool, on_stack: Callable[[str, str], None] | None = None) -> Summary:
         """Walk every stack from the start: to the end (``sequential``) or to its first async point."""
         summary = Summary()
-        for key, item, repetition in self.stacks():
-            status = self._walk(key, item, repetition, {}, sequential, summary)
-            if on_stack:
-                on_stack(key, status)
-        self._finish(summary)
+        with self._writer:
+            for key, item, repetition in self.stacks():
+                status = self._walk(key, item, repetition, {}, sequential, summary)
+                if on_stack:
+                    on_stack(key, status)
+            self._finish(summary)
         return summary
 
     def check(self) -> None:
@@ -247,16 +285,17 @@ class BenchmarkManager:
             if on_stack:
                 on_stack(key, summary.stacks[key])
 
-        for key in sorted(key for key, count in waiting.items() if count == 0):
-            settle(key)
         pending = [
             job for key in waiting for job in jobs_by_stack.get(key, []) if job.get("status") in PENDING_JOB_STATES
         ]
-        for job in self._poll(pending, summary):
-            waiting[job["stack"]] -= 1
-            if waiting[job["stack"]] == 0:
-                settle(job["stack"])
-        self._finish(summary)
+        with self._writer:
+            for key in sorted(key for key, count in waiting.items() if count == 0):
+                settle(key)
+            for job in self._poll(pending, summary):
+                waiting[job["stack"]] -= 1
+                if waiting[job["stack"]] == 0:
+                    settle(job["stack"])
+            self._finish(summary)
         return summary
 
     def _settle(
@@ -301,6 +340,12 @@ class BenchmarkManager:
             usable = {(job["level"], job["phase"]): job for job in jobs if job.get("status") != SUBMITTING}
             self._walk(key, item, repetition, usable, False, summary)
 
+    def _store(self, key: str, record: dict[str, Any]) -> None:
+        """Save a stack's record; a finished or failed stack is closed only once its record is saved."""
+        self.run.write_record(key, record)
+        if record["quark_job_status"] in CLOSED:
+            self.run.mark_closed(key)
+
     def _resolve_uncertain(self, jobs: list[dict[str, Any]], summary: Summary) -> None:
         """Ask each uncertain job's service whether its interrupted submission arrived; act on it.
 
@@ -339,6 +384,7 @@ class BenchmarkManager:
 
     def _finish(self, summary: Summary) -> None:
         """End of a pass: results.json with this pass's changed records, and the stack index."""
+        self._writer.drain()
         self.run.rebuild_results({key for key in summary.changed if key in summary.stacks})
         self.run.write_index(summary.stacks)
 
@@ -508,8 +554,7 @@ class BenchmarkManager:
         reason = f"job {job['key']} {job['status'].lower()}: {job.get('error') or job['status']}"
         record.update(quark_job_status=FAILED, error=reason, timestamp=now_iso())
         record.get("module", {})["quark_job_status"] = FAILED
-        self.run.write_record(key, record)
-        self.run.mark_closed(key)
+        self._writer.submit(self._store, key, record)
         summary.stacks[key] = FAILED
         summary.changed.append(key)
         summary.errors[key] = reason
@@ -530,10 +575,7 @@ class BenchmarkManager:
         self.run.mark_open(key)
         walk = _StackWalk(self, key, item, repetition, jobs, sequential)
         status, error = walk.run()
-        record = walk.record(status, error)
-        self.run.write_record(key, record)
-        if status in CLOSED:
-            self.run.mark_closed(key)
+        self._writer.submit(self._store, key, walk.record(status, error))
         summary.stacks[key] = status
         summary.changed.append(key)
         if error:

@@ -7,6 +7,7 @@ returns; reading functions take no lock and never write.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import socket
 from collections import Counter
@@ -14,15 +15,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from quark_cli import __version__
 from quark_cli.config import BenchmarkConfig, build_config, load_config, parse_config_text
-from quark_cli.engine import FAILED, FINISHED, INTERRUPTED, POLL_WORKERS, BenchmarkManager, Summary
-from quark_cli.errors import EXIT_FAILED, EXIT_OK, EXIT_PENDING, QuarkError, RunDirError
+from quark_cli.engine import FAILED, FINISHED, INTERRUPTED, POLL_WORKERS, BenchmarkManager, Cancellation, Summary
+from quark_cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_PENDING, QuarkError, RunDirError
 from quark_cli.state import CONFIG_FILE, SCHEMA_VERSION, RunDir, age_seconds, now_iso
 
 NOT_STARTED = "NOT_STARTED"
+
+
+class ProgressListener(Protocol):
+    """Told what a run or a wait is doing, e.g. to draw a progress display (``quark_cli.progress``)."""
+
+    def begin(self, total: int, statuses: dict[str, str]) -> None: ...
+
+    def phase(self, stack: str, module: str, phase: str) -> None: ...
+
+    def stack(self, stack: str, status: str) -> None: ...
+
+    def passed(self, summary: Summary) -> None: ...
 
 
 @dataclass
@@ -60,21 +73,29 @@ def new_run_path(config_path: Path) -> Path:
 @contextmanager
 def command_log(run: RunDir, command: str):
     """Send this command's log lines (with tracebacks of module errors) to the run's logging.log."""
-    handler = logging.FileHandler(run.log_file(), encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
+    target = logging.FileHandler(run.log_file(), encoding="utf-8")
+    target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
+    # Buffered: a line per job and stack, flushed in blocks (warnings and errors at once).
+    handler = logging.handlers.MemoryHandler(512, flushLevel=logging.WARNING, target=target)
     logger = logging.getLogger("quark_cli")
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
     logger.info("%s (quark-cli %s)", command, __version__)
     try:
         yield
     finally:
         logger.removeHandler(handler)
         handler.close()
+        target.close()
 
 
 def start(
-    config_path: Path, out: Path | None, sequential: bool, wait_timeout: float | None = None, on_stack=None
+    config_path: Path,
+    out: Path | None,
+    sequential: bool,
+    wait_timeout: float | None = None,
+    progress: ProgressListener | None = None,
 ) -> Outcome:
     """``quark run`` (sequential) and ``quark submit``: make a run directory and walk every stack."""
     config = load_config(config_path)
@@ -94,8 +115,13 @@ def start(
     )
     command = "run" if sequential else "submit"
     with run.lock(), command_log(run, command):
+        manager = BenchmarkManager(
+            run, config, wait_timeout=wait_timeout, on_phase=progress.phase if progress else None
+        )
+        if progress:
+            progress.begin(len(config.backlog) * config.repetitions, {})
         try:
-            summary = BenchmarkManager(run, config, wait_timeout=wait_timeout).start(sequential, on_stack=on_stack)
+            summary = manager.start(sequential, on_stack=progress.stack if progress else None)
         except QuarkError as error:
             run.add_history(command, {"error": str(error)})
             error.args = (f"{error} (run {run.path} is kept: fix this, then 'quark collect {run.path}' goes on)",)
@@ -135,16 +161,26 @@ def collect(
     retry_failed: bool = False,
     resubmit_uncertain: bool = False,
     wait_lock: float = 0.0,
-    on_pass=None,
+    progress: ProgressListener | None = None,
     poll_workers: int = POLL_WORKERS,
 ) -> Outcome:
     """``quark collect``: poll the run's pending jobs and continue the stacks that can go on."""
     run = RunDir.open(path)
     with run.lock(wait_lock), refusing_damage(run), command_log(run, "collect"):
         config = load_run_config(run)
-        manager = BenchmarkManager(run, config, wait_timeout=timeout, poll_workers=poll_workers)
+        manager = BenchmarkManager(
+            run, config, wait_timeout=timeout, poll_workers=poll_workers, on_phase=progress.phase if progress else None
+        )
         if wait:
-            summary = manager.wait(timeout, retry_failed=retry_failed, on_pass=on_pass)
+            if progress:
+                progress.begin(len(config.backlog) * config.repetitions, run.read_index())
+            summary = manager.wait(
+                timeout,
+                retry_failed=retry_failed,
+                resubmit_uncertain=resubmit_uncertain,
+                on_pass=progress.passed if progress else None,
+                on_stack=progress.stack if progress else None,
+            )
         else:
             summary = manager.collect(retry_failed=retry_failed, resubmit_uncertain=resubmit_uncertain)
         run.add_history("collect", _counts(summary))
@@ -217,3 +253,104 @@ def status(path: Path) -> dict[str, Any]:
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+@dataclass
+class CancelOutcome:
+    """``quark cancel``'s result: what the engine did and the exit code it means."""
+
+    run: RunDir
+    result: Cancellation
+
+    @property
+    def exit_code(self) -> int:
+        """0 all asked-for jobs cancelled (or none pending); 2 a backend cannot cancel or refused us; 1 else."""
+        if any(isinstance(error, QuarkError) for error in self.result.errors.values()):
+            return EXIT_BAD_INPUT
+        return EXIT_FAILED if self.result.errors else EXIT_OK
+
+
+def cancel(path: Path, keys: list[str] | None = None, wait_lock: float = 0.0) -> CancelOutcome:
+    """``quark cancel``: stop pending jobs on their services and record them CANCELLED (stacks FAILED)."""
+    run = RunDir.open(path)
+    with run.lock(wait_lock), command_log(run, "cancel"):
+        config = load_run_config(run)  # also imports the config's modules, whose job managers cancel() needs
+        result = BenchmarkManager(run, config).cancel(keys or None)
+        run.add_history("cancel", {"cancelled": len(result.cancelled), "errors": len(result.errors)})
+    return CancelOutcome(run, result)
+
+
+def stack_totals(run: RunDir, info: dict[str, Any]) -> dict[str, int]:
+    """Stacks by status without reading every record: closed ones from the index, open ones from disk."""
+    index = run.read_index()
+    counts: Counter[str] = Counter()
+    for key in run.record_keys():
+        status = index.get(key)
+        if status not in (FINISHED, FAILED):
+            status = (run.read_record(key) or {}).get("quark_job_status", INTERRUPTED)
+        counts[status] += 1
+    total = int(info.get("stacks", sum(counts.values())))
+    return {
+        "total": total,
+        **{name: counts.get(name, 0) for name in (FINISHED, INTERRUPTED, FAILED)},
+        NOT_STARTED: max(0, total - sum(counts.values())),
+    }
+
+
+def list_runs(root: Path) -> list[dict[str, Any]]:
+    """``quark runs``: every run directory under ``root``, oldest first, with its stack counts.
+
+    A damaged run is listed with its error instead of stopping the listing.
+    """
+    listed = []
+    for path in find_runs(root):
+        entry: dict[str, Any] = {"run_dir": str(path), "name": str(path.relative_to(root)) if path != root else "."}
+        try:
+            run = RunDir.open(path)
+            info = run.read_run()
+            history = info.get("history") or []
+            source = info.get("config_source")
+            entry.update(
+                created=info.get("created"),
+                config=Path(source).name if source else None,
+                config_source=source,
+                stack_totals=stack_totals(run, info),
+                last_command={k: history[-1].get(k) for k in ("command", "at")} if history else None,
+                error=None,
+            )
+        except QuarkError as error:
+            entry.update(created=None, config=None, config_source=None, stack_totals=None, last_command=None)
+            entry["error"] = str(error)
+        listed.append(entry)
+    return sorted(listed, key=lambda entry: (entry["created"] or "", entry["run_dir"]))
+
+
+def validate(config_path: Path) -> dict[str, Any]:
+    """``quark validate``: load and check a config like ``run`` would, and describe its backlog.
+
+    Builds every module of every stack shape to check its parameters (no simulator is loaded and
+    nothing is run); raises ConfigError naming the file and field on the first problem.
+    """
+    config = load_config(config_path)
+    branches: dict[tuple[str, ...], dict[str, Any]] = {}
+    for item in config.backlog:
+        branch = branches.setdefault(
+            tuple(item.module_names),
+            {"modules": item.module_names, "backlog_items": 0, "parameters": {}},
+        )
+        branch["backlog_items"] += 1
+        for level in item.levels:
+            for name, value in level.config.items():
+                values = branch["parameters"].setdefault(f"{level.name}.{name}", [])
+                if value not in values:
+                    values.append(value)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "config": str(config_path),
+        "valid": True,
+        "config_hash": config.config_hash,
+        "repetitions": config.repetitions,
+        "backlog_items": len(config.backlog),
+        "stacks": len(config.backlog) * config.repetitions,
+        "branches": list(branches.values()),
+    }

@@ -53,6 +53,28 @@ def now_iso() -> str:
 _deferred_dirs: set[Path] | None = None
 
 
+def _defer_dir(directory: Path) -> bool:
+    """Queue a folder for the fsync at the end of the block; False when no block is active.
+
+    Called from the engine's saving threads too: ``set.add`` and ``set.copy`` are atomic in CPython.
+    """
+    deferred = _deferred_dirs
+    if deferred is None:
+        return False
+    deferred.add(directory)
+    return True
+
+
+def _sync_deferred_dirs() -> None:
+    deferred = _deferred_dirs
+    if not deferred:
+        return
+    pending = deferred.copy()
+    deferred.difference_update(pending)
+    for directory in sorted(pending):
+        _fsync_dir(directory)
+
+
 @contextmanager
 def deferred_dir_sync() -> Iterator[None]:
     """Fsync the directories of atomic writes once, at the end, instead of after every write.
@@ -63,14 +85,14 @@ def deferred_dir_sync() -> Iterator[None]:
     """
     global _deferred_dirs
     outer = _deferred_dirs
-    _deferred_dirs = set() if outer is None else outer
+    if outer is None:
+        _deferred_dirs = set()
     try:
         yield
     finally:
         if outer is None:
-            pending, _deferred_dirs = _deferred_dirs, None
-            for directory in sorted(pending):
-                _fsync_dir(directory)
+            _sync_deferred_dirs()
+            _deferred_dirs = None
 
 
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir: bool = True) -> None:
@@ -95,13 +117,10 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir:
         raise
     if not sync_dir and not durable:
         return
-    if _deferred_dirs is not None and not durable:
-        _deferred_dirs.add(path.parent)
+    if not durable and _defer_dir(path.parent):
         return
-    if durable and _deferred_dirs:
-        for directory in sorted(_deferred_dirs):
-            _fsync_dir(directory)
-        _deferred_dirs.clear()
+    if durable:
+        _sync_deferred_dirs()
     _fsync_dir(path.parent)
     if durable:
         _fsync_dir(path.parent.parent)
@@ -447,14 +466,13 @@ class RunDir:
         """Note that a stack may have work left; set before its first job can be submitted."""
         self.open_dir.mkdir(mode=0o700, exist_ok=True)
         (self.open_dir / key).touch(mode=0o600)
-        if _deferred_dirs is not None:
-            _deferred_dirs.add(self.open_dir)
+        if not _defer_dir(self.open_dir):
+            _fsync_dir(self.open_dir)
 
     def mark_closed(self, key: str) -> None:
         """Note that a stack is finished or failed; cleared only after its record says so."""
         (self.open_dir / key).unlink(missing_ok=True)
-        if _deferred_dirs is not None:
-            _deferred_dirs.add(self.open_dir)
+        _defer_dir(self.open_dir)
 
     def open_stacks(self) -> set[str]:
         """Stacks that may have work left (a superset: a stale mark is harmless, a missing one is not)."""

@@ -68,7 +68,7 @@ def test_config_hash_is_the_same_in_every_process(write_config):
 
 
 BAD_CONFIGS = [
-    ("application: [unclosed", "line 1"),
+    ("application: [unclosed", "not valid YAML (did not find expected ',' or ']'); fix the syntax there"),
     ("- just\n- a list\n", "must be a mapping with an 'application' key"),
     ("repetitions: 2\n", "application: missing"),
     ("application: {name: Nope}\n", "application.name: unknown application 'Nope'; available: ['GHZ', 'MaxCut']"),

@@ -1,0 +1,45 @@
+"""``quark status`` on a run with 10,000 jobs (target: under 1 s)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from common import counter_config, median_of, quark, save, table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latency_modules import finish_all  # noqa: E402,F811
+
+
+def main(jobs: int = 10_000) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        run = tmp / "run"
+        submit_s, done = quark("submit", counter_config(tmp / "c.yml", jobs, "LatencyDevice"), "-o", run, check=True)
+        finish_all(run)
+        collect_s, _ = quark("collect", run, check=True, QUARK_BENCH_LATENCY="0")
+        status = median_of(5, lambda: quark("status", run, check=True)[0])
+        status_json = median_of(5, lambda: quark("status", run, "--json", check=True)[0])
+    figures = {
+        "jobs": jobs,
+        "status_s": round(status, 3),
+        "status_json_s": round(status_json, 3),
+        "submit_s": round(submit_s, 2),
+        "collect_all_done_s": round(collect_s, 2),
+    }
+    table(
+        [
+            ("what", "quark-cli", "baseline", "target"),
+            (f"status, {jobs} jobs", f"{status:.2f} s", "-", "< 1 s"),
+            (f"status --json, {jobs} jobs", f"{status_json:.2f} s", "-", "< 1 s"),
+            (f"(setup) submit {jobs} stacks", f"{submit_s:.1f} s", "-", "-"),
+            (f"(setup) collect {jobs} done jobs", f"{collect_s:.1f} s", "-", "-"),
+        ]
+    )
+    save("status_10k", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)

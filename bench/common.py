@@ -1,0 +1,64 @@
+"""Shared helpers of the benches: configs, timing of real ``quark`` processes, results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results.json"
+
+
+def counter_config(path: Path, items: int, device: str, pending: int = 0) -> Path:
+    """Counter -> ``device`` with ``items`` backlog items, plus ``pending`` Counter -> LatencyDevice ones."""
+    branches = [f"{{name: {device}, config: {{n: [{', '.join(str(i) for i in range(1, items + 1))}]}}}}"]
+    if pending:
+        branches.append(f"{{name: LatencyDevice, config: {{n: [{', '.join(str(i) for i in range(1, pending + 1))}]}}}}")
+    path.write_text(f"application:\n  module: latency_modules:Counter\n  submodules: [{', '.join(branches)}]\n")
+    return path
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(BENCH), "NO_COLOR": "1", **extra}
+
+
+def quark(*args: Any, check: bool = False, **extra_env: str) -> tuple[float, subprocess.CompletedProcess]:
+    """Run ``quark ARGS`` as a user would (a new process); returns (wall seconds, completed)."""
+    command = [sys.executable, "-m", "quark_cli.cli", *map(str, args)]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env(**extra_env))
+    elapsed = time.perf_counter() - start
+    if check and done.returncode not in (0, 3):
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr}")
+    return elapsed, done
+
+
+def median_of(runs: int, function) -> float:
+    return statistics.median(function() for _ in range(runs))
+
+
+def save(name: str, figures: dict[str, Any]) -> None:
+    """Merge one bench's figures into bench/results.json (other benches' keys are kept)."""
+    from quark_cli.state import atomic_write_json
+
+    try:
+        data = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data["schema_version"] = 1
+    data[name] = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **figures}
+    atomic_write_json(RESULTS, data)
+
+
+def table(rows: list[tuple[str, str, str, str]]) -> None:
+    """Print ``(what, quark-cli, baseline, target)`` rows."""
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

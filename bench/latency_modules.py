@@ -1,0 +1,84 @@
+"""A job service with a fixed latency per status call, and the modules that use it.
+
+The benches need thousands of jobs whose status costs what a remote call costs (50 ms by default)
+without a real service: ``LatencyJobManager`` keeps each job's state in a file in its job folder
+and sleeps ``QUARK_BENCH_LATENCY`` seconds in every ``get_status``, like one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from quark_cli import AsyncCore, AsyncJobManager, AsyncStatus, Core
+
+STATE = "bench.json"
+
+
+def latency() -> float:
+    return float(os.environ.get("QUARK_BENCH_LATENCY", "0.05"))
+
+
+def finish_all(run_dir: Path) -> int:
+    """Play the service: every job of the run is done now. Returns how many."""
+    count = 0
+    for path in Path(run_dir).glob(f"jobs/*/{STATE}"):
+        path.write_text(json.dumps({"state": "DONE"}))
+        count += 1
+    return count
+
+
+class LatencyJobManager(AsyncJobManager):
+    """File-backed jobs; every status call waits like a network round trip."""
+
+    def submit(self, value: Any) -> dict[str, Any]:
+        self.context.job_dir.mkdir(parents=True, exist_ok=True)
+        (self.context.job_dir / STATE).write_text(json.dumps({"state": "SUBMITTED", "value": value}))
+        return {"id": self.context.key}
+
+    def get_status(self) -> AsyncStatus:
+        time.sleep(latency())
+        return AsyncStatus(json.loads((self.context.job_dir / STATE).read_text())["state"])
+
+    def get_result(self) -> Any:
+        return 2 * json.loads((self.context.job_dir / STATE).read_text()).get("value", 1)
+
+
+class Counter(Core):
+    """Application: hands nothing down, reports what comes back up."""
+
+    submodule_options = ["LatencyDevice", "SyncDevice"]
+
+    def get_default_submodule(self, option: str) -> Core:
+        return {"LatencyDevice": LatencyDevice, "SyncDevice": SyncDevice}[option]()
+
+    def postprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, float]:
+        self.metrics.add_metric("doubled", input_data)
+        return input_data, 0.0
+
+
+class _Numbered:
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        return {"n": {"values": [1], "default": 1, "custom_input": True, "description": "the number"}}
+
+
+class SyncDevice(_Numbered, Core):
+    """Leaf that doubles at once: stacks that finish in ``quark submit``."""
+
+    def preprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, float]:
+        return 2 * config["n"], 0.0
+
+
+class LatencyDevice(_Numbered, AsyncCore):
+    """Async leaf: the service doubles the number."""
+
+    JobManager = LatencyJobManager
+
+    def __init__(self, name: str | None = None) -> None:
+        AsyncCore.__init__(self, interruptable="PRE", name=name)
+
+    def submit_preprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> Any:
+        return self.job_manager.submit(config["n"])
