@@ -22,6 +22,7 @@ from quark_cli.core import Core
 from quark_cli.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1_000_000
+MAX_VALUES = 1_000_000  # scalars, lists and mappings once YAML aliases are expanded
 MAX_DEPTH = 16
 MAX_BACKLOG = 100_000
 TOP_LEVEL_KEYS = {"application", "repetitions"}
@@ -104,7 +105,31 @@ def parse_config_text(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(source, "", "nested too deeply to be a benchmark config") from None
     if not isinstance(raw, dict):
         raise ConfigError(source, "", "must be a mapping with an 'application' key (QUARK 2 config.yml format)")
+    _check_expanded_size(raw, source)
     return raw
+
+
+def _check_expanded_size(raw: dict[str, Any], source: str) -> None:
+    """Refuse configs whose aliases expand to a flood (a "billion laughs" file, or an alias to itself).
+
+    A YAML alias repeats what its anchor names without copying it, so a small file can stand for
+    billions of values; hashing, validating or even printing one of them would never end.
+    """
+    budget = MAX_VALUES
+    stack: list[tuple[Any, str]] = [(value, str(key)) for key, value in raw.items()]
+    while stack:
+        value, top = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(
+                source,
+                top,
+                f"expands to more than {MAX_VALUES} values (YAML aliases repeat what they name); remove them",
+            )
+        if isinstance(value, dict):
+            stack.extend((item, top) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, top) for item in value)
 
 
 def load_config(path: str | Path) -> BenchmarkConfig:
