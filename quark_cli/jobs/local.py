@@ -7,8 +7,8 @@ One job folder (``context.job_dir``, i.e. ``<run-dir>/jobs/<job-key>/``)::
 
     job_info.json      written by the engine, not here
     local.json         our state: schema_version, id, state, pid of the worker, attempt, times, error
-    local.job          the qat.core.Job, myQLM's own (Thrift binary) serialisation
-    local.res          the qat.core.Result once the job is done, same serialisation
+    local.job          the qat.core.Job, myQLM's own (Thrift binary) serialisation, without a pickle
+    local.result.json  the job's result once it is done: states, probabilities, amplitudes (JSON)
     local.log          what the worker printed while running this job (tracebacks included)
     local.run.lock     flock held by the worker for as long as it runs the job
     local.state.lock   flock held for a moment around every change of local.json
@@ -74,7 +74,7 @@ SCHEMA_VERSION = 1
 
 STATE_FILE = "local.json"
 JOB_FILE = "local.job"
-RESULT_FILE = "local.res"
+RESULT_FILE = "local.result.json"
 LOG_FILE = "local.log"
 RUN_LOCK_FILE = "local.run.lock"
 STATE_LOCK_FILE = "local.state.lock"
@@ -136,10 +136,17 @@ def dump_qat_atomic(obj: Any, path: Path) -> None:
     """Save a myQLM Job or Result with its own ``dump`` (Thrift binary), atomically.
 
     ``dump`` appends its file extension when the name lacks it, so the temporary name ends with the
-    same suffix as ``path`` (``.job``, ``.res``).
+    same suffix as ``path`` (``.job``, ``.res``). A Job's circuit is written without its
+    ``gate_set``: myQLM pickles that object into the file, and loading a pickle from a run directory
+    would run whatever code it names; the circuit's gates carry their matrices anyway. (A Result's
+    own serialisation pickles its statevector: save results with ``save_result`` instead.)
     """
+    circuit = getattr(obj, "circuit", None)
+    gate_set = getattr(circuit, "gate_set", None)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
+        if gate_set is not None:
+            circuit.gate_set = None
         obj.dump(str(tmp))
         if not tmp.exists():
             raise OSError(f"myQLM did not write {tmp.name}; it may have used another extension than {path.suffix}")
@@ -149,6 +156,53 @@ def dump_qat_atomic(obj: Any, path: Path) -> None:
             with suppress(OSError):
                 leftover.unlink()
         raise
+    finally:
+        if gate_set is not None:
+            circuit.gate_set = gate_set
+
+
+def save_result(result: Any, path: Path) -> None:
+    """Save a myQLM Result as JSON, atomically: its samples (state, probability, amplitude), no pickle."""
+    samples = []
+    for sample in result:
+        probability = float(sample.probability or 0.0)
+        amplitude = sample.amplitude
+        if probability <= 0.0 and not amplitude:
+            continue
+        pair = None if amplitude is None else [float(complex(amplitude).real), float(complex(amplitude).imag)]
+        samples.append([int(sample.state.int), probability, pair])
+    registers = [
+        {"start": int(reg.start), "length": int(reg.length), "msb": _plain(reg.msb), "key": _plain(reg.key)}
+        for reg in result.qregs or []
+    ]
+    atomic_write_json(
+        path,
+        {
+            "schema_version": SCHEMA_VERSION,
+            "nbqbits": result.nbqbits,
+            "lsb_first": bool(result.lsb_first),
+            "qregs": registers,
+            "samples": samples,
+        },
+    )
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, (bool, int, str)) else str(value)
+
+
+def load_result(path: Path) -> Any:
+    """The ``qat.core.Result`` saved by ``save_result``: the same samples, in the same order."""
+    from qat.core import Result
+    from qat.core.bits import DefaultRegister
+
+    data = json.loads(path.read_text())
+    result = Result(lsb_first=data["lsb_first"], nbqbits=data["nbqbits"])
+    for state, probability, pair in data["samples"]:
+        result.add_sample(state, amplitude=None if pair is None else complex(*pair), probability=probability)
+    if data["qregs"]:
+        result.wrap_samples([DefaultRegister(**register) for register in data["qregs"]])
+    return result
 
 
 def read_state(job_dir: Path) -> dict[str, Any] | None:
@@ -440,9 +494,7 @@ class LocalAsyncJobManager(AsyncJobManager):
         if state is None or state.get("state") != DONE:
             found = state.get("state") if state else self.status_reason
             raise RuntimeError(f"the local job in {self.job_dir} is not done ({found})")
-        from qat.core import Result
-
-        return Result.load(str(self.job_dir / RESULT_FILE))
+        return load_result(self.job_dir / RESULT_FILE)
 
     def cancel(self) -> bool:
         """Stop the job if it is queued or running; True if this call cancelled it.

@@ -45,7 +45,6 @@ from quark_cli.jobs.local import (
     RUNNER_LOCK_FILE,
     RUNNING,
     atomic_write_json,
-    dump_qat_atomic,
     file_lock,
     mark_worker_died,
     now_iso,
@@ -53,6 +52,7 @@ from quark_cli.jobs.local import (
     process_start_token,
     queue_dir,
     read_state,
+    save_result,
     shared_dir,
     state_lock,
     write_state,
@@ -113,7 +113,7 @@ def execute(job_dir: Path) -> dict[str, Any]:
 
         job = Job.load(str(job_dir / JOB_FILE))
         result = get_qpu().submit(job)
-        dump_qat_atomic(result, job_dir / RESULT_FILE)
+        save_result(result, job_dir / RESULT_FILE)
     except Exception as exc:
         traceback.print_exc()
         return {"state": FAILED, "error": one_line(exc)}
