@@ -73,6 +73,7 @@ def new_run_path(config_path: Path) -> Path:
 @contextmanager
 def command_log(run: RunDir, command: str):
     """Send this command's log lines (with tracebacks of module errors) to the run's logging.log."""
+    os.close(os.open(run.log_file(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # user-only, like the run
     target = logging.FileHandler(run.log_file(), encoding="utf-8")
     target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
     # Buffered: a line per job and stack, flushed in blocks (warnings and errors at once).

@@ -101,7 +101,7 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir:
     The file is created user-only (0600) by ``mkstemp``. ``sync_dir=False`` skips the folder's fsync
     for rewrites whose loss in a power cut is harmless (the previous version is still valid).
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dirs(path.parent)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -135,6 +135,17 @@ def atomic_write_json(
     else:
         text = json.dumps(value, indent=2, default=_json_default) + "\n"
     atomic_write_bytes(path, text.encode(), durable=durable, sync_dir=sync_dir)
+
+
+def private_dirs(directory: Path) -> None:
+    """``mkdir -p`` with every folder it creates user-only (``Path.mkdir`` gives parents the umask's)."""
+    if directory.is_dir():
+        return
+    private_dirs(directory.parent)
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
 
 
 def _json_default(value: Any) -> Any:

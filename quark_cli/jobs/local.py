@@ -68,7 +68,7 @@ from typing import Any
 from filelock import Timeout
 
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
-from quark_cli.state import atomic_write_json, file_lock
+from quark_cli.state import atomic_write_json, file_lock, private_dirs
 
 SCHEMA_VERSION = 1
 
@@ -223,7 +223,7 @@ def _touch(path: Path) -> None:
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(path.parent)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
@@ -333,7 +333,7 @@ def ensure_runner(jobs_dir: Path, workers: int) -> bool:
     """
     jobs_dir = jobs_dir.resolve()
     shared = shared_dir(jobs_dir)
-    shared.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dirs(shared)
     lock_path = shared / RUNNER_LOCK_FILE
     if lock_is_held(lock_path):
         return False
@@ -414,7 +414,7 @@ class LocalAsyncJobManager(AsyncJobManager):
             raise TypeError(f"LocalAsyncJobManager.submit needs a qat.core.Job, not {type(job).__name__}")
         workers = self.workers
         job_dir = self.job_dir
-        job_dir.mkdir(parents=True, exist_ok=True)
+        private_dirs(job_dir)
         previous = read_state(job_dir)
         if previous and previous.get("state") in LIVE_STATES and self._is_live(previous):
             raise RuntimeError(f"{job_dir} already holds a {previous['state']} local job; cancel it first")
