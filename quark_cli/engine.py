@@ -68,9 +68,11 @@ class Summary:
 
 @dataclass
 class Cancellation:
-    """What ``cancel`` did: jobs cancelled, jobs left alone (and why), jobs whose cancel failed."""
+    """What ``cancel`` did: jobs cancelled, jobs that had ended first (their status), jobs left alone
+    (why), jobs whose cancel failed."""
 
     cancelled: list[str] = field(default_factory=list)
+    ended: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     errors: dict[str, Exception] = field(default_factory=dict)
     summary: Summary = field(default_factory=Summary)
@@ -534,7 +536,7 @@ class BenchmarkManager:
             result.errors[job["key"]] = RuntimeError(f"the service did not cancel it (still {status.value})")
             return
         if not stopped:
-            result.skipped[job["key"]] = f"had already ended ({status.value}); 'quark collect' takes it from here"
+            result.ended[job["key"]] = status.value
             return
         log.info("job %s cancelled on request", job["key"])
         result.cancelled.append(job["key"])

@@ -16,6 +16,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from quark_cli.errors import QuarkError
+
 
 class AsyncStatus(Enum):
     """Where an asynchronous job stands.
@@ -88,6 +90,10 @@ class AsyncJobManager(ABC):
     which receives whatever the module's ``submit_XXXprocess`` returned and keeps, through
     ``set_info``, what identifies the job later (an id, a host). Only JSON values set with
     ``set_info`` are saved; anything else placed in ``_job_info`` lives in memory for this process.
+
+    Timestamps: a manager that learns from its service when the job was queued, started and ended
+    sets them as ``service_submitted``, ``service_started`` and ``service_finished`` (ISO 8601, the
+    service's clock); ``quark report`` computes queue wait and run time from them.
     """
 
     def __init__(self, context: JobContext | None = None, job_info: dict[str, Any] | None = None) -> None:
@@ -140,6 +146,15 @@ class AsyncJobManager(ABC):
     @abstractmethod
     def get_result(self) -> Any:
         """Return the object the service produced; only called once the status is DONE."""
+
+    def cancel(self) -> bool:
+        """Ask the service to stop the job; True if this call stopped it, False if it had already ended.
+
+        Backends that can cancel override this; the default says plainly that this one cannot.
+        """
+        raise QuarkError(
+            f"{type(self).__name__} cannot cancel jobs (this backend has no cancel); stop the job on its service"
+        )
 
     def find_submitted(self, intent: dict[str, Any]) -> dict[str, Any] | None:
         """Did an interrupted submission reach the service? Used by ``collect`` on uncertain jobs.

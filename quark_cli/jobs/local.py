@@ -486,6 +486,8 @@ class LocalAsyncJobManager(AsyncJobManager):
             return AsyncStatus.FAILED
         if name in (FAILED, CANCELLED):
             self.status_reason = state.get("error") or name
+        times = {"service_submitted": "submitted", "service_started": "started", "service_finished": "finished"}
+        self.set_info(**{ours: state[theirs] for ours, theirs in times.items() if state.get(theirs)})
         return _STATUS[name]
 
     def get_result(self) -> Any:

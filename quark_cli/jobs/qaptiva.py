@@ -22,6 +22,7 @@ import os
 import random
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ STATUS_MAP = {
     "CANCELLED": AsyncStatus.CANCELLED,
 }
 DEFAULT_PORT = 443
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # JobInfo dates, e.g. 2026-11-25 22:39:54.512000
 DEFAULT_TIMEOUT = 30
 RETRIES = 6  # with FIRST_DELAY doubling up to MAX_DELAY: about 3 s of a service's hiccup per call
 FIRST_DELAY = 0.1
@@ -60,6 +62,22 @@ def map_status(name: str) -> tuple[AsyncStatus, str | None]:
     upper = str(name).upper()
     status = STATUS_MAP.get(upper, AsyncStatus.FAILED)
     return status, (upper if status in (AsyncStatus.FAILED, AsyncStatus.CANCELLED) else None)
+
+
+def service_times(info: Any) -> dict[str, str]:
+    """The dates of a client ``JobInfo`` as ISO 8601 (the service's clock, no zone), for ``set_info``."""
+    times = {}
+    for ours, theirs in (
+        ("service_submitted", "submission_date"),
+        ("service_started", "starting_date"),
+        ("service_finished", "ending_date"),
+    ):
+        text = getattr(info, theirs, None)
+        try:
+            times[ours] = datetime.strptime(text, DATE_FORMAT).isoformat()
+        except (TypeError, ValueError):
+            continue
+    return times
 
 
 def has_credentials(hostname: str) -> bool:
@@ -291,9 +309,13 @@ class QaptivaAsyncJobManager(AsyncJobManager):
                 infos = jobs[0]._retry("get_jobs_info", connection.get_jobs_info)
             from qat.comm.qlmaas.ttypes import JobStatus
 
-            known = {info.id: JobStatus._VALUES_TO_NAMES.get(info.status, str(info.status)) for info in infos}
+            known = {info.id: info for info in infos}
             for manager in jobs:
-                status, manager.status_reason = map_status(known.get(manager._job_info["id"], "UNKNOWN_JOB"))
+                info = known.get(manager._job_info["id"])
+                name = JobStatus._VALUES_TO_NAMES.get(info.status, str(info.status)) if info else "UNKNOWN_JOB"
+                status, manager.status_reason = map_status(name)
+                if info is not None:
+                    manager.set_info(**service_times(info))
                 statuses[id(manager)] = status
         for manager in managers:
             if statuses[id(manager)] is AsyncStatus.FAILED and manager.status_reason == "UNKNOWN_JOB":
