@@ -7,6 +7,7 @@ another process, 70 internal error (a bug: please report it with the ``--debug``
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -23,8 +24,8 @@ EXIT_INTERNAL = 70
 
 app = typer.Typer(
     name="quark",
-    help="Run QUARK-style quantum benchmarks; submit now, collect the queued jobs later.",
     add_completion=True,
+    rich_markup_mode="markdown",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -42,14 +43,49 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "-v", "--verbose", help="Also print the log (what goes to the run's logging.log) on stderr."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors, and debug lines of the log."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Run QUARK-style quantum benchmarks; submit now, collect the queued jobs later.
 
-    Exit codes: 0 all finished, 1 some failed, 2 bad input, 3 still pending, 75 run locked.
+    Exit codes: 0 all finished, 1 some failed, 2 bad input, 3 still pending, 70 internal error, 75 locked.
+
+    Colours are off with NO_COLOR=1 or when the output is not a terminal.
+
+    Example: quark --verbose collect ~/quark-runs/ghz-async-20261125-101500 --wait
     """
     _options["debug"] = debug
+    if verbose or debug:
+        _show_log(ctx, logging.DEBUG if debug else logging.INFO)
+
+
+def _show_log(ctx: typer.Context, level: int) -> None:
+    """Copy the quark_cli log to stderr for this command (above a live progress display)."""
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("quark_cli")
+    handler = RichHandler(console=err, level=level, show_path=False, markup=False, log_time_format="[%X]")
+    previous = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > level:
+        logger.setLevel(level)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+    ctx.call_on_close(restore)
+
+
+def _progress(quiet: bool, title: str):
+    """The progress display of a long command: live on a terminal, lines otherwise, none if quiet."""
+    from quark_cli.progress import Progress, mode_for
+
+    return Progress(err, mode_for(err, quiet), title)
 
 
 def _fail(error: BaseException) -> None:
@@ -80,15 +116,17 @@ def run(
     config: Path = typer.Argument(..., help="A QUARK 2 style config.yml."),
     output: Path = typer.Option(None, "-o", "--output", help="Run directory to create (default ~/quark-runs/...)."),
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait for each asynchronous job."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress display."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
-    """Run every benchmark stack to the end, waiting for asynchronous jobs.
+    """Run every benchmark stack to the end, waiting for asynchronous jobs; show progress, then the results.
 
     Example: quark run configs/maxcut.yml -o runs/maxcut
     """
     from quark_cli import runs
 
-    outcome = _guarded(runs.start, config, output, sequential=True, wait_timeout=timeout)
+    with _progress(quiet, f"run {config.name}") as progress:
+        outcome = _guarded(runs.start, config, output, sequential=True, wait_timeout=timeout, progress=progress)
     _print_results(outcome, as_json)
     raise typer.Exit(outcome.exit_code)
 
@@ -130,7 +168,10 @@ def collect(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only what changed or failed (for cron)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
-    """Poll pending jobs and continue every stack whose jobs are done.
+    """Poll pending jobs and continue every stack whose jobs are done; with --wait, until none is pending.
+
+    With --wait a progress display shows finished / pending / failed stacks (lines when piped, none with
+    --quiet).
 
     Example (cron, every ten minutes): quark collect --all ~/quark-runs --quiet
     """
@@ -146,14 +187,19 @@ def collect(
     reports = []
     for path in paths:
         try:
-            outcome = runs.collect(
-                path,
-                wait=wait,
-                timeout=timeout,
-                retry_failed=retry_failed,
-                resubmit_uncertain=resubmit_uncertain,
-                wait_lock=wait_lock,
-            )
+            with _progress(quiet or not wait, f"collect {Path(path).name}") as progress:
+                outcome = runs.collect(
+                    path,
+                    wait=wait,
+                    timeout=timeout,
+                    retry_failed=retry_failed,
+                    resubmit_uncertain=resubmit_uncertain,
+                    wait_lock=wait_lock,
+                    progress=progress if wait else None,
+                )
+        except KeyboardInterrupt:
+            err.print("interrupted; the run directory is consistent, 'quark collect' continues it")
+            raise typer.Exit(130) from None
         except QuarkError as error:
             if _options["debug"]:
                 traceback.print_exception(error, file=sys.stderr)
@@ -187,6 +233,7 @@ def _combine(codes: list[int]) -> int:
 def _collect_report(outcome) -> dict[str, Any]:
     summary = outcome.summary
     return {
+        "schema_version": 1,
         "run_dir": str(outcome.run.path),
         "finished": summary.count("FINISHED"),
         "interrupted": summary.count("INTERRUPTED"),
@@ -269,6 +316,190 @@ def _age(seconds: float | None) -> str:
 
 
 @app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    output_format: str = typer.Option(
+        "table", "-f", "--format", help="table (terminal), markdown, csv or json.", case_sensitive=False
+    ),
+    aggregated: bool = typer.Option(
+        False, "--aggregated", help="Only the mean ± std per backlog item (CSV: one row per item)."
+    ),
+    plots: bool = typer.Option(False, "--plots", help="Also write PNG figures to RUN_DIR/plots/."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json (schema in the README)."),
+) -> None:
+    """Report a run's results: one row per backlog item and repetition, then mean ± std per item.
+
+    Parameters, metrics (approximation ratio, GHZ population, ...), compute time, and each job's id,
+    queue wait and run time. Reads the run directory only. --plots draws approximation ratio vs QAOA
+    depth, GHZ population vs qubits, the jobs' queue and run times, and where the time goes.
+
+    Example: quark report runs/maxcut --format markdown --plots > report.md
+    """
+    from quark_cli.report import FORMATS, build_report
+
+    chosen = "json" if as_json else output_format.lower()
+    if chosen not in FORMATS:
+        err.print(f"error: --format: {output_format!r} is not a format; choose from {', '.join(FORMATS)}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    data = _guarded(build_report, run_dir)
+    if plots:
+        from quark_cli.plots import write_plots
+
+        written = _guarded(write_plots, data, run_dir)
+        data["plots"] = [{"path": str(path), "shows": shows} for path, shows in written]
+    _print_report(data, chosen, aggregated)
+    if plots and chosen != "json":
+        for entry in data["plots"]:
+            err.print(f"wrote {entry['path']}: {entry['shows']}", markup=False)
+        if not data["plots"]:
+            err.print("no plots: the run has no finished stack or job with data to draw yet")
+
+
+def _print_report(data: dict[str, Any], chosen: str, aggregated: bool) -> None:
+    from quark_cli.report import rich_tables, to_csv, to_markdown
+
+    if chosen == "json":
+        print(json.dumps(data, indent=2, default=str))
+    elif chosen == "markdown":
+        print(to_markdown(data, aggregated))
+    elif chosen == "csv":
+        sys.stdout.write(to_csv(data, aggregated))
+    else:
+        _print_wide(rich_tables(data, aggregated))
+
+
+@app.command()
+def cancel(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    keys: list[str] = typer.Argument(None, help="Job keys or stack keys (quark status lists them); default: all."),
+    wait_lock: float = typer.Option(0.0, "--wait-lock", help="Seconds to wait for another quark on the same run."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was cancelled as JSON."),
+) -> None:
+    """Cancel pending jobs on their service and record them CANCELLED; their stacks become FAILED.
+
+    'quark collect --retry-failed' submits them again later. Exit 0 when every job asked for was
+    cancelled (or had already ended), 1 when a service could not cancel one, 2 when a backend
+    cannot cancel at all.
+
+    Example: quark cancel runs/ghz-async 002-r1
+    """
+    from quark_cli import runs
+
+    outcome = _guarded(runs.cancel, run_dir, keys or None, wait_lock)
+    result = outcome.result
+    if as_json:
+        summary = result.summary
+        document = {
+            "schema_version": 1,
+            "run_dir": str(outcome.run.path),
+            "cancelled": result.cancelled,
+            "ended": result.ended,
+            "skipped": result.skipped,
+            "errors": {key: f"{type(error).__name__}: {error}" for key, error in result.errors.items()},
+            "failed_stacks": sorted(key for key in set(summary.changed) if summary.stacks.get(key) == "FAILED"),
+            "exit_code": outcome.exit_code,
+        }
+        print(json.dumps(document, indent=2))
+        raise typer.Exit(outcome.exit_code)
+    for key in result.cancelled:
+        out.print(f"cancelled {key}", markup=False)
+    for key, status_name in result.ended.items():
+        out.print(f"left {key}: it had already ended ({status_name}); 'quark collect' takes it from here", markup=False)
+    for key, why in result.skipped.items():
+        if keys:
+            out.print(f"left {key}: {why}", markup=False)
+    for key, error in result.errors.items():
+        err.print(f"error: {key}: not cancelled: {error}", markup=False)
+    if not (result.cancelled or result.ended or result.errors or (keys and result.skipped)):
+        out.print(f"{outcome.run.path}: no pending job to cancel", markup=False)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command("runs")
+def runs_command(
+    root: Path = typer.Argument(None, help="Folder holding run directories (default $QUARK_RUNS_DIR or ~/quark-runs)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON (schema in the README)."),
+) -> None:
+    """List the run directories under ROOT, oldest first: created, config, finished / pending / failed.
+
+    Example: quark runs ~/quark-runs
+    """
+    from quark_cli import runs
+
+    folder = root if root is not None else runs.default_runs_root()
+    listed = _guarded(runs.list_runs, folder)
+    if as_json:
+        print(json.dumps({"schema_version": 1, "root": str(folder), "runs": listed}, indent=2))
+        return
+    if not listed:
+        out.print(f"{folder}: no run directories", markup=False)
+    for entry in listed:
+        out.print(_run_line(entry), markup=False)
+
+
+def _run_line(entry: dict[str, Any]) -> str:
+    if entry["error"]:
+        return f"{entry['name']}  damaged: {entry['error']}"
+    totals = entry["stack_totals"]
+    created = (entry["created"] or "")[:16].replace("T", " ")
+    counts = (
+        f"{totals['FINISHED']}/{totals['total']} finished, {totals['INTERRUPTED']} pending, {totals['FAILED']} failed"
+    )
+    if totals["NOT_STARTED"]:
+        counts += f", {totals['NOT_STARTED']} not started"
+    last = entry["last_command"]
+    since = f"  (last: {last['command']} {_age(_seconds_since(last['at']))} ago)" if last and last.get("at") else ""
+    return f"{entry['name']}  {created}  {entry['config'] or '?'}  {counts}{since}"
+
+
+def _seconds_since(iso: str) -> float | None:
+    from quark_cli.state import age_seconds
+
+    return age_seconds(iso)
+
+
+@app.command()
+def validate(
+    config: Path = typer.Argument(..., help="A QUARK 2 style config.yml."),
+    as_json: bool = typer.Option(False, "--json", help="Print the backlog summary (or the error) as JSON."),
+) -> None:
+    """Check a config without running anything: modules, parameters, values; describe its backlog.
+
+    Exit 0 when it is valid, 2 (with the file, field and fix) when it is not.
+
+    Example: quark validate configs/maxcut.yml
+    """
+    from quark_cli import runs
+
+    try:
+        summary = runs.validate(config)
+    except QuarkError as error:
+        if not as_json:
+            _fail(error)
+        print(json.dumps({"schema_version": 1, "config": str(config), "valid": False, "error": str(error)}, indent=2))
+        raise typer.Exit(error.exit_code) from None
+    except Exception as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    out.print(f"{config}: valid", markup=False)
+    for branch in summary["branches"]:
+        varying = {name: values for name, values in branch["parameters"].items() if len(values) > 1}
+        detail = "; ".join(f"{name}: {', '.join(map(str, values))}" for name, values in varying.items())
+        out.print(
+            f"  {' → '.join(branch['modules'])}: {branch['backlog_items']} backlog item(s)"
+            + (f" ({detail})" if detail else ""),
+            markup=False,
+        )
+    out.print(
+        f"  {summary['repetitions']} repetition(s): {summary['stacks']} stacks; "
+        f"config hash {summary['config_hash'][:12]}",
+        markup=False,
+    )
+
+
+@app.command()
 def modules(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the built-in modules, the submodules they accept and their parameters.
 
@@ -292,61 +523,25 @@ def modules(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
 
 
 def _print_results(outcome, as_json: bool) -> None:
-    records = outcome.run.rebuild_results()
     if as_json:
+        records = outcome.run.rebuild_results()
         print(json.dumps(records, indent=2, default=str))
         return
-    table = Table(title=f"results in {outcome.run.path}")
-    for column in ("item", "rep", "stack", "parameters", "metrics", "time", "status"):
-        table.add_column(column, overflow="fold")
-    for record in records:
-        names, params, metrics = _flatten(record.get("module") or {})
-        status_text = record["quark_job_status"] + (f": {record['error']}" if record.get("error") else "")
-        table.add_row(
-            str(record["benchmark_backlog_item_number"]),
-            str(record["repetition"]),
-            " → ".join(names),
-            params,
-            metrics,
-            f"{record['total_time'] / 1000:.2f}s",
-            status_text,
-        )
-    out.print(table)
+    from quark_cli.report import build_report, rich_tables
+
+    out.print(f"results in {outcome.run.path} ('quark report' prints them again, --plots draws them)", markup=False)
+    _print_wide(rich_tables(build_report(outcome.run.path)))
 
 
-STANDARD_KEYS = {
-    "module_name",
-    "module_config",
-    "submodule",
-    "quark_job_status",
-    "preprocessing_time",
-    "postprocessing_time",
-    "total_time",
-    "preprocessing_time_unit",
-    "postprocessing_time_unit",
-    "total_time_unit",
-    "job_info",
-}
-
-
-def _flatten(module: dict[str, Any]) -> tuple[list[str], str, str]:
-    """Module names, parameters and the application's scalar metrics of a record, for one table row.
-
-    Only the application's (root) metrics are shown: they are the benchmark's results; the full
-    record of every module is in results.json.
-    """
-    names, params = [], []
-    node = module
-    while node:
-        names.append(node.get("module_name", "?"))
-        params.extend(f"{k}={v}" for k, v in (node.get("module_config") or {}).items())
-        node = node.get("submodule")
-    metrics = [
-        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in module.items()
-        if key not in STANDARD_KEYS and isinstance(value, (int, float, str)) and len(str(value)) <= 24
-    ]
-    return names, " ".join(params), " ".join(metrics)
+def _print_wide(renderables: list[Any]) -> None:
+    """Print tables; into a pipe or file at their natural width instead of folding them into 80 columns."""
+    console = out
+    if not out.is_terminal:
+        natural = out.options.update(width=100_000)
+        width = max([80, *(out.measure(renderable, options=natural).maximum for renderable in renderables)])
+        console = Console(file=sys.stdout, width=width, highlight=False, soft_wrap=True)
+    for renderable in renderables:
+        console.print(renderable)
 
 
 def main() -> None:

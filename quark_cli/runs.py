@@ -301,7 +301,7 @@ def stack_totals(run: RunDir, info: dict[str, Any]) -> dict[str, int]:
 def list_runs(root: Path) -> list[dict[str, Any]]:
     """``quark runs``: every run directory under ``root``, oldest first, with its stack counts.
 
-    A damaged run is listed with its error instead of stopping the listing.
+    A damaged run is listed (last) with its error instead of stopping the listing.
     """
     listed = []
     for path in find_runs(root):
@@ -323,7 +323,7 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
             entry.update(created=None, config=None, config_source=None, stack_totals=None, last_command=None)
             entry["error"] = str(error)
         listed.append(entry)
-    return sorted(listed, key=lambda entry: (entry["created"] or "", entry["run_dir"]))
+    return sorted(listed, key=lambda entry: (entry["created"] is None, entry["created"] or "", entry["run_dir"]))
 
 
 def validate(config_path: Path) -> dict[str, Any]:

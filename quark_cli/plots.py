@@ -1,0 +1,346 @@
+"""``quark report --plots``: PNG figures of a run's report, drawn with matplotlib.
+
+matplotlib is imported only here and only when plots are asked for (it costs a second to import).
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot, no global state, no display needed)
+and written atomically into ``<run-dir>/plots/``. A figure is written only when the run holds the
+data it shows: a GHZ run gets no MaxCut figure.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from quark_cli.report import stats
+from quark_cli.state import atomic_write_bytes
+
+PLOTS_DIR = "plots"
+MAX_JOBS_SHOWN = 200
+QUEUE_COLOUR = "#f4a261"
+RUN_COLOUR = "#2a6f97"
+OBSERVED_COLOUR = "#9aa5b1"
+MODULE_COLOURS = ["#2a6f97", "#f4a261", "#6a994e", "#bc4749", "#8d6cab", "#e9c46a", "#577590"]
+
+
+def write_plots(report: dict[str, Any], run_dir: Path) -> list[tuple[Path, str]]:
+    """Draw every figure the run has data for; returns ``(path, what it shows)`` for each PNG written."""
+    written = []
+    for name, draw in FIGURES:
+        drawn = draw(report)
+        if drawn is None:
+            continue
+        figure, description = drawn
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        path = Path(run_dir) / PLOTS_DIR / name
+        atomic_write_bytes(path, buffer.getvalue())
+        written.append((path, description))
+    return written
+
+
+def _finished(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [row for row in report["rows"] if row["status"] == "FINISHED"]
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _series(rows: list[dict[str, Any]], x: str, ignore: set[str]) -> dict[tuple, list[dict[str, Any]]]:
+    """Rows grouped into lines: one per combination of the parameters that vary, except ``x`` and ``ignore``."""
+    names = list(dict.fromkeys(name for row in rows for name in row["parameters"]))
+    varying = [
+        name
+        for name in names
+        if name != x and name not in ignore and len({repr(row["parameters"].get(name)) for row in rows}) > 1
+    ]
+    lines: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = tuple((name, row["parameters"].get(name)) for name in varying)
+        lines.setdefault(key, []).append(row)
+    return lines
+
+
+def _line_label(key: tuple, first: str | None = None, unit: str = "") -> str:
+    parts = []
+    for name, value in key:
+        parts.append(f"{value} {unit}".strip() if name == first else f"{name}={value}")
+    return ", ".join(parts) or "all stacks"
+
+
+def _points(rows: list[dict[str, Any]], x: str, metric: str) -> tuple[list[Any], list[float], list[float], list[int]]:
+    by_x: dict[Any, list[float]] = {}
+    for row in rows:
+        value = row["metrics"].get(metric)
+        if _number(value) and _number(row["parameters"].get(x)):
+            by_x.setdefault(row["parameters"][x], []).append(value)
+    xs = sorted(by_x)
+    summaries = [stats(by_x[value]) for value in xs]
+    return (
+        xs,
+        [entry["mean"] for entry in summaries],
+        [entry["std"] or 0.0 for entry in summaries],
+        [entry["n"] for entry in summaries],
+    )
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _repetition_note(counts: list[int], what: str) -> str:
+    low, high = min(counts), max(counts)
+    if high == 1:
+        return "one stack per point (no repetitions to average, so no error bars)"
+    n = f"{low}" if low == high else f"{low}–{high}"
+    return f"points: mean over {n} {what}; error bars: sample standard deviation"
+
+
+def approximation_ratio_vs_depth(report: dict[str, Any]) -> tuple[Any, str] | None:
+    """MaxCut with QAOA: approximation ratios against the QAOA depth p, one line per graph size."""
+    rows = [
+        row
+        for row in _finished(report)
+        if _number(row["metrics"].get("approximation_ratio")) and _number(row["parameters"].get("p"))
+    ]
+    if not rows:
+        return None
+    panels = [("approximation_ratio", "approximation ratio\n(best sampled cut / optimal cut)")]
+    if any(_number(row["metrics"].get("expected_cut_ratio")) for row in rows):
+        panels.append(("expected_cut_ratio", "expected cut ratio\n(mean sampled cut / optimal cut)"))
+    figure = _figure(5.2 * len(panels), 4.2)
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    lines = _series(rows, "p", ignore={"graph_seed", "seed"})
+    counts: list[int] = []
+    for axis, (metric, label) in zip(axes, panels, strict=True):
+        for index, (key, line_rows) in enumerate(sorted(lines.items(), key=lambda item: repr(item[0]))):
+            xs, means, stds, ns = _points(line_rows, "p", metric)
+            if not xs:
+                continue
+            counts.extend(ns)
+            dodge = (index - (len(lines) - 1) / 2) * 0.04
+            axis.errorbar(
+                [x + dodge for x in xs],
+                means,
+                yerr=stds,
+                marker="o",
+                capsize=4,
+                label=_line_label(key, "nodes", "nodes"),
+            )
+        axis.set_xlabel("QAOA depth p (layers)")
+        axis.set_ylabel(label)
+        axis.set_xticks(sorted({row["parameters"]["p"] for row in rows}))
+        low = min(row["metrics"].get(metric, 1.0) or 1.0 for row in rows)
+        axis.set_ylim(max(0.0, min(low, 1.0) - 0.1), 1.04)
+        axis.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+        axis.grid(alpha=0.3)
+        axis.legend(title="graph size", fontsize="small")
+    figure.suptitle("MaxCut with QAOA: approximation ratio vs QAOA depth")
+    figure.supxlabel(_repetition_note(counts, "repetitions and graph seeds"), fontsize="small", color="dimgray")
+    return figure, "MaxCut approximation ratio (best and mean sampled cut / optimum) vs QAOA depth p, per graph size"
+
+
+def ghz_population_vs_qubits(report: dict[str, Any]) -> tuple[Any, str] | None:
+    """GHZ: the population of |0…0> and |1…1> (the fidelity proxy) against the number of qubits."""
+    rows = [
+        row
+        for row in _finished(report)
+        if _number(row["metrics"].get("population")) and _number(row["parameters"].get("n_qubits"))
+    ]
+    if not rows:
+        return None
+    figure = _figure(6.4, 4.4)
+    axis = figure.subplots()
+    counts: list[int] = []
+    lines = _series(rows, "n_qubits", ignore={"seed"})
+    for key, line_rows in sorted(lines.items(), key=lambda item: repr(item[0])):
+        suffix = f" ({_line_label(key)})" if key else ""
+        for metric, label, style in (
+            ("population", "P(|0…0⟩) + P(|1…1⟩)", "-o"),
+            ("p_all_zero", "P(|0…0⟩)", "--s"),
+            ("p_all_one", "P(|1…1⟩)", "--^"),
+        ):
+            xs, means, stds, ns = _points(line_rows, "n_qubits", metric)
+            if xs:
+                counts.extend(ns)
+                axis.errorbar(xs, means, yerr=stds, fmt=style, capsize=4, label=label + suffix)
+    axis.axhline(1.0, color="grey", linewidth=0.8, linestyle=":", label="ideal population (1)")
+    axis.axhline(0.5, color="grey", linewidth=0.8, linestyle="-.", label="ideal per outcome (0.5)")
+    axis.set_xticks(sorted({row["parameters"]["n_qubits"] for row in rows}))
+    axis.set_ylim(0.0, 1.08)
+    axis.set_xlabel("number of qubits n")
+    axis.set_ylabel("probability (fraction of shots)")
+    axis.set_title("GHZ state: population of |0…0⟩ and |1…1⟩ vs number of qubits")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small", loc="lower left")
+    figure.supxlabel(_repetition_note(counts, "repetitions"), fontsize="small", color="dimgray")
+    return figure, "GHZ population P(|0…0⟩)+P(|1…1⟩) and each outcome's probability vs number of qubits"
+
+
+def _job_bars(job: dict[str, Any], now: dict[bool, datetime]) -> tuple[str, datetime, list[tuple]] | None:
+    """Segments ``(start, end, kind)`` of one job on its clock, or None if it cannot be placed."""
+
+    def at(text: Any) -> datetime | None:
+        try:
+            return datetime.fromisoformat(text) if isinstance(text, str) else None
+        except ValueError:
+            return None
+
+    if job.get("timing") == "service" or at(job.get("service_submitted")):
+        submitted, started, finished = (at(job.get(f"service_{n}")) for n in ("submitted", "started", "finished"))
+        if submitted is None:
+            return None
+        clock = "service-aware" if submitted.tzinfo else "service-naive"
+        end = finished or now.get(submitted.tzinfo is not None)
+        if end is None:
+            return None
+        pending = finished is None
+        segments = []
+        if started is None or started > end:
+            segments.append((submitted, end, "queue", pending))
+        else:
+            segments.append((submitted, started, "queue", False))
+            segments.append((started, end, "run", pending))
+        return clock, submitted, segments
+    submitted, finished = at(job.get("submitted_at")), at(job.get("finished_at"))
+    if submitted is None:
+        return None
+    end = finished or now.get(True)
+    return "ours", submitted, [(submitted, end, "observed", finished is None)]
+
+
+def job_timeline(report: dict[str, Any]) -> tuple[Any, str] | None:
+    """Every job as a bar: waiting in the queue, then running, on a time axis from the first submission."""
+    now = {True: datetime.now(UTC)}
+    placed = []
+    for row in report["rows"]:
+        for job in row["jobs"]:
+            bars = _job_bars(job, now)
+            if bars is not None:
+                placed.append((job, *bars))
+    if not placed:
+        return None
+    placed.sort(key=lambda entry: (entry[1], entry[2]))
+    total = len(placed)
+    placed = placed[:MAX_JOBS_SHOWN]
+    origin: dict[str, datetime] = {}
+    for _, clock, submitted, _ in placed:
+        origin[clock] = min(origin.get(clock, submitted), submitted)
+    figure = _figure(8.0, min(2.0 + 0.28 * len(placed), 60.0))
+    axis = figure.subplots()
+    colours = {"queue": QUEUE_COLOUR, "run": RUN_COLOUR, "observed": OBSERVED_COLOUR}
+    labels = {
+        "queue": "waiting in the queue",
+        "run": "running",
+        "observed": "submitted → seen finished by polling (no service times)",
+    }
+    used = set()
+    for position, (job, clock, _, segments) in enumerate(placed):
+        durations = []
+        for start, end, kind, pending in segments:
+            left = (start - origin[clock]).total_seconds()
+            width = max((end - start).total_seconds(), 0.0)
+            axis.barh(
+                position,
+                width,
+                left=left,
+                height=0.6,
+                color=colours[kind],
+                hatch="//" if pending else None,
+                edgecolor=colours[kind],
+                linewidth=0.8,
+                label=labels[kind] if kind not in used else None,
+            )
+            used.add(kind)
+            durations.append(f"{'turnaround' if kind == 'observed' else kind} {_duration(width)}")
+        status = "" if job.get("status") == "DONE" else f" · {job.get('status')}"
+        end = (segments[-1][1] - origin[clock]).total_seconds()
+        axis.text(end, position, "  " + ", ".join(durations) + status, va="center", fontsize="x-small")
+    axis.set_yticks(range(len(placed)))
+    axis.set_yticklabels([_job_label(job) for job, *_ in placed], fontsize="small")
+    axis.invert_yaxis()
+    axis.set_xlabel("time since the first submission (s)")
+    axis.set_xlim(0, max(axis.get_xlim()[1], 1e-3) * 1.3)  # room for the labels right of the bars
+    shown = f" (first {len(placed)} of {total})" if total > len(placed) else ""
+    axis.set_title(f"Jobs{shown}: queue wait and run time")
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if any(pending for *_, segments in placed for *_, pending in segments):
+        figure.supxlabel("hatched: still pending when the report was made", fontsize="small", color="dimgray")
+    return figure, "every job as a bar on a time axis: queue wait, then run time (service timestamps)"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _job_label(job: dict[str, Any]) -> str:
+    module = str(job.get("module") or "").rsplit(".", 1)[-1]
+    stack = str(job.get("key", "")).split("-", 2)
+    attempt = f" (attempt {job['attempt']})" if job.get("attempt", 1) > 1 else ""
+    return f"{'-'.join(stack[:2])} {module}{attempt}"
+
+
+def module_times(report: dict[str, Any]) -> tuple[Any, str] | None:
+    """Where a stack's time goes: the mean time of each module, per backlog item, stacked."""
+    items = [item for item in report["items"] if item["finished"] and item["module_times_s"]]
+    if not items:
+        return None
+    modules = list(dict.fromkeys(name for item in items for name in item["module_times_s"]))
+    branches = {tuple(item["modules"]) for item in items}
+    varying = _varying_parameters(items)
+    figure = _figure(8.0, min(2.2 + 0.35 * len(items), 60.0))
+    axis = figure.subplots()
+    left = [0.0] * len(items)
+    for index, name in enumerate(modules):
+        widths = [(item["module_times_s"].get(name) or {}).get("mean") or 0.0 for item in items]
+        axis.barh(
+            range(len(items)),
+            widths,
+            left=left,
+            height=0.6,
+            color=MODULE_COLOURS[index % len(MODULE_COLOURS)],
+            label=name,
+        )
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    labels = []
+    for item in items:
+        text = " ".join(f"{name}={item['parameters'].get(name)}" for name in varying)
+        chain = f" [{item['modules'][-1]}]" if len(branches) > 1 else ""
+        labels.append(f"#{item['backlog_item']} {text}{chain}".strip())
+    axis.set_yticks(range(len(items)))
+    axis.set_yticklabels(labels, fontsize="small")
+    axis.invert_yaxis()
+    axis.set_xlabel("mean time per stack (s)")
+    axis.set_title("Where the time goes: mean time of each module per backlog item")
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(title="module", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.supxlabel(
+        "pre- plus postprocessing, mean over finished repetitions; an async module's time is its submit and "
+        "collect (in 'quark run' it includes waiting for its job)",
+        fontsize="x-small",
+        color="dimgray",
+    )
+    return figure, "mean time of each module (pre + postprocessing) per backlog item, stacked"
+
+
+def _varying_parameters(items: list[dict[str, Any]]) -> list[str]:
+    names = list(dict.fromkeys(name for item in items for name in item["parameters"]))
+    return [name for name in names if len({repr(item["parameters"].get(name)) for item in items}) > 1]
+
+
+FIGURES: list[tuple[str, Callable[[dict[str, Any]], tuple[Any, str] | None]]] = [
+    ("approximation_ratio_vs_depth.png", approximation_ratio_vs_depth),
+    ("ghz_population_vs_qubits.png", ghz_population_vs_qubits),
+    ("job_timeline.png", job_timeline),
+    ("module_times.png", module_times),
+]

@@ -1,0 +1,398 @@
+"""``quark report``: a run's results as rows, aggregated per backlog item, in several formats.
+
+One row per stack (backlog item x repetition) with its parameters, its metrics, its compute time and
+its jobs' ids and times; one aggregated row per backlog item with the mean and the sample standard
+deviation (n - 1) of every numeric metric over the item's finished repetitions. Reads the run
+directory only (records and job files), so it is safe while ``collect`` works on the run.
+
+Job times: queue wait and run time come from the service's own timestamps when the job manager
+saved them (``service_submitted`` / ``service_started`` / ``service_finished`` in the job's info);
+otherwise only the turnaround quark observed by polling (submission to the poll that saw the end).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from quark_cli.state import SCHEMA_VERSION, RunDir
+
+MODULE_KEYS = {
+    "module_name",
+    "module_config",
+    "submodule",
+    "quark_job_status",
+    "preprocessing_time",
+    "postprocessing_time",
+    "total_time",
+    "preprocessing_time_unit",
+    "postprocessing_time_unit",
+    "total_time_unit",
+    "job_info",
+}
+TIME_COLUMNS = ("time_s", "queue_s", "run_s", "turnaround_s")
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+def build_report(path: Path) -> dict[str, Any]:
+    """The report of the run at ``path`` as plain data (the ``--json`` document)."""
+    run = RunDir.open(path)
+    info = run.read_run()
+    records = sorted(
+        run.read_records().values(), key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0))
+    )
+    jobs = {job["key"]: job for job in run.read_jobs()}
+    rows = [_row(record, jobs) for record in records]
+    counts = {name: sum(1 for row in rows if row["status"] == name) for name in ("FINISHED", "INTERRUPTED", "FAILED")}
+    total = int(info.get("stacks", len(rows)))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_dir": str(run.path),
+        "created": info.get("created"),
+        "config_hash": info.get("config_hash"),
+        "stack_totals": {"total": total, **counts, "NOT_STARTED": max(0, total - len(rows))},
+        "rows": rows,
+        "items": _aggregate(rows),
+    }
+
+
+def _row(record: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    modules, parameters, metrics, module_times = [], {}, {}, {}
+    node = record.get("module") or {}
+    while node:
+        name = node.get("module_name", "?")
+        modules.append(name)
+        for key, value in (node.get("module_config") or {}).items():
+            _put(parameters, key, value, name)
+        for key, value in node.items():
+            if key not in MODULE_KEYS and _scalar(value):
+                _put(metrics, key, value, name)
+        module_times[name] = _seconds(node.get("total_time"))
+        node = node.get("submodule")
+    application = record.get("module") or {}
+    headline = [key for key, value in application.items() if key not in MODULE_KEYS and _number(value)]
+    job_rows = [_job_row(jobs.get(key), key) for key in record.get("jobs") or []]
+    return {
+        "stack": record.get("stack"),
+        "backlog_item": record.get("benchmark_backlog_item_number"),
+        "repetition": record.get("repetition"),
+        "status": record.get("quark_job_status"),
+        "error": record.get("error"),
+        "modules": modules,
+        "parameters": parameters,
+        "metrics": metrics,
+        "headline_metrics": headline,
+        "time_s": _seconds(record.get("total_time")),
+        "module_times_s": module_times,
+        "job_ids": [job["id"] for job in job_rows if job["id"]],
+        "jobs": job_rows,
+        **{column: _sum(job[column] for job in job_rows) for column in ("queue_s", "run_s", "turnaround_s")},
+    }
+
+
+def _put(target: dict[str, Any], key: str, value: Any, module: str) -> None:
+    """Keep the first module's value under the plain name; a different value further down is ``Module.key``."""
+    if key not in target:
+        target[key] = value
+    elif target[key] != value:
+        target[f"{module}.{key}"] = value
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _seconds(milliseconds: Any) -> float | None:
+    return None if not _number(milliseconds) else milliseconds / 1000
+
+
+def _sum(values: Iterable[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None
+
+
+def _job_row(job: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    job = job or {}
+    info = job.get("info") or {}
+    submitted, started, finished = (_time(info.get(f"service_{n}")) for n in ("submitted", "started", "finished"))
+    timing = "service" if submitted and finished else None
+    turnaround = _between(submitted, finished)
+    if timing is None:
+        turnaround = _between(_time(job.get("submitted_at")), _time(job.get("finished_at")))
+        timing = "observed" if turnaround is not None else None
+    return {
+        "key": key,
+        "id": info.get("id"),
+        "status": job.get("status"),
+        "module": job.get("module_path"),
+        "attempt": job.get("attempt", 1),
+        "submitted_at": job.get("submitted_at"),
+        "finished_at": job.get("finished_at"),
+        "service_submitted": info.get("service_submitted"),
+        "service_started": info.get("service_started"),
+        "service_finished": info.get("service_finished"),
+        "timing": timing,
+        "queue_s": _between(submitted, started),
+        "run_s": _between(started, finished),
+        "turnaround_s": turnaround,
+    }
+
+
+def _time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None or (start.tzinfo is None) != (end.tzinfo is None):
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def stats(values: list[float]) -> dict[str, Any]:
+    """Mean and sample standard deviation (None with fewer than two values) of some numbers."""
+    return {
+        "mean": statistics.fmean(values) if values else None,
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+        "n": len(values),
+    }
+
+
+def _aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_item: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_item.setdefault(row["backlog_item"], []).append(row)
+    items = []
+    for item, group in by_item.items():
+        finished = [row for row in group if row["status"] == "FINISHED"]
+        metric_names = _ordered(name for row in finished for name, v in row["metrics"].items() if _number(v))
+        module_names = _ordered(name for row in finished for name in row["module_times_s"])
+        items.append(
+            {
+                "backlog_item": item,
+                "modules": group[0]["modules"],
+                "parameters": group[0]["parameters"],
+                "repetitions": len(group),
+                "finished": len(finished),
+                "failed": sum(1 for row in group if row["status"] == "FAILED"),
+                "metrics": {
+                    name: stats([row["metrics"][name] for row in finished if _number(row["metrics"].get(name))])
+                    for name in metric_names
+                },
+                "module_times_s": {
+                    name: stats([row["module_times_s"][name] for row in finished if row["module_times_s"].get(name)])
+                    for name in module_names
+                },
+                **{
+                    column: stats([row[column] for row in finished if row[column] is not None])
+                    for column in TIME_COLUMNS
+                },
+            }
+        )
+    return items
+
+
+def _ordered(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+# -- columns shared by the text formats ----------------------------------------------------------------
+
+
+def branches(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows and items grouped by module chain, with the parameters that vary and those that do not.
+
+    A table per branch keeps columns meaningful: two branches of one config may have different
+    modules and parameters.
+    """
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    for row in report["rows"]:
+        group = groups.setdefault(tuple(row["modules"]), {"modules": row["modules"], "rows": [], "items": []})
+        group["rows"].append(row)
+    for item in report["items"]:
+        groups[tuple(item["modules"])]["items"].append(item)
+    for group in groups.values():
+        names = _ordered(name for row in group["rows"] for name in row["parameters"])
+        values = {name: {repr(row["parameters"].get(name)) for row in group["rows"]} for name in names}
+        group["varying"] = [name for name in names if len(values[name]) > 1]
+        group["fixed"] = {name: group["rows"][0]["parameters"].get(name) for name in names if len(values[name]) == 1}
+        headline = _ordered(name for row in group["rows"] for name in row["headline_metrics"])
+        group["metrics"] = [name for name in headline if name not in names]
+        if any(row["run_s"] is not None for row in group["rows"]):
+            group["times"] = ["queue_s", "run_s"]
+        else:
+            group["times"] = ["turnaround_s"] if any(row["turnaround_s"] is not None for row in group["rows"]) else []
+        group["jobs"] = any(row["job_ids"] for row in group["rows"])
+    return list(groups.values())
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def fmt_stats(entry: dict[str, Any] | None) -> str:
+    if not entry or entry["mean"] is None:
+        return ""
+    if entry["std"] is None:
+        return fmt(entry["mean"])
+    return f"{fmt(entry['mean'])} ± {entry['std']:.2g}"
+
+
+TIME_LABELS = {"time_s": "time (s)", "queue_s": "queue (s)", "run_s": "run (s)", "turnaround_s": "turnaround (s)"}
+
+
+def _row_cells(group: dict[str, Any], row: dict[str, Any], short_ids: bool) -> list[str]:
+    status = row["status"] + (f": {row['error']}" if row.get("error") else "")
+    ids = [job_id[:8] if short_ids else job_id for job_id in row["job_ids"]]
+    return [
+        row["stack"],
+        *(fmt(row["parameters"].get(name)) for name in group["varying"]),
+        *(fmt(row["metrics"].get(name)) for name in group["metrics"]),
+        *(fmt(row[column]) for column in ("time_s", *group["times"])),
+        *([" ".join(ids)] if group["jobs"] else []),
+        status,
+    ]
+
+
+def _row_header(group: dict[str, Any]) -> list[str]:
+    times = [TIME_LABELS[column] for column in ("time_s", *group["times"])]
+    return ["stack", *group["varying"], *group["metrics"], *times, *(["job ids"] if group["jobs"] else []), "status"]
+
+
+def _item_cells(group: dict[str, Any], item: dict[str, Any]) -> list[str]:
+    return [
+        str(item["backlog_item"]),
+        *(fmt(item["parameters"].get(name)) for name in group["varying"]),
+        f"{item['finished']}/{item['repetitions']}",
+        *(fmt_stats(item["metrics"].get(name)) for name in group["metrics"]),
+        *(fmt_stats(item[column]) for column in ("time_s", *group["times"])),
+    ]
+
+
+def _item_header(group: dict[str, Any]) -> list[str]:
+    times = [TIME_LABELS[column] for column in ("time_s", *group["times"])]
+    return ["item", *group["varying"], "finished", *group["metrics"], *times]
+
+
+def _fixed_text(group: dict[str, Any]) -> str:
+    return " ".join(f"{name}={fmt(value)}" for name, value in group["fixed"].items())
+
+
+def _totals_text(report: dict[str, Any]) -> str:
+    totals = report["stack_totals"]
+    return (
+        f"{totals['total']} stacks: {totals['FINISHED']} finished, {totals['INTERRUPTED']} pending, "
+        f"{totals['FAILED']} failed, {totals['NOT_STARTED']} not started"
+    )
+
+
+# -- formats ----------------------------------------------------------------------------------------
+
+
+def to_markdown(report: dict[str, Any], aggregated: bool = False) -> str:
+    """GitHub-flavoured Markdown: per branch, a table per repetition and one of mean ± std per item."""
+    lines = [f"# Report of {report['run_dir']}", "", _totals_text(report) + ".", ""]
+    for group in branches(report):
+        lines += [f"## {' → '.join(group['modules'])}", ""]
+        if group["fixed"]:
+            lines += [f"Fixed parameters: {_fixed_text(group)}", ""]
+        if not aggregated:
+            lines += ["### Per repetition", ""]
+            lines += _markdown_table(_row_header(group), [_row_cells(group, row, False) for row in group["rows"]])
+        lines += ["### Mean ± std over repetitions", ""]
+        lines += _markdown_table(_item_header(group), [_item_cells(group, item) for item in group["items"]])
+    return "\n".join(lines)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *(line(row) for row in rows), ""]
+
+
+def to_csv(report: dict[str, Any], aggregated: bool = False) -> str:
+    """One CSV row per repetition (every parameter and metric), or per backlog item with ``aggregated``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if aggregated:
+        items = report["items"]
+        params = _ordered(name for item in items for name in item["parameters"])
+        metrics = _ordered(name for item in items for name in item["metrics"])
+        stat_columns = [f"{name} (metric)" if name in params else name for name in metrics] + list(TIME_COLUMNS)
+        writer.writerow(
+            ["backlog_item", "modules", *params, "repetitions", "finished", "failed"]
+            + [f"{name}_{part}" for name in stat_columns for part in ("mean", "std")]
+        )
+        for item in items:
+            entries = [*(item["metrics"].get(name) for name in metrics), *(item[column] for column in TIME_COLUMNS)]
+            writer.writerow(
+                [item["backlog_item"], ">".join(item["modules"])]
+                + [_csv(item["parameters"].get(name)) for name in params]
+                + [item["repetitions"], item["finished"], item["failed"]]
+                + [_csv((entry or {}).get(part)) for entry in entries for part in ("mean", "std")]
+            )
+        return buffer.getvalue()
+    rows = report["rows"]
+    params = _ordered(name for row in rows for name in row["parameters"])
+    metrics = _ordered(name for row in rows for name in row["metrics"])
+    writer.writerow(
+        ["stack", "backlog_item", "repetition", "status", "modules", *params]
+        + [f"{name} (metric)" if name in params else name for name in metrics]
+        + [*TIME_COLUMNS, "job_ids", "error"]
+    )
+    for row in rows:
+        writer.writerow(
+            [row["stack"], row["backlog_item"], row["repetition"], row["status"], ">".join(row["modules"])]
+            + [_csv(row["parameters"].get(name)) for name in params]
+            + [_csv(row["metrics"].get(name)) for name in metrics]
+            + [_csv(row[column]) for column in TIME_COLUMNS]
+            + [";".join(row["job_ids"]), row["error"] or ""]
+        )
+    return buffer.getvalue()
+
+
+def _csv(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def rich_tables(report: dict[str, Any], aggregated: bool = False) -> list[Any]:
+    """Renderables for a terminal: per branch, the per-repetition table and the aggregated one."""
+    from rich.table import Table
+    from rich.text import Text
+
+    renderables: list[Any] = []
+    for group in branches(report):
+        chain = " → ".join(group["modules"])
+        if not aggregated:
+            table = Table(title=f"{chain}: per repetition", title_justify="left")
+            for column in _row_header(group):
+                table.add_column(column, overflow="fold", justify="right" if "(s)" in column else "left")
+            for row in group["rows"]:
+                table.add_row(*_row_cells(group, row, True))
+            renderables.append(table)
+        table = Table(title=f"{chain}: mean ± std over repetitions", title_justify="left")
+        for column in _item_header(group):
+            table.add_column(column, overflow="fold")
+        for item in group["items"]:
+            table.add_row(*_item_cells(group, item))
+        renderables.append(table)
+        if group["fixed"]:
+            renderables.append(Text(f"fixed: {_fixed_text(group)}"))
+    renderables.append(Text(_totals_text(report)))
+    return renderables
