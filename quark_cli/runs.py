@@ -136,9 +136,10 @@ def refusing_damage(run: RunDir):
     """Check a locked run, reading only, before a command writes its first byte (log line included).
 
     A damaged or hand-broken run is refused with a message naming the file and field, and left
-    exactly as it was.
+    exactly as it was. A sound one is cleared of the temporary files of writes a kill interrupted.
     """
     BenchmarkManager(run, load_run_config(run)).check()
+    run.remove_temp_files()
     yield
 
 

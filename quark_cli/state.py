@@ -579,6 +579,29 @@ class RunDir:
     def log_file(self) -> Path:
         return self.path / "logging.log"
 
+    def remove_temp_files(self) -> list[Path]:
+        """Delete the temporary files of writes a kill interrupted; the files they were for are intact.
+
+        Only temporaries of the files quark writes under the run lock (run.json, results.json,
+        index.json, records, job_info.json): the caller holds the lock, so none of them is being
+        written. Backends' own files, which detached workers write without the lock, are left alone.
+        """
+        ours = tuple(f".{name}." for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, CONFIG_FILE, "job_info.json"))
+        folders = [self.path, self.records_dir]
+        if self.jobs_dir.is_dir():
+            folders += [Path(entry.path) for entry in os.scandir(self.jobs_dir) if entry.is_dir()]
+        removed = []
+        for folder in folders:
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.endswith(".tmp") and (name.startswith(ours) or folder == self.records_dir):
+                    (folder / name).unlink(missing_ok=True)
+                    removed.append(folder / name)
+        return removed
+
 
 def age_seconds(iso: str | None) -> float | None:
     """Seconds since an ISO timestamp written by ``now_iso``."""
