@@ -156,6 +156,24 @@ class _JobRecorder:
             self.run.write_job(self.job)
 
 
+JOB_SUMMARY_FIELDS = (
+    "key",
+    "stack",
+    "module_path",
+    "phase",
+    "status",
+    "attempt",
+    "submitted_at",
+    "status_since",
+    "error",
+)
+
+
+def job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    """The part of a job that ``quark status`` shows, kept in the index."""
+    return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
+
+
 def apply_status(job: dict[str, Any], status: AsyncStatus, reason: str | None) -> bool:
     """Update a job with a polled status; True (and the job needs saving) when the status changed."""
     changed = job.get("status") != status.value
@@ -388,7 +406,18 @@ class BenchmarkManager:
         """End of a pass: results.json with this pass's changed records, and the stack index."""
         self._writer.drain()
         self.run.rebuild_results({key for key in summary.changed if key in summary.stacks})
-        self.run.write_index(summary.stacks)
+        self._write_index(summary)
+
+    def _write_index(self, summary: Summary) -> None:
+        """The index after this pass: the previous one, updated with what this pass saw and saved."""
+        previous = self.run.read_index_detail()
+        if previous is None:
+            previous = {"errors": {}, "jobs": {job["key"]: job_summary(job) for job in self.run.read_jobs()}}
+        errors = {key: error for key, error in previous["errors"].items() if summary.stacks.get(key) == FAILED}
+        errors.update((key, error) for key, error in summary.errors.items() if summary.stacks.get(key) == FAILED)
+        jobs = previous["jobs"]
+        jobs.update((key, job_summary(job)) for key, job in self.run.written_jobs.items())
+        self.run.write_index(summary.stacks, errors, jobs)
 
     def wait(
         self,

@@ -6,6 +6,7 @@ returns; reading functions take no lock and never write.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import logging.handlers
 import os
@@ -18,8 +19,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from quark_cli import __version__
-from quark_cli.config import BenchmarkConfig, build_config, load_config, parse_config_text
-from quark_cli.engine import FAILED, FINISHED, INTERRUPTED, POLL_WORKERS, BenchmarkManager, Cancellation, Summary
+from quark_cli.config import BenchmarkConfig, build_config, config_hash, load_config, parse_config_text
+from quark_cli.engine import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    POLL_WORKERS,
+    BenchmarkManager,
+    Cancellation,
+    Summary,
+    job_summary,
+)
 from quark_cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_PENDING, QuarkError, RunDirError
 from quark_cli.state import CONFIG_FILE, SCHEMA_VERSION, RunDir, age_seconds, now_iso
 
@@ -101,14 +111,16 @@ def start(
     """``quark run`` (sequential) and ``quark submit``: make a run directory and walk every stack."""
     config = load_config(config_path)
     path = Path(out) if out else new_run_path(Path(config_path))
+    config_text = Path(config_path).read_text(encoding="utf-8")
     run = RunDir.create(
         path,
-        Path(config_path).read_text(encoding="utf-8"),
+        config_text,
         {
             "quark_cli_version": __version__,
             "created": now_iso(),
             "config_source": str(Path(config_path).resolve()),
             "config_hash": config.config_hash,
+            "config_sha256": _sha256(config_text),
             "module_search_path": config.search_path,
             "stacks": len(config.backlog) * config.repetitions,
             "host": socket.gethostname(),
@@ -116,6 +128,7 @@ def start(
     )
     command = "run" if sequential else "submit"
     with run.lock(), command_log(run, command):
+        run.write_parsed_config(config.raw)
         manager = BenchmarkManager(
             run, config, wait_timeout=wait_timeout, on_phase=progress.phase if progress else None
         )
@@ -144,16 +157,28 @@ def refusing_damage(run: RunDir):
 
 
 def load_run_config(run: RunDir) -> BenchmarkConfig:
-    """The run's own config.yml, refused if it no longer matches the hash recorded at submit."""
+    """The run's own config.yml, refused if it no longer matches the hash recorded at submit.
+
+    While config.yml is byte for byte what was submitted, its parsed form is read from
+    ``config.json`` (JSON parses far faster than YAML; collect runs every few minutes).
+    """
     info = run.read_run()
     source = str(run.path / CONFIG_FILE)
-    config = build_config(parse_config_text(run.config_text(), source), source, info.get("module_search_path"))
+    text = run.config_text()
+    raw = run.read_parsed_config() if info.get("config_sha256") == _sha256(text) else None
+    if raw is None or config_hash(raw) != info.get("config_hash"):
+        raw = parse_config_text(text, source)
+    config = build_config(raw, source, info.get("module_search_path"))
     if config.config_hash != info.get("config_hash"):
         raise RunDirError(
             f"{source}: changed since the run was made (hash {config.config_hash[:12]} != "
             f"{str(info.get('config_hash'))[:12]}); restore it, or submit the new config as a new run"
         )
     return config
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def collect(
@@ -204,24 +229,33 @@ def _counts(summary: Summary) -> dict[str, Any]:
 
 
 def status(path: Path) -> dict[str, Any]:
-    """What is pending, done and failed in a run, read from disk only (no service is asked)."""
+    """What is pending, done and failed in a run, read from disk only (no service is asked).
+
+    Closed stacks and their jobs come from the index (one file); open stacks, and any the index
+    does not show as closed, are read from their own files, so the answer is current even after a
+    command was killed before it rewrote the index.
+    """
     run = RunDir.open(path)
     info = run.read_run()
-    records = run.read_records()
-    jobs = run.read_jobs()
-    total = int(info.get("stacks", len(records)))
-    stacks = [
-        {
-            "stack": key,
-            "backlog_item": record.get("benchmark_backlog_item_number"),
-            "repetition": record.get("repetition"),
-            "status": record.get("quark_job_status"),
-            "error": record.get("error"),
-        }
-        for key, record in sorted(records.items())
-    ]
+    index = run.read_index_detail() or {"stacks": {}, "errors": {}, "jobs": {}}
+    record_keys = run.record_keys()
+    fresh = run.open_stacks() | {key for key in record_keys if index["stacks"].get(key) not in (FINISHED, FAILED)}
+    stacks = []
+    for key in sorted(record_keys):
+        if key in fresh:
+            record = run.read_record(key) or {}
+            state, error = record.get("quark_job_status"), record.get("error")
+        else:
+            state, error = index["stacks"][key], index["errors"].get(key)
+        item, _, repetition = key.partition("-r")
+        stacks.append(
+            {"stack": key, "backlog_item": int(item), "repetition": int(repetition), "status": state, "error": error}
+        )
+    total = int(info.get("stacks", len(stacks)))
     stack_counts = Counter(s["status"] for s in stacks)
     stack_counts[NOT_STARTED] = max(0, total - len(stacks))
+    jobs = [job for job in index["jobs"].values() if job.get("stack") not in fresh]
+    jobs += [job_summary(job) for job in run.jobs_of(fresh)]
     job_rows = [
         {
             "key": job["key"],
@@ -229,14 +263,14 @@ def status(path: Path) -> dict[str, Any]:
             "module": job.get("module_path"),
             "phase": job.get("phase"),
             "status": job.get("status"),
-            "id": (job.get("info") or {}).get("id"),
-            "attempt": job.get("attempt", 1),
+            "id": job.get("id"),
+            "attempt": job.get("attempt") or 1,
             "submitted_at": job.get("submitted_at"),
             "age_seconds": _rounded(age_seconds(job.get("submitted_at"))),
             "status_since": job.get("status_since"),
             "error": job.get("error"),
         }
-        for job in jobs
+        for job in sorted(jobs, key=lambda job: job["key"])
     ]
     return {
         "schema_version": SCHEMA_VERSION,

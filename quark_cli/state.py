@@ -38,6 +38,7 @@ from quark_cli.errors import RunDirError, RunLockedError
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yml"
+PARSED_CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
 INDEX_FILE = "index.json"
 LOCK_FILE = ".lock"
@@ -101,6 +102,7 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir:
     The file is created user-only (0600) by ``mkstemp``. ``sync_dir=False`` skips the folder's fsync
     for rewrites whose loss in a power cut is harmless (the previous version is still valid).
     """
+    new_folder = not path.parent.is_dir()
     private_dirs(path.parent)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -119,10 +121,8 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir:
         return
     if not durable and _defer_dir(path.parent):
         return
-    if durable:
-        _sync_deferred_dirs()
     _fsync_dir(path.parent)
-    if durable:
+    if durable and new_folder:
         _fsync_dir(path.parent.parent)
 
 
@@ -337,6 +337,8 @@ class RunDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        #: Jobs saved through this object, by key: what the index learns at the end of a command.
+        self.written_jobs: dict[str, dict[str, Any]] = {}
         self._lock: FileLock | None = None
         self._adopt = False
 
@@ -401,6 +403,19 @@ class RunDir:
     def read_run(self) -> dict[str, Any]:
         return read_json(self.path / RUN_FILE, "run.json")
 
+    def write_parsed_config(self, raw: dict[str, Any]) -> None:
+        """Keep the parsed config beside config.yml, so later commands need not parse YAML again."""
+        atomic_write_json(self.path / PARSED_CONFIG_FILE, {"schema_version": SCHEMA_VERSION, "config": raw})
+
+    def read_parsed_config(self) -> dict[str, Any] | None:
+        """The parsed config saved at submit, or None when it is missing or unusable (then parse YAML)."""
+        try:
+            value = json.loads((self.path / PARSED_CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        config = value.get("config") if isinstance(value, dict) else None
+        return config if isinstance(config, dict) and value.get("schema_version") == SCHEMA_VERSION else None
+
     def config_text(self) -> str:
         try:
             return (self.path / CONFIG_FILE).read_text(encoding="utf-8")
@@ -453,6 +468,7 @@ class RunDir:
         """
         path = self.job_file(job["key"])
         atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **job}, durable=durable, sync_dir=False)
+        self.written_jobs[job["key"]] = dict(job)
 
     def read_job(self, key: str) -> dict[str, Any]:
         return read_json(self.job_file(key), "job_info.json")
@@ -518,16 +534,39 @@ class RunDir:
 
     def read_index(self) -> dict[str, str]:
         """Stack statuses as the last command left them: a cache, trusted only for closed stacks."""
+        index = self.read_index_detail()
+        return index["stacks"] if index else {}
+
+    def read_index_detail(self) -> dict[str, Any] | None:
+        """The whole index (``stacks``, ``errors`` of failed stacks, ``jobs`` summaries), or None."""
         try:
             value = json.loads((self.path / INDEX_FILE).read_text(encoding="utf-8"))
-            stacks = value["stacks"] if value.get("schema_version") == SCHEMA_VERSION else {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return {}
-        return stacks if isinstance(stacks, dict) else {}
+        except (OSError, ValueError):
+            return None
+        if not isinstance(value, dict) or value.get("schema_version") != SCHEMA_VERSION:
+            return None
+        parts = {name: value.get(name) for name in ("stacks", "errors", "jobs")}
+        if not all(isinstance(part, dict) for part in parts.values()):
+            return None
+        return parts
 
-    def write_index(self, stacks: dict[str, str]) -> None:
+    def write_index(
+        self, stacks: dict[str, str], errors: dict[str, str] | None = None, jobs: dict[str, Any] | None = None
+    ) -> None:
+        """Save the index: every stack's status, failed stacks' errors, and a summary of every job.
+
+        A cache for status and collect (one file instead of one per stack and job), rewritten at the
+        end of each command; readers trust it only for stacks that are closed in it and not open.
+        """
         atomic_write_json(
-            self.path / INDEX_FILE, {"schema_version": SCHEMA_VERSION, "stacks": dict(sorted(stacks.items()))}
+            self.path / INDEX_FILE,
+            {
+                "schema_version": SCHEMA_VERSION,
+                "stacks": dict(sorted(stacks.items())),
+                "errors": dict(sorted((errors or {}).items())),
+                "jobs": dict(sorted((jobs or {}).items())),
+            },
+            compact=True,
         )
 
     def record_file(self, key: str) -> Path:

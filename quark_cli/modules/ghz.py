@@ -11,17 +11,20 @@ A noiseless simulator puts every shot there (population 1.0); noise or a faulty 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from quark_cli.core import Core, timed
 from quark_cli.modules import DEVICE_OPTIONS, build_submodule, positive_int, settings
 
 
+@functools.lru_cache(maxsize=32)
 def ghz_circuit(n_qubits: int) -> Any:
     """The GHZ circuit on ``n_qubits``: H on qubit 0, then CNOT(i, i+1) down the chain.
 
     No explicit measurement: myQLM treats measure instructions as intermediate measurements, which
     forbid exact (``nbshots=0``) simulation; the device's job measures all qubits at the end.
+    Cached per process (myQLM's ``to_circ`` costs milliseconds): callers must not modify it.
     """
     from qat.lang.AQASM import CNOT, H, Program
 
