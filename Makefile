@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -52,6 +52,7 @@ $(QUARK3_VENV)/.installed-stamp:
 bench-quark3: $(QUARK3_VENV)/.installed-stamp
 
 bench: setup bench-quark3
+	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/quark3_compare.py
 
 clean:

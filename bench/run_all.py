@@ -1,0 +1,28 @@
+"""Run every bench of quark-cli and print its table; figures go to bench/results.json.
+
+``make bench`` runs this, then the QUARK 3 side-by-side bench (``bench/quark3_compare.py``).
+"""
+
+from __future__ import annotations
+
+import bench_collect
+import bench_resume_curve
+import bench_startup
+import bench_status
+import bench_submit
+
+
+def main() -> None:
+    for name, bench in (
+        ("start-up", bench_startup.main),
+        ("status on 10,000 jobs", bench_status.main),
+        ("collect of 1,000 done jobs", bench_collect.main),
+        ("collect with 10 pending jobs, growing run", bench_resume_curve.main),
+        ("submit of 1,000 local jobs", bench_submit.main),
+    ):
+        print(f"\n== {name}")
+        bench()
+
+
+if __name__ == "__main__":
+    main()
