@@ -438,6 +438,8 @@ def runs_command(
 
 
 def _run_line(entry: dict[str, Any]) -> str:
+    from quark_cli.state import age_seconds
+
     if entry["error"]:
         return f"{entry['name']}  damaged: {entry['error']}"
     totals = entry["stack_totals"]
@@ -448,14 +450,8 @@ def _run_line(entry: dict[str, Any]) -> str:
     if totals["NOT_STARTED"]:
         counts += f", {totals['NOT_STARTED']} not started"
     last = entry["last_command"]
-    since = f"  (last: {last['command']} {_age(_seconds_since(last['at']))} ago)" if last and last.get("at") else ""
+    since = f"  (last: {last['command']} {_age(age_seconds(last['at']))} ago)" if last and last.get("at") else ""
     return f"{entry['name']}  {created}  {entry['config'] or '?'}  {counts}{since}"
-
-
-def _seconds_since(iso: str) -> float | None:
-    from quark_cli.state import age_seconds
-
-    return age_seconds(iso)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from quark_cli.report import stats
+from quark_cli.report import is_number, parse_time, stats, varying
 from quark_cli.state import atomic_write_bytes
 
 PLOTS_DIR = "plots"
@@ -45,21 +45,12 @@ def _finished(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [row for row in report["rows"] if row["status"] == "FINISHED"]
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _series(rows: list[dict[str, Any]], x: str, ignore: set[str]) -> dict[tuple, list[dict[str, Any]]]:
     """Rows grouped into lines: one per combination of the parameters that vary, except ``x`` and ``ignore``."""
-    names = list(dict.fromkeys(name for row in rows for name in row["parameters"]))
-    varying = [
-        name
-        for name in names
-        if name != x and name not in ignore and len({repr(row["parameters"].get(name)) for row in rows}) > 1
-    ]
+    names = [name for name in varying(rows) if name != x and name not in ignore]
     lines: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        key = tuple((name, row["parameters"].get(name)) for name in varying)
+        key = tuple((name, row["parameters"].get(name)) for name in names)
         lines.setdefault(key, []).append(row)
     return lines
 
@@ -75,7 +66,7 @@ def _points(rows: list[dict[str, Any]], x: str, metric: str) -> tuple[list[Any],
     by_x: dict[Any, list[float]] = {}
     for row in rows:
         value = row["metrics"].get(metric)
-        if _number(value) and _number(row["parameters"].get(x)):
+        if is_number(value) and is_number(row["parameters"].get(x)):
             by_x.setdefault(row["parameters"][x], []).append(value)
     xs = sorted(by_x)
     summaries = [stats(by_x[value]) for value in xs]
@@ -106,12 +97,12 @@ def approximation_ratio_vs_depth(report: dict[str, Any]) -> tuple[Any, str] | No
     rows = [
         row
         for row in _finished(report)
-        if _number(row["metrics"].get("approximation_ratio")) and _number(row["parameters"].get("p"))
+        if is_number(row["metrics"].get("approximation_ratio")) and is_number(row["parameters"].get("p"))
     ]
     if not rows:
         return None
     panels = [("approximation_ratio", "approximation ratio\n(best sampled cut / optimal cut)")]
-    if any(_number(row["metrics"].get("expected_cut_ratio")) for row in rows):
+    if any(is_number(row["metrics"].get("expected_cut_ratio")) for row in rows):
         panels.append(("expected_cut_ratio", "expected cut ratio\n(mean sampled cut / optimal cut)"))
     figure = _figure(5.2 * len(panels), 4.2)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
@@ -141,7 +132,9 @@ def approximation_ratio_vs_depth(report: dict[str, Any]) -> tuple[Any, str] | No
         axis.grid(alpha=0.3)
         axis.legend(title="graph size", fontsize="small")
     figure.suptitle("MaxCut with QAOA: approximation ratio vs QAOA depth")
-    figure.supxlabel(_repetition_note(counts, "repetitions and graph seeds"), fontsize="small", color="dimgray")
+    seeds = len({row["parameters"].get("graph_seed") for row in rows}) > 1
+    what = "repetitions and graph seeds" if seeds else "repetitions"
+    figure.supxlabel(_repetition_note(counts, what), fontsize="small", color="dimgray")
     return figure, "MaxCut approximation ratio (best and mean sampled cut / optimum) vs QAOA depth p, per graph size"
 
 
@@ -150,7 +143,7 @@ def ghz_population_vs_qubits(report: dict[str, Any]) -> tuple[Any, str] | None:
     rows = [
         row
         for row in _finished(report)
-        if _number(row["metrics"].get("population")) and _number(row["parameters"].get("n_qubits"))
+        if is_number(row["metrics"].get("population")) and is_number(row["parameters"].get("n_qubits"))
     ]
     if not rows:
         return None
@@ -182,41 +175,31 @@ def ghz_population_vs_qubits(report: dict[str, Any]) -> tuple[Any, str] | None:
     return figure, "GHZ population P(|0…0⟩)+P(|1…1⟩) and each outcome's probability vs number of qubits"
 
 
-def _job_bars(job: dict[str, Any], now: dict[bool, datetime]) -> tuple[str, datetime, list[tuple]] | None:
-    """Segments ``(start, end, kind)`` of one job on its clock, or None if it cannot be placed."""
+def _job_bars(job: dict[str, Any], now: datetime) -> tuple[str, datetime, list[tuple]] | None:
+    """``(clock, start, segments)`` of one job, a segment being ``(start, end, kind, pending)``.
 
-    def at(text: Any) -> datetime | None:
-        try:
-            return datetime.fromisoformat(text) if isinstance(text, str) else None
-        except ValueError:
-            return None
-
-    if job.get("timing") == "service" or at(job.get("service_submitted")):
-        submitted, started, finished = (at(job.get(f"service_{n}")) for n in ("submitted", "started", "finished"))
-        if submitted is None:
-            return None
-        clock = "service-aware" if submitted.tzinfo else "service-naive"
-        end = finished or now.get(submitted.tzinfo is not None)
+    Service times and quark's own are different clocks (a Qaptiva's are even without a zone), so
+    each is drawn from its own origin; a pending job runs up to ``now`` where the clock allows.
+    """
+    submitted = parse_time(job.get("service_submitted"))
+    if submitted is not None:
+        started, finished = parse_time(job.get("service_started")), parse_time(job.get("service_finished"))
+        end = finished or (now if submitted.tzinfo else None)
         if end is None:
             return None
-        pending = finished is None
-        segments = []
+        pending, clock = finished is None, "service" if submitted.tzinfo else "service, no zone"
         if started is None or started > end:
-            segments.append((submitted, end, "queue", pending))
-        else:
-            segments.append((submitted, started, "queue", False))
-            segments.append((started, end, "run", pending))
-        return clock, submitted, segments
-    submitted, finished = at(job.get("submitted_at")), at(job.get("finished_at"))
+            return clock, submitted, [(submitted, end, "queue", pending)]
+        return clock, submitted, [(submitted, started, "queue", False), (started, end, "run", pending)]
+    submitted, finished = parse_time(job.get("submitted_at")), parse_time(job.get("finished_at"))
     if submitted is None:
         return None
-    end = finished or now.get(True)
-    return "ours", submitted, [(submitted, end, "observed", finished is None)]
+    return "quark", submitted, [(submitted, finished or now, "observed", finished is None)]
 
 
 def job_timeline(report: dict[str, Any]) -> tuple[Any, str] | None:
     """Every job as a bar: waiting in the queue, then running, on a time axis from the first submission."""
-    now = {True: datetime.now(UTC)}
+    now = datetime.now(UTC)
     placed = []
     for row in report["rows"]:
         for job in row["jobs"]:
@@ -297,7 +280,7 @@ def module_times(report: dict[str, Any]) -> tuple[Any, str] | None:
         return None
     modules = list(dict.fromkeys(name for item in items for name in item["module_times_s"]))
     branches = {tuple(item["modules"]) for item in items}
-    varying = _varying_parameters(items)
+    names = varying(items)
     figure = _figure(8.0, min(2.2 + 0.35 * len(items), 60.0))
     axis = figure.subplots()
     left = [0.0] * len(items)
@@ -314,7 +297,7 @@ def module_times(report: dict[str, Any]) -> tuple[Any, str] | None:
         left = [a + b for a, b in zip(left, widths, strict=True)]
     labels = []
     for item in items:
-        text = " ".join(f"{name}={item['parameters'].get(name)}" for name in varying)
+        text = " ".join(f"{name}={item['parameters'].get(name)}" for name in names)
         chain = f" [{item['modules'][-1]}]" if len(branches) > 1 else ""
         labels.append(f"#{item['backlog_item']} {text}{chain}".strip())
     axis.set_yticks(range(len(items)))
@@ -331,11 +314,6 @@ def module_times(report: dict[str, Any]) -> tuple[Any, str] | None:
         color="dimgray",
     )
     return figure, "mean time of each module (pre + postprocessing) per backlog item, stacked"
-
-
-def _varying_parameters(items: list[dict[str, Any]]) -> list[str]:
-    names = list(dict.fromkeys(name for item in items for name in item["parameters"]))
-    return [name for name in names if len({repr(item["parameters"].get(name)) for item in items}) > 1]
 
 
 FIGURES: list[tuple[str, Callable[[dict[str, Any]], tuple[Any, str] | None]]] = [

@@ -75,7 +75,7 @@ def _row(record: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> dict[str, A
         module_times[name] = _seconds(node.get("total_time"))
         node = node.get("submodule")
     application = record.get("module") or {}
-    headline = [key for key, value in application.items() if key not in MODULE_KEYS and _number(value)]
+    headline = [key for key, value in application.items() if key not in MODULE_KEYS and is_number(value)]
     job_rows = [_job_row(jobs.get(key), key) for key in record.get("jobs") or []]
     return {
         "stack": record.get("stack"),
@@ -107,12 +107,13 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A real number (bools are ints to Python, not to us)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _seconds(milliseconds: Any) -> float | None:
-    return None if not _number(milliseconds) else milliseconds / 1000
+    return None if not is_number(milliseconds) else milliseconds / 1000
 
 
 def _sum(values: Iterable[float | None]) -> float | None:
@@ -123,11 +124,11 @@ def _sum(values: Iterable[float | None]) -> float | None:
 def _job_row(job: dict[str, Any] | None, key: str) -> dict[str, Any]:
     job = job or {}
     info = job.get("info") or {}
-    submitted, started, finished = (_time(info.get(f"service_{n}")) for n in ("submitted", "started", "finished"))
+    submitted, started, finished = (parse_time(info.get(f"service_{n}")) for n in ("submitted", "started", "finished"))
     timing = "service" if submitted and finished else None
     turnaround = _between(submitted, finished)
     if timing is None:
-        turnaround = _between(_time(job.get("submitted_at")), _time(job.get("finished_at")))
+        turnaround = _between(parse_time(job.get("submitted_at")), parse_time(job.get("finished_at")))
         timing = "observed" if turnaround is not None else None
     return {
         "key": key,
@@ -147,7 +148,8 @@ def _job_row(job: dict[str, Any] | None, key: str) -> dict[str, Any]:
     }
 
 
-def _time(text: Any) -> datetime | None:
+def parse_time(text: Any) -> datetime | None:
+    """An ISO 8601 timestamp as saved in a run, or None."""
     try:
         return datetime.fromisoformat(text) if isinstance(text, str) else None
     except ValueError:
@@ -176,7 +178,7 @@ def _aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     items = []
     for item, group in by_item.items():
         finished = [row for row in group if row["status"] == "FINISHED"]
-        metric_names = _ordered(name for row in finished for name, v in row["metrics"].items() if _number(v))
+        metric_names = _ordered(name for row in finished for name, v in row["metrics"].items() if is_number(v))
         module_names = _ordered(name for row in finished for name in row["module_times_s"])
         items.append(
             {
@@ -187,7 +189,7 @@ def _aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "finished": len(finished),
                 "failed": sum(1 for row in group if row["status"] == "FAILED"),
                 "metrics": {
-                    name: stats([row["metrics"][name] for row in finished if _number(row["metrics"].get(name))])
+                    name: stats([row["metrics"][name] for row in finished if is_number(row["metrics"].get(name))])
                     for name in metric_names
                 },
                 "module_times_s": {
@@ -207,6 +209,12 @@ def _ordered(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def varying(entries: list[dict[str, Any]]) -> list[str]:
+    """The parameters (of rows or items) that take more than one value, in their first order."""
+    names = _ordered(name for entry in entries for name in entry["parameters"])
+    return [name for name in names if len({repr(entry["parameters"].get(name)) for entry in entries}) > 1]
+
+
 # -- columns shared by the text formats ----------------------------------------------------------------
 
 
@@ -224,9 +232,10 @@ def branches(report: dict[str, Any]) -> list[dict[str, Any]]:
         groups[tuple(item["modules"])]["items"].append(item)
     for group in groups.values():
         names = _ordered(name for row in group["rows"] for name in row["parameters"])
-        values = {name: {repr(row["parameters"].get(name)) for row in group["rows"]} for name in names}
-        group["varying"] = [name for name in names if len(values[name]) > 1]
-        group["fixed"] = {name: group["rows"][0]["parameters"].get(name) for name in names if len(values[name]) == 1}
+        group["varying"] = varying(group["rows"])
+        group["fixed"] = {
+            name: group["rows"][0]["parameters"].get(name) for name in names if name not in group["varying"]
+        }
         headline = _ordered(name for row in group["rows"] for name in row["headline_metrics"])
         group["metrics"] = [name for name in headline if name not in names]
         if any(row["run_s"] is not None for row in group["rows"]):

@@ -242,3 +242,20 @@ def shrunk_config(tmp_path: Path, name: str, values: dict[str, str]) -> Path:
 def plots_of(quark, run: Path) -> list[Path]:
     assert quark("report", run, "--plots", "--format", "json").exit_code == 0
     return list((run / "plots").iterdir())
+
+
+def test_jobs_still_waiting_are_drawn_hatched_up_to_now(quark, write_config, tmp_path):
+    config = write_config("application:\n  module: toy_modules:Numbers\n  submodules: [{name: AsyncSquare}]\n")
+    run = tmp_path / "run"
+    quark("submit", config, "-o", run)
+    drawn = quark("report", run, "--plots")
+    assert drawn.exit_code == 0
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["job_timeline.png"], "nothing finished yet"
+    figure, _ = job_timeline(build_report(run))
+    (axis,) = figure.axes
+    (bar,) = axis.patches
+    assert bar.get_hatch() == "//" and bar.get_width() > 0
+    assert [t.get_text() for t in axis.get_legend().get_texts()] == [
+        "submitted → seen finished by polling (no service times)"
+    ]
+    assert "SUBMITTED" in [t.get_text() for t in axis.texts][0]
