@@ -117,10 +117,12 @@ class _Writer:
 class _JobRecorder:
     """The engine's JobListener for one async phase: saves the job at each step of its life."""
 
-    def __init__(self, run: RunDir, job: dict[str, Any]) -> None:
+    def __init__(self, run: RunDir, job: dict[str, Any], later: Callable[..., None] | None = None) -> None:
         self.run = run
         self.job = job
         self.before = dict(job) if job.get("job_manager") else None
+        #: Runs a save in the background (submit and collect modes); None saves at once (sequential).
+        self.later = later
 
     def not_submitted(self, manager: AsyncJobManager) -> None:
         """The service refused before accepting anything: put the job file back as it was."""
@@ -147,8 +149,13 @@ class _JobRecorder:
         self.run.write_job(self.job, durable=True)
 
     def submitted(self, manager: AsyncJobManager) -> None:
+        """Save the id. In the background when nothing else saves this job in this command: if the
+        save is lost (kill), the durable intent makes the next collect look the job up."""
         self.job.update(status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso())
-        self.run.write_job(self.job)
+        if self.later:
+            self.later(self.run.write_job, dict(self.job))
+        else:
+            self.run.write_job(self.job)
 
     def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
         if apply_status(self.job, status, manager.status_reason):
@@ -724,7 +731,9 @@ class _StackWalk:
                 backlog_item=self.item.index,
                 previous_job_info=previous,
                 sequential=self.sequential,
-                job_listener=_JobRecorder(self.manager.run, job),
+                job_listener=_JobRecorder(
+                    self.manager.run, job, None if self.sequential else self.manager._writer.submit
+                ),
                 job_context=context,
                 wait_timeout=self.manager.wait_timeout,
             )
