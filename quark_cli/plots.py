@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from quark_cli.errors import RunDirError
 from quark_cli.report import is_number, parse_time, stats, varying
 from quark_cli.state import atomic_write_bytes
 
@@ -36,7 +37,10 @@ def write_plots(report: dict[str, Any], run_dir: Path) -> list[tuple[Path, str]]
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
         path = Path(run_dir) / PLOTS_DIR / name
-        atomic_write_bytes(path, buffer.getvalue())
+        try:
+            atomic_write_bytes(path, buffer.getvalue())
+        except OSError as error:
+            raise RunDirError(f"{path}: cannot be written ({error.strerror or error}); check the folder") from None
         written.append((path, description))
     return written
 

@@ -226,6 +226,16 @@ def test_report_of_a_folder_that_is_not_a_run_is_one_line_exit_2(quark, tmp_path
     assert bad.stderr.strip() == "error: --format: 'xml' is not a format; choose from table, markdown, csv, json"
 
 
+def test_a_figure_that_cannot_be_written_is_one_line_exit_2(quark, noisy_run):
+    (noisy_run / "plots").write_text("a file where the folder should be")
+    result = quark("report", noisy_run, "--plots")
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"error: {noisy_run / 'plots' / 'module_times.png'}: cannot be written (Not a directory); check the folder\n"
+    )
+
+
 def shrunk_config(tmp_path: Path, name: str, values: dict[str, str]) -> Path:
     text = (REPO / "configs" / name).read_text()
     for key, value in values.items():
