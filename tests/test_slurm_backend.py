@@ -47,25 +47,19 @@ def _cannot_start() -> str | None:
     return None
 
 
-def _cluster_is_up() -> bool:
-    sinfo = shutil.which("sinfo")
-    if not sinfo or not SLURM_CONF.exists():
-        return False
-    env = {**os.environ, "SLURM_CONF": str(SLURM_CONF)}
-    answer = subprocess.run([sinfo, "-h", "-o", "%T"], env=env, capture_output=True, text=True, timeout=30)
-    return answer.returncode == 0 and answer.stdout.strip() in {"idle", "mixed", "allocated"}
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[Path]:
-    """A running one-node cluster; SLURM_CONF points every SLURM command of the session at it."""
+    """A running one-node cluster; SLURM_CONF points every SLURM command of the session at it.
+
+    The cluster stays up afterwards (``tests/slurm/stop-cluster.sh`` stops it): the next session
+    finds it at once, and a session never stops it under another one running on the same machine.
+    """
     in_ci = os.environ.get("CI") == "true"
     reason = _cannot_start()
     if reason:
         if in_ci:
             pytest.fail(f"CI must run the SLURM tests, but {reason}")
         pytest.skip(reason)
-    was_up = _cluster_is_up()
     started = subprocess.run(["bash", str(SCRIPTS / "start-cluster.sh")], capture_output=True, text=True, timeout=900)
     if started.returncode != 0:
         message = f"tests/slurm/start-cluster.sh failed: {started.stderr.strip() or started.stdout.strip()}"
@@ -76,8 +70,6 @@ def slurm_cluster() -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SLURM_CONF", str(SLURM_CONF))
         yield SLURM_CONF
-    if not was_up:
-        subprocess.run(["bash", str(SCRIPTS / "stop-cluster.sh")], capture_output=True, timeout=120)
 
 
 def slurm(*args: str) -> str:

@@ -292,7 +292,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
 
     @classmethod
     def get_statuses(cls, managers: list[AsyncJobManager]) -> list[AsyncStatus]:
-        """One ``squeue`` for all jobs; extra calls only for jobs that ended without a result."""
+        """One ``squeue`` for all jobs; one ``sacct`` for those it no longer lists (see the module doc)."""
         jobs = cast(list[SlurmAsyncJobManager], managers)
         rows = squeue([job.slurm_id for job in jobs])
         forgotten = [job.slurm_id for job in jobs if job.slurm_id not in rows]

@@ -18,7 +18,8 @@ started=$(date +%s.%N)
 say() { echo "start-cluster: $*"; }
 die() { echo "start-cluster: error: $*" >&2; exit 1; }
 elapsed() { awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# a live process, not a killed one waiting to be reaped (kill -0 still reaches a zombie)
+alive() { [[ -f $1 ]] && [[ $(ps -o stat= -p "$(cat "$1")" 2>/dev/null) == [^Z]* ]]; }
 
 [[ $(id -u) == 0 ]] || die "needs root (the daemons run as root and as the slurm and munge users)"
 
@@ -46,15 +47,15 @@ if alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid" && sinfo -h -o %T 2>/de
     exit 0
 fi
 
-# munge: the system's daemon if one runs, else ours (remembered so that stop-cluster ends only ours)
-if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+# munge: the system's daemon if one runs, else ours (remembered so that stop-cluster ends only ours).
+# Asked by pid file: `munge -n` takes seconds to give up on a daemon that was killed.
+if ! alive /run/munge/munged.pid; then
     install -d -o munge -g munge -m 0755 /run/munge
     [[ -f /etc/munge/munge.key ]] || runuser -u munge -- /usr/sbin/mungekey --create
-    runuser -u munge -- /usr/sbin/munged
-    pgrep -u munge -n munged >"$DIR/munged.pid"
-    for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
-    munge -n | unmunge >/dev/null || die "munged does not answer"
+    runuser -u munge -- /usr/sbin/munged --force  # --force: past the socket of a killed daemon
+    cp /run/munge/munged.pid "$DIR/munged.pid"
 fi
+munge -n | unmunge >/dev/null || die "munged does not answer"
 
 # The node's real CPUs, sockets, cores and memory, as slurmd itself sees them.
 node=$(/usr/sbin/slurmd -C | head -1)
@@ -93,7 +94,8 @@ $node State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 
-alive "$DIR/slurmctld.pid" || { rm -f "$DIR/slurmctld.pid"; /usr/sbin/slurmctld -f "$CONF"; }
+# -c: a test cluster starts with no jobs of an earlier life (daemons killed with the machine session)
+alive "$DIR/slurmctld.pid" || { rm -f "$DIR/slurmctld.pid"; /usr/sbin/slurmctld -c -f "$CONF"; }
 alive "$DIR/slurmd.pid" || { rm -f "$DIR/slurmd.pid"; /usr/sbin/slurmd -f "$CONF"; }
 
 for _ in $(seq 300); do
