@@ -198,9 +198,10 @@ def kill_somewhere(run: Path, args: list[object], env: dict | None, hold: float,
 
 def check(run: Path, service: Service, figures: Figures, when: str) -> None:
     """The run loads, its files parse, the service's jobs are all known to it, none twice."""
-    if not (run / "run.json").exists():
+    if not (run / "run.json").exists():  # killed while creating it: its lock, maybe the config, temporaries
         leftovers = {p.name for p in run.iterdir()} if run.exists() else set()
-        if leftovers - {LOCK_FILE, "config.yml"} or service.jobs(run):
+        temporaries = {name for name in leftovers if name.startswith((".config.yml.", ".run.json."))}
+        if leftovers - temporaries - {LOCK_FILE, "config.yml"} or service.jobs(run):
             figures.corrupt += 1
             figures.problems.append(f"{when}: half-made run {run}: {sorted(leftovers)}")
         return
