@@ -200,6 +200,13 @@ def _has_batch_status(cls: type[AsyncJobManager]) -> bool:
     return getattr(cls.get_statuses, "__func__", None) is not AsyncJobManager.get_statuses.__func__
 
 
+def _status_or_error(manager: AsyncJobManager) -> Any:
+    try:
+        return manager.get_status()
+    except Exception as error:
+        return error
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
 
@@ -510,8 +517,13 @@ class BenchmarkManager:
         managers = [manager for _, manager in pairs]
         try:
             statuses: list[Any] = list(cls.get_statuses(managers)) if cls else [managers[0].get_status()]
-        except Exception as error:
+        except (TransientServiceError, ServiceAuthError) as error:
             statuses = [error] * len(managers)
+        except Exception as error:
+            if len(managers) == 1:
+                statuses = [error]
+            else:  # one bad job must not hide the others: ask about each alone
+                statuses = [_status_or_error(manager) for manager in managers]
         outcomes = []
         for (job, manager), status in zip(pairs, statuses, strict=True):
             if isinstance(status, BaseException):

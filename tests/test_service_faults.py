@@ -55,3 +55,29 @@ def test_thirty_percent_of_requests_failing_loses_and_duplicates_nothing(quark, 
     assert len(tags) == 4, f"one submission per job (copies made by the client are cancelled): {tags}"
     assert flaky.injected_faults, "the stand-in did inject faults"
     print(json.dumps({"faults": len(flaky.injected_faults), "requests": len(flaky.request_log), "copies": copies}))
+
+
+@pytest.fixture
+def steady(client_env: Path) -> Iterator[StandInQaptiva]:
+    with StandInQaptiva() as standin:
+        yield standin
+        qaptiva._connections.clear()
+        drop_client_connections()
+
+
+def test_a_job_that_cannot_be_polled_does_not_hold_up_the_others(quark, steady, tmp_path):
+    run = tmp_path / "run"
+    quark("submit", shipped("ghz-qaptiva.yml", tmp_path, at(steady), {"n_qubits": [2, 3, 4]}), "-o", run)
+    broken = sorted(run.glob("jobs/*/job_info.json"))[1]
+    job = json.loads(broken.read_text())
+    del job["info"]["id"]  # a job whose id was lost: its manager cannot ask about it
+    broken.write_text(json.dumps(job))
+    for job_id in steady.job_ids():
+        steady.wait_for(job_id, "done")
+
+    collected = quark("collect", run)
+    assert collected.exit_code == 3
+    assert f"{broken.parent.name}: KeyError: 'id'" in collected.stdout
+    statuses = {r["stack"]: r["quark_job_status"] for r in results(run)}
+    assert sorted(statuses.values()) == ["FINISHED", "FINISHED", "INTERRUPTED"]
+    assert statuses[job["stack"]] == "INTERRUPTED", "the job is left as it was, not failed"
