@@ -35,12 +35,21 @@ def main(jobs: int = 1000) -> dict:
             finished_s = time.monotonic() - deadline + 600
         finally:
             kill_processes_of((run / "jobs").resolve())
-    figures = {"jobs": jobs, "submit_s": round(elapsed, 2), "per_job_ms": round(1000 * elapsed / jobs, 2),
-               "jobs_submitted": submitted, "collect_wait_after_submit_s": round(finished_s, 1),
-               "collect_exit": final.returncode}
-    table([("what", "quark-cli", "baseline", "target"),
-           (f"submit {jobs} local jobs", f"{elapsed:.2f} s ({1000 * elapsed / jobs:.1f} ms/job)", "-", "< 10 s"),
-           ("(then) collect --wait until all done", f"{finished_s:.1f} s", "-", "-")])
+    figures = {
+        "jobs": jobs,
+        "submit_s": round(elapsed, 2),
+        "per_job_ms": round(1000 * elapsed / jobs, 2),
+        "jobs_submitted": submitted,
+        "collect_wait_after_submit_s": round(finished_s, 1),
+        "collect_exit": final.returncode,
+    }
+    table(
+        [
+            ("what", "quark-cli", "baseline", "target"),
+            (f"submit {jobs} local jobs", f"{elapsed:.2f} s ({1000 * elapsed / jobs:.1f} ms/job)", "-", "< 10 s"),
+            ("(then) collect --wait until all done", f"{finished_s:.1f} s", "-", "-"),
+        ]
+    )
     save("submit_local_1000", figures)
     return figures
 

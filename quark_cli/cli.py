@@ -165,6 +165,7 @@ def collect(
         False, "--resubmit-uncertain", help="Submit again jobs whose submission was interrupted."
     ),
     wait_lock: float = typer.Option(0.0, "--wait-lock", help="Seconds to wait for another quark on the same run."),
+    poll_workers: int = typer.Option(32, "--poll-workers", min=1, help="Jobs polled at once (one service call each)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only what changed or failed (for cron)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
@@ -196,6 +197,7 @@ def collect(
                     resubmit_uncertain=resubmit_uncertain,
                     wait_lock=wait_lock,
                     progress=progress if wait else None,
+                    poll_workers=poll_workers,
                 )
         except KeyboardInterrupt:
             err.print("interrupted; the run directory is consistent, 'quark collect' continues it")
@@ -268,6 +270,7 @@ def _print_collect(outcome, quiet: bool) -> None:
 def status(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON (schema in the README)."),
+    show_all: bool = typer.Option(False, "--all", help="List done jobs too (by default only the others)."),
 ) -> None:
     """Show what is pending, done and failed in a run, from disk (no service is asked).
 
@@ -279,7 +282,7 @@ def status(
     if as_json:
         print(json.dumps(report, indent=2))
     else:
-        _print_status(report)
+        _print_status(report, show_all)
     totals = report["stack_totals"]
     if totals["FAILED"]:
         raise typer.Exit(1)
@@ -287,15 +290,20 @@ def status(
         raise typer.Exit(EXIT_PENDING)
 
 
-def _print_status(report: dict[str, Any]) -> None:
+def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
+    """The jobs that need attention (all with ``show_all``), then the totals."""
+    shown = [job for job in report["jobs"] if show_all or job["status"] != "DONE"]
     table = Table(title=f"jobs of {report['run_dir']}")
     for column in ("job", "module", "status", "id", "age", "error"):
         table.add_column(column, overflow="fold")
-    for job in report["jobs"]:
+    for job in shown:
         age = job["age_seconds"]
         table.add_row(job["key"], job["module"], job["status"], str(job["id"] or ""), _age(age), job["error"] or "")
-    if report["jobs"]:
+    if shown:
         out.print(table)
+    hidden = len(report["jobs"]) - len(shown)
+    if hidden:
+        out.print(f"{hidden} done jobs not listed ('--all' lists them)")
     totals = report["stack_totals"]
     out.print(
         f"stacks: {totals['total']} total, {totals['FINISHED']} finished, {totals['INTERRUPTED']} pending, "
