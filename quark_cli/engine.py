@@ -231,6 +231,11 @@ class BenchmarkManager:
         self.wait_timeout = wait_timeout
         self.poll_workers = max(1, poll_workers)
         self._writer = _Writer()
+        #: What ``check`` read (candidates, their jobs, their records), reused by the next collect.
+        self._checked: tuple[set[str], list[dict[str, Any]], dict[str, Any]] | None = None
+        self._records: dict[str, Any] = {}
+        #: Records saved by this object, by stack: results.json is rebuilt from them, not from disk.
+        self._stored: dict[str, dict[str, Any]] = {}
         #: Told ``(stack key, module path, "pre" | "post")`` as each phase starts, for progress displays.
         self.on_phase = on_phase
 
@@ -261,8 +266,9 @@ class BenchmarkManager:
         stacks = {key for key, _, _ in self.stacks()}
         candidates = (self.run.open_stacks() | {key for key in stacks if index.get(key) not in CLOSED}) & stacks
         jobs = {job["key"]: job for job in self.run.jobs_of(candidates)}
-        for key in sorted(candidates):
-            record = self.run.read_record(key)
+        records = {key: self.run.read_record(key) for key in sorted(candidates)}
+        self._checked = (candidates, list(jobs.values()), records)
+        for key, record in records.items():
             if record is None or record["quark_job_status"] == FINISHED:
                 continue
             for job_key in record.get("jobs") or []:
@@ -300,8 +306,13 @@ class BenchmarkManager:
             candidates |= {key for key, status in index.items() if status == FAILED}
         for key in stacks.keys() - candidates:
             summary.stacks[key] = index[key]
+        checked, self._checked = self._checked, None
+        if checked and checked[0] == candidates:
+            candidate_jobs, self._records = checked[1], dict(checked[2])
+        else:
+            candidate_jobs, self._records = self.run.jobs_of(candidates), {}
         jobs_by_stack: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for job in self.run.jobs_of(candidates):
+        for job in candidate_jobs:
             jobs_by_stack[job["stack"]].append(job)
         self._resolve_uncertain(
             [job for jobs in jobs_by_stack.values() for job in jobs if job.get("status") == SUBMITTING], summary
@@ -344,7 +355,7 @@ class BenchmarkManager:
         resubmit_uncertain: bool,
     ) -> None:
         """Decide one open stack once its jobs are polled: close it, fail it, keep it, or walk it."""
-        record = self.run.read_record(key)
+        record = self._records.pop(key) if key in self._records else self.run.read_record(key)
         state = record.get("quark_job_status") if record else None
         pending = any(job.get("status") in PENDING_JOB_STATES for job in jobs)
         uncertain = [job["key"] for job in jobs if job.get("status") == SUBMITTING]
@@ -376,7 +387,7 @@ class BenchmarkManager:
 
     def _store(self, key: str, record: dict[str, Any]) -> None:
         """Save a stack's record; a finished or failed stack is closed only once its record is saved."""
-        self.run.write_record(key, record)
+        self._stored[key] = self.run.write_record(key, record)
         if record["quark_job_status"] in CLOSED:
             self.run.mark_closed(key)
 
@@ -419,7 +430,7 @@ class BenchmarkManager:
     def _finish(self, summary: Summary) -> None:
         """End of a pass: results.json with this pass's changed records, and the stack index."""
         self._writer.drain()
-        self.run.rebuild_results({key for key in summary.changed if key in summary.stacks})
+        self.run.rebuild_results({key for key in summary.changed if key in summary.stacks}, self._stored)
         self._write_index(summary)
 
     def _write_index(self, summary: Summary) -> None:

@@ -145,14 +145,16 @@ def start(
 
 
 @contextmanager
-def refusing_damage(run: RunDir):
+def refusing_damage(run: RunDir, manager: BenchmarkManager | None = None):
     """Check a locked run, reading only, before a command writes its first byte (log line included).
 
     A damaged or hand-broken run is refused with a message naming the file and field, and left
     exactly as it was. A sound one is cleared of the temporary files of writes a kill interrupted.
+    What the check read is kept by ``manager`` for its next collect.
     """
-    BenchmarkManager(run, load_run_config(run)).check()
-    run.remove_temp_files()
+    manager = manager or BenchmarkManager(run, load_run_config(run))
+    manager.check()
+    run.remove_temp_files(manager._checked[0] if manager._checked else None)
     yield
 
 
@@ -193,25 +195,40 @@ def collect(
 ) -> Outcome:
     """``quark collect``: poll the run's pending jobs and continue the stacks that can go on."""
     run = RunDir.open(path)
-    with run.lock(wait_lock), refusing_damage(run), command_log(run, "collect"):
+    with run.lock(wait_lock):
         config = load_run_config(run)
         manager = BenchmarkManager(
             run, config, wait_timeout=timeout, poll_workers=poll_workers, on_phase=progress.phase if progress else None
         )
-        if wait:
-            if progress:
-                progress.begin(len(config.backlog) * config.repetitions, run.read_index())
-            summary = manager.wait(
-                timeout,
-                retry_failed=retry_failed,
-                resubmit_uncertain=resubmit_uncertain,
-                on_pass=progress.passed if progress else None,
-                on_stack=progress.stack if progress else None,
-            )
-        else:
-            summary = manager.collect(retry_failed=retry_failed, resubmit_uncertain=resubmit_uncertain)
-        run.add_history("collect", _counts(summary))
+        with refusing_damage(run, manager), command_log(run, "collect"):
+            summary = _collect_locked(run, manager, wait, timeout, retry_failed, resubmit_uncertain, progress)
     return Outcome(run, summary)
+
+
+def _collect_locked(
+    run: RunDir,
+    manager: BenchmarkManager,
+    wait: bool,
+    timeout: float | None,
+    retry_failed: bool,
+    resubmit_uncertain: bool,
+    progress: ProgressListener | None,
+) -> Summary:
+    """collect's work once the run is locked and checked."""
+    if not wait:
+        summary = manager.collect(retry_failed=retry_failed, resubmit_uncertain=resubmit_uncertain)
+    else:
+        if progress:
+            progress.begin(len(manager.config.backlog) * manager.config.repetitions, run.read_index())
+        summary = manager.wait(
+            timeout,
+            retry_failed=retry_failed,
+            resubmit_uncertain=resubmit_uncertain,
+            on_pass=progress.passed if progress else None,
+            on_stack=progress.stack if progress else None,
+        )
+    run.add_history("collect", _counts(summary))
+    return summary
 
 
 def find_runs(root: Path) -> list[Path]:

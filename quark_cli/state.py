@@ -572,9 +572,14 @@ class RunDir:
     def record_file(self, key: str) -> Path:
         return self.records_dir / f"{key}.json"
 
-    def write_record(self, key: str, record: dict[str, Any]) -> None:
-        """Save a stack's record (compact: people read results.json, which holds the same records)."""
-        atomic_write_json(self.record_file(key), {"schema_version": SCHEMA_VERSION, **record}, compact=True)
+    def write_record(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Save a stack's record (compact: people read results.json, which holds the same records).
+
+        Returns the record as saved (with its schema version).
+        """
+        saved = {"schema_version": SCHEMA_VERSION, **record}
+        atomic_write_json(self.record_file(key), saved, compact=True)
+        return saved
 
     def read_records(self) -> dict[str, dict[str, Any]]:
         """Every stack record by stack key."""
@@ -586,7 +591,9 @@ class RunDir:
                 records[entry.name[: -len(".json")]] = read_json(Path(entry.path), "record")
         return records
 
-    def rebuild_results(self, changed: set[str] | None = None) -> list[dict[str, Any]]:
+    def rebuild_results(
+        self, changed: set[str] | None = None, known: dict[str, dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         """Write ``results.json``: the records as a QUARK 2 style list, by backlog item and repetition.
 
         With ``changed``, only those stacks' records are read and merged into the existing file (one
@@ -606,7 +613,7 @@ class RunDir:
             by_stack = self.read_records()
         else:
             for key in changed:
-                record = self.read_record(key)
+                record = (known or {}).get(key) or self.read_record(key)
                 if record is not None:
                     by_stack[key] = record
         results = sorted(
@@ -618,7 +625,7 @@ class RunDir:
     def log_file(self) -> Path:
         return self.path / "logging.log"
 
-    def remove_temp_files(self) -> list[Path]:
+    def remove_temp_files(self, stacks: set[str] | None = None) -> list[Path]:
         """Delete the temporary files of writes a kill interrupted; the files they were for are intact.
 
         Only temporaries of the files quark writes under the run lock (run.json, results.json,
@@ -628,7 +635,11 @@ class RunDir:
         ours = tuple(f".{name}." for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, CONFIG_FILE, "job_info.json"))
         folders = [self.path, self.records_dir]
         if self.jobs_dir.is_dir():
-            folders += [Path(entry.path) for entry in os.scandir(self.jobs_dir) if entry.is_dir()]
+            folders += [
+                Path(entry.path)
+                for entry in os.scandir(self.jobs_dir)
+                if entry.is_dir() and (stacks is None or "-".join(entry.name.split("-", 2)[:2]) in stacks)
+            ]
         removed = []
         for folder in folders:
             try:
