@@ -32,7 +32,10 @@ such a job is adopted, never submitted twice.
 
 Submission errors (no ``sbatch``, no controller, a job ``sbatch`` refuses) raise
 ``NotSubmittedError``: nothing reached the queue, the engine drops the job's intent and a later
-``collect`` submits it. Errors while polling raise ``QuarkError``; the engine keeps such jobs pending.
+``collect`` submits it; an ``sbatch`` that timed out may have queued the job, so it raises
+``TransientServiceError`` and the next ``collect`` looks for the job by its tag. While polling, a
+controller that does not answer raises ``TransientServiceError`` (the jobs stay as they were, the
+next collect asks again) and a missing command ``QuarkError``.
 Importing this module does not import myQLM.
 """
 
@@ -52,7 +55,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from quark_cli.errors import NotSubmittedError, QuarkError
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError, TransientServiceError
 from quark_cli.state import atomic_write_bytes
 
 SCRIPT_FILE = "slurm.sh"
@@ -89,6 +92,7 @@ FINAL_STATES = {
 SUBMISSION_TAG = "quark-submission:"
 #: sbatch options quark-cli sets itself: the job's files, its folder and its tag depend on them.
 RESERVED_OPTIONS = {"--output": "-o", "--error": "-e", "--chdir": "-D", "--comment": None}
+SLURM_ERRORS = (QuarkError, TransientServiceError)  # what run_slurm raises
 INSTALL_HINT = "install the SLURM client commands, or run quark on a login node of the cluster"
 
 
@@ -111,11 +115,18 @@ def map_state(state: str, has_result: bool) -> AsyncStatus:
     return AsyncStatus.FAILED
 
 
-def run_slurm(command: str, args: Sequence[str], error: type[QuarkError], cwd: Path | None = None) -> str:
-    """Run a SLURM command and return its stdout; ``error`` with its own message when it fails."""
+def run_slurm(
+    command: str, args: Sequence[str], error: type[Exception] = TransientServiceError, cwd: Path | None = None
+) -> str:
+    """Run a SLURM command and return its stdout.
+
+    Raises ``error`` with the command's own message when it fails, ``TransientServiceError`` when
+    it does not answer in time, and a ``QuarkError`` (``error`` if it is one) when it is not on PATH.
+    """
     path = shutil.which(command)
     if path is None:
-        raise error(f"{command} not found on PATH: {INSTALL_HINT}")
+        missing = error if issubclass(error, QuarkError) else QuarkError
+        raise missing(f"{command} not found on PATH: {INSTALL_HINT}")
     try:
         done = subprocess.run(
             [path, *args],
@@ -126,7 +137,9 @@ def run_slurm(command: str, args: Sequence[str], error: type[QuarkError], cwd: P
             timeout=COMMAND_TIMEOUT,
         )
     except subprocess.TimeoutExpired:
-        raise error(f"{command} did not answer within {COMMAND_TIMEOUT:.0f} s; is the SLURM controller up?") from None
+        raise TransientServiceError(
+            f"{command} did not answer within {COMMAND_TIMEOUT:.0f} s; is the SLURM controller up?"
+        ) from None
     if done.returncode != 0:
         lines = [line.strip() for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         for prefix in (f"{command}: error: ", f"{command}: "):
@@ -150,7 +163,7 @@ def cluster_name() -> str | None:
 
 @functools.cache
 def _cluster_name(slurm_conf: str | None) -> str | None:
-    for line in run_slurm("scontrol", ["show", "config"], QuarkError).splitlines():
+    for line in run_slurm("scontrol", ["show", "config"]).splitlines():
         name, _, value = line.partition("=")
         if name.strip() == "ClusterName":
             return value.strip() or None
@@ -241,12 +254,17 @@ class SlurmAsyncJobManager(AsyncJobManager):
             (job_dir / stale).unlink(missing_ok=True)
         dump_qat_atomic(job, job_dir / JOB_FILE)
         atomic_write_bytes(job_dir / SCRIPT_FILE, script.encode())
-        answer = run_slurm("sbatch", ["--parsable", SCRIPT_FILE], NotSubmittedError, cwd=job_dir).strip()
+        try:
+            answer = run_slurm("sbatch", ["--parsable", SCRIPT_FILE], NotSubmittedError, cwd=job_dir).strip()
+        except NotSubmittedError as error:
+            if "timed out" not in str(error):  # e.g. "Socket timed out on send/recv": it may be queued
+                raise
+            raise TransientServiceError(f"{error}; the job may be queued: the next collect looks for it") from None
         job_id, _, cluster = answer.splitlines()[-1].partition(";") if answer else ("", "", "")
         if not job_id.isdigit():
             raise QuarkError(f"sbatch answered {answer!r}, not a job id; the job may be queued: check squeue")
         if not cluster:
-            with contextlib.suppress(QuarkError):
+            with contextlib.suppress(*SLURM_ERRORS):
                 cluster = cluster_name() or ""
         return {"id": job_id, "cluster": cluster or None}
 
@@ -270,14 +288,14 @@ class SlurmAsyncJobManager(AsyncJobManager):
             return None
         found = re.findall(rf"^{re.escape(tag)} is SLURM job (\d+)$", _first_line(self.job_dir / LOG_FILE) or "")
         if not found:
-            out = run_slurm("squeue", ["-h", "-t", "all", "--me", "-o", "%i|%k"], QuarkError)
+            out = run_slurm("squeue", ["-h", "-t", "all", "--me", "-o", "%i|%k"])
             found = [
                 job_id for job_id, _, comment in (line.partition("|") for line in out.splitlines()) if comment == tag
             ]
         if not found:
             return None
         cluster = None
-        with contextlib.suppress(QuarkError):
+        with contextlib.suppress(*SLURM_ERRORS):
             cluster = cluster_name()
         return {"id": found[0], "cluster": cluster}
 
@@ -358,7 +376,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
         row = squeue([self.slurm_id]).get(self.slurm_id)
         if row is None or slurm_state(row["state"]) in FINAL_STATES:
             return False
-        run_slurm("scancel", [self.slurm_id], QuarkError)
+        run_slurm("scancel", [self.slurm_id])
         self.status_reason = "CANCELLED"
         return True
 
@@ -372,8 +390,8 @@ def squeue(ids: list[str]) -> dict[str, dict[str, str]]:
     if not ids:
         return {}
     try:
-        out = run_slurm("squeue", ["-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T|%l|%V|%S|%e"], QuarkError)
-    except QuarkError as error:
+        out = run_slurm("squeue", ["-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T|%l|%V|%S|%e"])
+    except TransientServiceError as error:
         if "Invalid job id" in str(error):  # asked for one job only, and SLURM has forgotten it
             return {}
         raise
@@ -390,11 +408,11 @@ def sacct(ids: list[str]) -> dict[str, dict[str, str]]:
     fields = "JobID,State,ExitCode,Timelimit,Submit,Start,End"
     args = ["-n", "-P", "-X", "-j", ",".join(ids), "-o", fields]
     try:
-        out = run_slurm("sacct", args, QuarkError)
-    except QuarkError:
+        out = run_slurm("sacct", args)
+    except SLURM_ERRORS:
         try:
-            out = run_slurm("sacct", ["-c", *args], QuarkError)
-        except QuarkError:
+            out = run_slurm("sacct", ["-c", *args])
+        except SLURM_ERRORS:
             return {}  # no accounting and no completion log: such jobs count as unknown
     rows = {}
     for line in out.splitlines():
@@ -408,8 +426,8 @@ def sacct(ids: list[str]) -> dict[str, dict[str, str]]:
 def _scontrol_exit_code(job_id: str) -> str | None:
     """``3:0`` (exit code, signal) from ``scontrol show job``, or None once SLURM forgot the job."""
     try:
-        out = run_slurm("scontrol", ["show", "job", "-o", job_id], QuarkError)
-    except QuarkError:
+        out = run_slurm("scontrol", ["show", "job", "-o", job_id])
+    except SLURM_ERRORS:
         return None
     for word in out.split():
         if word.startswith("ExitCode="):
