@@ -337,6 +337,8 @@ class RunDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        #: Stacks whose open mark this object saw or made (marks are made by the lock holder only).
+        self._known_open: set[str] = set()
         #: Jobs saved through this object, by key: what the index learns at the end of a command.
         self.written_jobs: dict[str, dict[str, Any]] = {}
         self._lock: FileLock | None = None
@@ -491,22 +493,29 @@ class RunDir:
 
     def mark_open(self, key: str) -> None:
         """Note that a stack may have work left; set before its first job can be submitted."""
-        self.open_dir.mkdir(mode=0o700, exist_ok=True)
+        if key in self._known_open:
+            return
+        if not self._known_open:
+            self.open_dir.mkdir(mode=0o700, exist_ok=True)
         (self.open_dir / key).touch(mode=0o600)
+        self._known_open.add(key)
         if not _defer_dir(self.open_dir):
             _fsync_dir(self.open_dir)
 
     def mark_closed(self, key: str) -> None:
         """Note that a stack is finished or failed; cleared only after its record says so."""
         (self.open_dir / key).unlink(missing_ok=True)
+        self._known_open.discard(key)
         _defer_dir(self.open_dir)
 
     def open_stacks(self) -> set[str]:
         """Stacks that may have work left (a superset: a stale mark is harmless, a missing one is not)."""
         try:
-            return {name for name in os.listdir(self.open_dir) if not name.startswith(".")}
+            found = {name for name in os.listdir(self.open_dir) if not name.startswith(".")}
         except FileNotFoundError:
             return set()
+        self._known_open = set(found)
+        return found
 
     def record_keys(self) -> set[str]:
         """Stacks that have a record, without reading them."""
