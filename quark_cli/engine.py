@@ -146,7 +146,7 @@ class _JobRecorder:
             intent_at=now_iso(),
         )
         self.job.pop("adopted_at", None)
-        self.run.write_job(self.job, durable=True)
+        self.run.write_job(self.job, durable=type(manager).durable_intent)
 
     def submitted(self, manager: AsyncJobManager) -> None:
         """Save the id. In the background when nothing else saves this job in this command: if the

@@ -96,6 +96,11 @@ class AsyncJobManager(ABC):
     service's clock); ``quark report`` computes queue wait and run time from them.
     """
 
+    #: True when the service keeps its jobs elsewhere: the intent to submit must survive a power cut
+    #: before the service is called, or a job it accepted could be forgotten and submitted again. A
+    #: backend whose jobs live in the run directory itself loses them with the intent, so needs not.
+    durable_intent: bool = True
+
     def __init__(self, context: JobContext | None = None, job_info: dict[str, Any] | None = None) -> None:
         self.context = context
         self._job_info: dict[str, Any] = dict(job_info or {})

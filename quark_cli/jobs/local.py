@@ -381,6 +381,8 @@ class LocalAsyncJobManager(AsyncJobManager):
     and the same ``JobContext`` and reads the status from disk.
     """
 
+    durable_intent = False  # the job lives in the run directory: a power cut loses it with the intent
+
     @property
     def job_dir(self) -> Path:
         """The job's own folder (``context.job_dir``); everything of the job is kept there."""
