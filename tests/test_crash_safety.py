@@ -177,10 +177,13 @@ def held_for(run: Path, proc: subprocess.Popen) -> float | None:
 def calibrate(run: Path, args: list[object], env: dict | None) -> float:
     """How long an uncut command holds the run: the range the kill delays are drawn from."""
     proc = start(*args, env=env)
-    taken = held_for(run, proc)
+    taken = held_for(run, proc) or time.monotonic()
+    while proc.poll() is None and lock_holder(run / LOCK_FILE) == proc.pid:
+        time.sleep(0.0005)
+    released = time.monotonic()
     proc.wait(timeout=180)
     assert proc.returncode in OK_STATUS, proc.stderr.read()
-    return max(0.05, time.monotonic() - (taken or time.monotonic()))
+    return max(0.02, released - taken)
 
 
 def kill_somewhere(run: Path, args: list[object], env: dict | None, hold: float, rng: random.Random) -> bool:
