@@ -253,10 +253,16 @@ def series(scenario: Scenario, root: Path, iterations: int, reference: list[dict
     figures = Figures(scenario.backend)
     config = root / f"{scenario.backend}.yml"
     config.write_text(scenario.config)
-    probe = root / "calibration"
-    scenario.service.begin(probe)
-    submit_hold = calibrate(probe, ["submit", config, "-o", probe], scenario.env)
-    collect_hold = calibrate(probe, ["collect", probe], scenario.env)
+    submit_holds, collect_holds = [], []
+    for attempt in range(3 if STRESS else 1):  # the median of three: one slow start must not stretch the window
+        probe = root / f"calibration-{attempt}"
+        scenario.service.begin(probe)
+        submit_holds.append(calibrate(probe, ["submit", config, "-o", probe], scenario.env))
+        collect_holds.append(calibrate(probe, ["collect", probe], scenario.env))
+    submit_hold, collect_hold = (
+        sorted(submit_holds)[len(submit_holds) // 2],
+        sorted(collect_holds)[len(collect_holds) // 2],
+    )
     for number in range(iterations):
         run = root / f"run-{number}"
         scenario.service.begin(run)
@@ -309,9 +315,9 @@ def reference_results(scenario: Scenario, root: Path) -> list[dict]:
 
 def test_controlled_backend_survives_kills(tmp_path):
     scenario = Scenario("controlled", TOY, TOY_STACKS, TOY_JOBS, ControlledService(), collect_kills=2)
-    figures = series(scenario, tmp_path, 25 if STRESS else 5, reference_results(scenario, tmp_path / "ref"))
+    figures = series(scenario, tmp_path, 30 if STRESS else 5, reference_results(scenario, tmp_path / "ref"))
     figures.report()
-    assert figures.kills >= (60 if STRESS else 8), "kills landed while quark held the run"
+    assert figures.kills >= (70 if STRESS else 8), "kills landed while quark held the run"
 
 
 @pytest.fixture
