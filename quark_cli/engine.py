@@ -436,6 +436,8 @@ class BenchmarkManager:
     def _write_index(self, summary: Summary) -> None:
         """The index after this pass: the previous one, updated with what this pass saw and saved."""
         previous = self.run.read_index_detail()
+        if previous is not None and not self.run.written_jobs and previous["stacks"] == summary.stacks:
+            return
         if previous is None:
             previous = {"errors": {}, "jobs": {job["key"]: job_summary(job) for job in self.run.read_jobs()}}
         errors = {key: error for key, error in previous["errors"].items() if summary.stacks.get(key) == FAILED}
@@ -443,6 +445,7 @@ class BenchmarkManager:
         jobs = previous["jobs"]
         jobs.update((key, job_summary(job)) for key, job in self.run.written_jobs.items())
         self.run.write_index(summary.stacks, errors, jobs)
+        self.run.written_jobs.clear()
 
     def wait(
         self,

@@ -607,7 +607,8 @@ class RunDir:
 
         With ``changed``, only those stacks' records are read and merged into the existing file (one
         pass, no matter how many stacks finished earlier); without, or if the file is unusable, every
-        record is read.
+        record is read. One record per line: still a JSON list for QUARK 2 tools, written by the C
+        encoder (an indented file of 10,000 records takes the pure-Python one seconds).
         """
         by_stack: dict[str, dict[str, Any]] | None = None
         if changed is not None:
@@ -628,7 +629,8 @@ class RunDir:
         results = sorted(
             by_stack.values(), key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0))
         )
-        atomic_write_json(self.path / RESULTS_FILE, results)
+        lines = ",\n".join(json.dumps(record, separators=(", ", ": "), default=_json_default) for record in results)
+        atomic_write_bytes(self.path / RESULTS_FILE, f"[\n{lines}\n]\n".encode() if results else b"[]\n")
         return results
 
     def log_file(self) -> Path:
