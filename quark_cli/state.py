@@ -608,8 +608,11 @@ class RunDir:
         With ``changed``, only those stacks' records are read and merged into the existing file (one
         pass, no matter how many stacks finished earlier); without, or if the file is unusable, every
         record is read. One record per line: still a JSON list for QUARK 2 tools, written by the C
-        encoder (an indented file of 10,000 records takes the pure-Python one seconds).
+        encoder (an indented file of 10,000 records takes the pure-Python one seconds). Returns the
+        records written: none when ``changed`` is empty and the file exists (nothing to do).
         """
+        if changed is not None and not changed and (self.path / RESULTS_FILE).exists():
+            return []
         by_stack: dict[str, dict[str, Any]] | None = None
         if changed is not None:
             try:
@@ -617,8 +620,6 @@ class RunDir:
                 by_stack = {record["stack"]: record for record in existing}
             except (OSError, ValueError, KeyError, TypeError):
                 by_stack = None
-            if by_stack is not None and not changed:
-                return list(by_stack.values())
         if by_stack is None:
             by_stack = self.read_records()
         else:
