@@ -175,7 +175,7 @@ def test_submit_then_collect_wait_finishes_with_the_metrics_of_a_local_run(tmp_p
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert {job["status"] for job in jobs(run)} == {"DONE"}
     assert {record["quark_job_status"] for record in records(run)} == {"FINISHED"}
-    assert all((run / "jobs" / job["key"] / "slurm.res").exists() for job in queued)
+    assert all((run / "jobs" / job["key"] / "slurm.result.json").exists() for job in queued)
 
     local = quark_cli("run", REPO / "configs" / "ghz.yml", "-o", tmp_path / "local")
     assert local.returncode == 0, local.stderr

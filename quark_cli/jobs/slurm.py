@@ -11,7 +11,7 @@ One job folder (``context.job_dir``)::
     job_info.json   written by the engine, not here
     slurm.sh        the batch script, kept for the user to read or to submit again by hand
     slurm.job       the qat.core.Job, myQLM's own serialisation
-    slurm.res       the qat.core.Result, written atomically by the worker once the job ran
+    slurm.result.json  the qat.core.Result as JSON (no pickle), written atomically by the worker
     slurm.log       what the job printed (SLURM's --output), tracebacks included
 
 Status (SLURM state -> AsyncStatus): PENDING, CONFIGURING, REQUEUED, SUSPENDED and the other waiting
@@ -60,7 +60,7 @@ from quark_cli.state import atomic_write_bytes
 
 SCRIPT_FILE = "slurm.sh"
 JOB_FILE = "slurm.job"
-RESULT_FILE = "slurm.res"
+RESULT_FILE = "slurm.result.json"
 LOG_FILE = "slurm.log"
 
 COMMAND_TIMEOUT = 120.0  # sbatch and squeue retry an unreachable controller for about MessageTimeout
@@ -367,9 +367,9 @@ class SlurmAsyncJobManager(AsyncJobManager):
 
     def get_result(self) -> Any:
         """The ``qat.core.Result`` the worker saved; only once the status is DONE."""
-        from qat.core import Result
+        from quark_cli.jobs.local import load_result
 
-        return Result.load(str(self.job_dir / RESULT_FILE))
+        return load_result(self.job_dir / RESULT_FILE)
 
     def cancel(self) -> bool:
         """``scancel`` the job if SLURM still runs or queues it; True if this call cancelled it."""

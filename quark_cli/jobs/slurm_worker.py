@@ -1,9 +1,10 @@
 """What a SLURM job runs on its node: ``python -m quark_cli.jobs.slurm_worker JOB_FILE RESULT_FILE``.
 
 Loads the myQLM ``Job`` that ``SlurmAsyncJobManager.submit`` saved, runs it on myQLM's default QPU
-and saves the ``Result`` atomically (myQLM's own serialisation), so the manager sees either no
-result or a whole one. A failure prints the traceback and, as the log's last line, one line saying
-what went wrong, then exits 1: SLURM records the job FAILED and the manager quotes that line.
+and saves the ``Result`` atomically as JSON (``save_result``: myQLM's own serialisation would pickle
+the statevector), so the manager sees either no result or a whole one. A failure prints the
+traceback and, as the log's last line, one line saying what went wrong, then exits 1: SLURM
+records the job FAILED and the manager quotes that line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from quark_cli.jobs.local import dump_qat_atomic, now_iso, one_line
+from quark_cli.jobs.local import now_iso, one_line, save_result
 from quark_cli.jobs.local_worker import get_qpu
 
 
@@ -23,7 +24,7 @@ def run(job_file: Path, result_file: Path) -> None:
 
     job = Job.load(str(job_file))
     result = get_qpu().submit(job)
-    dump_qat_atomic(result, result_file)
+    save_result(result, result_file)
 
 
 def main(argv: list[str] | None = None) -> int:
