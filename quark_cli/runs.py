@@ -248,22 +248,15 @@ def _counts(summary: Summary) -> dict[str, Any]:
 def status(path: Path) -> dict[str, Any]:
     """What is pending, done and failed in a run, read from disk only (no service is asked).
 
-    Closed stacks and their jobs come from the index (one file); open stacks, and any the index
-    does not show as closed, are read from their own files, so the answer is current even after a
-    command was killed before it rewrote the index.
+    Closed stacks and their jobs come from the index, the others from their own files
+    (``_stack_states``).
     """
     run = RunDir.open(path)
     info = run.read_run()
     index = run.read_index_detail() or {"stacks": {}, "errors": {}, "jobs": {}}
-    record_keys = run.record_keys()
-    fresh = run.open_stacks() | {key for key in record_keys if index["stacks"].get(key) not in (FINISHED, FAILED)}
+    states, fresh = _stack_states(run, index)
     stacks = []
-    for key in sorted(record_keys):
-        if key in fresh:
-            record = run.read_record(key) or {}
-            state, error = record.get("quark_job_status"), record.get("error")
-        else:
-            state, error = index["stacks"][key], index["errors"].get(key)
+    for key, (state, error) in sorted(states.items()):
         item, _, repetition = key.partition("-r")
         stacks.append(
             {"stack": key, "backlog_item": int(item), "repetition": int(repetition), "status": state, "error": error}
@@ -333,15 +326,28 @@ def cancel(path: Path, keys: list[str] | None = None, wait_lock: float = 0.0) ->
     return CancelOutcome(run, result)
 
 
+def _stack_states(run: RunDir, index: dict[str, Any]) -> tuple[dict[str, tuple[Any, Any]], set[str]]:
+    """Each started stack's ``(status, error)``, and the stacks read from their own files.
+
+    Closed stacks come from the index; open stacks, and any the index does not show as closed, from
+    their records, so the answer is current even after a command was killed before the index.
+    """
+    record_keys = run.record_keys()
+    fresh = run.open_stacks() | {key for key in record_keys if index["stacks"].get(key) not in (FINISHED, FAILED)}
+    states = {}
+    for key in record_keys:
+        if key in fresh:
+            record = run.read_record(key) or {}
+            states[key] = (record.get("quark_job_status", INTERRUPTED), record.get("error"))
+        else:
+            states[key] = (index["stacks"][key], index["errors"].get(key))
+    return states, fresh
+
+
 def stack_totals(run: RunDir, info: dict[str, Any]) -> dict[str, int]:
-    """Stacks by status without reading every record: closed ones from the index, open ones from disk."""
-    index = run.read_index()
-    counts: Counter[str] = Counter()
-    for key in run.record_keys():
-        status = index.get(key)
-        if status not in (FINISHED, FAILED):
-            status = (run.read_record(key) or {}).get("quark_job_status", INTERRUPTED)
-        counts[status] += 1
+    """Stacks by status without reading every record (see ``_stack_states``)."""
+    index = run.read_index_detail() or {"stacks": {}, "errors": {}, "jobs": {}}
+    counts = Counter(state for state, _ in _stack_states(run, index)[0].values())
     total = int(info.get("stacks", sum(counts.values())))
     return {
         "total": total,
