@@ -86,17 +86,29 @@ class _Writer:
     """
 
     THREADS = 8
+    BATCH = 16
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._futures: list[Any] = []
+        self._batch: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
 
     def submit(self, function: Callable[..., None], *args: Any) -> None:
+        """Queue a save; saves go to the threads in batches (a hand-off per save costs more than it)."""
+        self._batch.append((function, args))
+        if len(self._batch) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="quark-save")
-        self._futures.append(self._pool.submit(function, *args))
+        batch, self._batch = self._batch, []
+        self._futures.append(self._pool.submit(_run_all, batch))
 
     def drain(self) -> None:
+        self._flush()
         futures, self._futures = self._futures, []
         for future in futures:
             future.result()
@@ -109,9 +121,16 @@ class _Writer:
         if kind is None:
             self.drain()
             return
+        self._flush()
         for future in self._futures:
             future.exception()
         self._futures = []
+
+
+def _run_all(calls: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+    """Run queued saves in order; the first error stops the batch and reaches ``drain``."""
+    for function, args in calls:
+        function(*args)
 
 
 class _JobRecorder:
@@ -505,8 +524,11 @@ class BenchmarkManager:
             for cls, pairs in batches:
                 if _has_batch_status(cls):
                     futures.append(pool.submit(self._poll_batch, cls, pairs))
-                else:
-                    futures.extend(pool.submit(self._poll_batch, None, [pair]) for pair in pairs)
+                else:  # small chunks: a future per job costs more in thread hand-offs than a poll
+                    size = max(1, -(-len(pairs) // (self.poll_workers * 4)))
+                    futures.extend(
+                        pool.submit(self._poll_batch, None, pairs[i : i + size]) for i in range(0, len(pairs), size)
+                    )
             for future in as_completed(futures):
                 for job, outcome in future.result():
                     if isinstance(outcome, ServiceAuthError):
@@ -524,13 +546,16 @@ class BenchmarkManager:
     def _poll_batch(
         self, cls: type[AsyncJobManager] | None, pairs: list[tuple[dict[str, Any], AsyncJobManager]]
     ) -> list[tuple[dict[str, Any], Any]]:
-        """Poll (one batch call with ``cls``, else each manager) and save what changed.
+        """Poll (one batch call with ``cls``, else each manager in turn) and save what changed.
 
         Returns ``(job, True if its status changed | False | the exception its poll raised)``.
         """
         managers = [manager for _, manager in pairs]
         try:
-            statuses: list[Any] = list(cls.get_statuses(managers)) if cls else [managers[0].get_status()]
+            if cls is None:
+                statuses: list[Any] = [_status_or_error(manager) for manager in managers]
+            else:
+                statuses = list(cls.get_statuses(managers))
         except (TransientServiceError, ServiceAuthError) as error:
             statuses = [error] * len(managers)
         except Exception as error:
