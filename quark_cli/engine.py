@@ -281,9 +281,7 @@ class BenchmarkManager:
         they are read), and refuses an unfinished stack whose record names a job without its
         job_info.json: collecting it would submit that job a second time.
         """
-        index = self.run.read_index()
-        stacks = {key for key, _, _ in self.stacks()}
-        candidates = (self.run.open_stacks() | {key for key in stacks if index.get(key) not in CLOSED}) & stacks
+        candidates = self._candidates(self.run.read_index(), {key for key, _, _ in self.stacks()})
         jobs = {job["key"]: job for job in self.run.jobs_of(candidates)}
         records = {key: self.run.read_record(key) for key in sorted(candidates)}
         self._checked = (candidates, list(jobs.values()), records)
@@ -305,6 +303,13 @@ class BenchmarkManager:
                     "restore it or remove the run"
                 ) from None
 
+    def _candidates(self, index: dict[str, str], stacks: Any, retry_failed: bool = False) -> set[str]:
+        """The stacks collect may touch: open, not closed in the index, or failed with ``retry_failed``."""
+        candidates = self.run.open_stacks() | {key for key in stacks if index.get(key) not in CLOSED}
+        if retry_failed:
+            candidates |= {key for key, status in index.items() if status == FAILED}
+        return candidates & set(stacks)
+
     def collect(
         self,
         retry_failed: bool = False,
@@ -320,9 +325,7 @@ class BenchmarkManager:
         summary = Summary()
         index = self.run.read_index()
         stacks = {key: (item, repetition) for key, item, repetition in self.stacks()}
-        candidates = self.run.open_stacks() | {key for key in stacks if index.get(key) not in CLOSED}
-        if retry_failed:
-            candidates |= {key for key, status in index.items() if status == FAILED}
+        candidates = self._candidates(index, stacks.keys(), retry_failed)
         for key in stacks.keys() - candidates:
             summary.stacks[key] = index[key]
         checked, self._checked = self._checked, None

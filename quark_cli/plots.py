@@ -16,7 +16,7 @@ from typing import Any
 
 from quark_cli.errors import RunDirError
 from quark_cli.report import is_number, parse_time, stats, varying
-from quark_cli.state import atomic_write_bytes
+from quark_cli.state import atomic_write_bytes, stack_of
 
 PLOTS_DIR = "plots"
 MAX_JOBS_SHOWN = 200
@@ -272,9 +272,8 @@ def _duration(seconds: float) -> str:
 
 def _job_label(job: dict[str, Any]) -> str:
     module = str(job.get("module") or "").rsplit(".", 1)[-1]
-    stack = str(job.get("key", "")).split("-", 2)
     attempt = f" (attempt {job['attempt']})" if job.get("attempt", 1) > 1 else ""
-    return f"{'-'.join(stack[:2])} {module}{attempt}"
+    return f"{stack_of(str(job.get('key', '')))} {module}{attempt}"
 
 
 def module_times(report: dict[str, Any]) -> tuple[Any, str] | None:

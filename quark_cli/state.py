@@ -332,6 +332,11 @@ def stack_key(item: int, repetition: int) -> str:
     return f"{item:03d}-r{repetition}"
 
 
+def stack_of(job_key: str) -> str:
+    """The stack of a job key: ``003-r1`` of ``003-r1-MaxCut.QAOA.LocalAsyncSampler-pre``."""
+    return "-".join(job_key.split("-", 2)[:2])
+
+
 class RunDir:
     """One run directory on disk."""
 
@@ -535,7 +540,7 @@ class RunDir:
             return []
         jobs = []
         for name in sorted(os.listdir(self.jobs_dir)):
-            if "-".join(name.split("-", 2)[:2]) in stacks:
+            if stack_of(name) in stacks:
                 path = self.jobs_dir / name / "job_info.json"
                 if path.exists():
                     jobs.append(read_json(path, "job_info.json"))
@@ -650,7 +655,7 @@ class RunDir:
             folders += [
                 Path(entry.path)
                 for entry in os.scandir(self.jobs_dir)
-                if entry.is_dir() and (stacks is None or "-".join(entry.name.split("-", 2)[:2]) in stacks)
+                if entry.is_dir() and (stacks is None or stack_of(entry.name) in stacks)
             ]
         removed = []
         for folder in folders:
