@@ -1,6 +1,6 @@
 """``quark collect`` of 1,000 pending jobs that are all done, 50 ms per status call.
 
-quark-cli polls concurrently (``--poll-workers``, default 32); the baseline is the same command
+quark-cli polls concurrently (``--poll-workers``, default 64); the baseline is the same command
 polling one job at a time (``--poll-workers 1``), as QUARK 2's proof of concept did, measured on a
 copy of the same run in the same session. Target: under 2 s against ~50 s.
 """

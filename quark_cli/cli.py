@@ -19,6 +19,7 @@ from rich.table import Table
 
 from quark_cli import __version__
 from quark_cli.errors import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_PENDING, QuarkError
+from quark_cli.jobs.base import POLL_WORKERS
 
 EXIT_INTERNAL = 70
 
@@ -165,7 +166,9 @@ def collect(
         False, "--resubmit-uncertain", help="Submit again jobs whose submission was interrupted."
     ),
     wait_lock: float = typer.Option(0.0, "--wait-lock", help="Seconds to wait for another quark on the same run."),
-    poll_workers: int = typer.Option(32, "--poll-workers", min=1, help="Jobs polled at once (one service call each)."),
+    poll_workers: int = typer.Option(
+        POLL_WORKERS, "--poll-workers", min=1, help="Jobs polled at once (one service call each)."
+    ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print only what changed or failed (for cron)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:

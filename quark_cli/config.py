@@ -13,6 +13,7 @@ import json
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,9 @@ class BenchmarkConfig:
     backlog: list[BacklogItem] = field(default_factory=list)
     search_path: str | None = None
 
-    @property
+    @cached_property
     def config_hash(self) -> str:
+        """Computed once: every record carries it."""
         return config_hash(self.raw)
 
 

@@ -19,6 +19,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from quark_cli.config import BacklogItem, BenchmarkConfig, instantiate_module, m
 from quark_cli.core import Core, Instruction
 from quark_cli.errors import QuarkError, RunDirError, ServiceAuthError
 from quark_cli.jobs.base import (
+    POLL_WORKERS,
     AsyncJobManager,
     AsyncStatus,
     JobContext,
@@ -35,7 +37,7 @@ from quark_cli.jobs.base import (
     TransientServiceError,
     load_job_manager_class,
 )
-from quark_cli.state import RunDir, now_iso, stack_key
+from quark_cli.state import RunDir, after_commit, commit_staged, group_commit, now_iso, stack_key
 
 log = logging.getLogger("quark_cli")
 
@@ -46,7 +48,6 @@ SUBMITTING = "SUBMITTING"
 PENDING_JOB_STATES = {AsyncStatus.SUBMITTED.value, AsyncStatus.RUNNING.value}
 FAILED_JOB_STATES = {AsyncStatus.FAILED.value, AsyncStatus.CANCELLED.value}
 CLOSED = {FINISHED, FAILED}
-POLL_WORKERS = 32
 
 
 @dataclass
@@ -78,73 +79,17 @@ class Cancellation:
     summary: Summary = field(default_factory=Summary)
 
 
-class _Writer:
-    """Saves records from a few threads: their fsyncs overlap and the file system commits them together.
-
-    ``drain`` waits for every save and raises the first error; the engine drains before it reads
-    the records back (results.json) and before a command ends.
-    """
-
-    THREADS = 8
-    BATCH = 16
-
-    def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-        self._futures: list[Any] = []
-        self._batch: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
-
-    def submit(self, function: Callable[..., None], *args: Any) -> None:
-        """Queue a save; saves go to the threads in batches (a hand-off per save costs more than it)."""
-        self._batch.append((function, args))
-        if len(self._batch) >= self.BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._batch:
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="quark-save")
-        batch, self._batch = self._batch, []
-        self._futures.append(self._pool.submit(_run_all, batch))
-
-    def drain(self) -> None:
-        self._flush()
-        futures, self._futures = self._futures, []
-        for future in futures:
-            future.result()
-
-    def __enter__(self) -> _Writer:
-        return self
-
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
-        """Never leave saves running past the command (and its lock), even when it fails."""
-        if kind is None:
-            self.drain()
-            return
-        self._flush()
-        for future in self._futures:
-            future.exception()
-        self._futures = []
-
-
-def _run_all(calls: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
-    """Run queued saves in order; the first error stops the batch and reaches ``drain``."""
-    for function, args in calls:
-        function(*args)
-
-
 class _JobRecorder:
     """The engine's JobListener for one async phase: saves the job at each step of its life."""
 
-    def __init__(self, run: RunDir, job: dict[str, Any], later: Callable[..., None] | None = None) -> None:
+    def __init__(self, run: RunDir, job: dict[str, Any]) -> None:
         self.run = run
         self.job = job
         self.before = dict(job) if job.get("job_manager") else None
-        #: Runs a save in the background (submit and collect modes); None saves at once (sequential).
-        self.later = later
 
     def not_submitted(self, manager: AsyncJobManager) -> None:
         """The service refused before accepting anything: put the job file back as it was."""
+        commit_staged()  # the staged intent must not land after the file is put back
         if self.before is None:
             self.run.job_file(self.job["key"]).unlink(missing_ok=True)
         else:
@@ -153,6 +98,9 @@ class _JobRecorder:
         self.job.update(self.before or {})
 
     def submitting(self, manager: AsyncJobManager) -> None:
+        """Save the intent; its fresh ``submission_id`` is made here, for jobs that are submitted only."""
+        if manager.context is not None and manager.context.submission_id is None:
+            manager.context.submission_id = uuid.uuid4().hex
         self.job.update(
             status=SUBMITTING,
             job_manager=type(manager).class_path(),
@@ -168,13 +116,10 @@ class _JobRecorder:
         self.run.write_job(self.job, durable=type(manager).durable_intent)
 
     def submitted(self, manager: AsyncJobManager) -> None:
-        """Save the id. In the background when nothing else saves this job in this command: if the
-        save is lost (kill), the durable intent makes the next collect look the job up."""
+        """Save the id (staged in submit and collect: if a kill loses it, the intent makes the next
+        collect look the job up)."""
         self.job.update(status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso())
-        if self.later:
-            self.later(self.run.write_job, dict(self.job))
-        else:
-            self.run.write_job(self.job)
+        self.run.write_job(self.job)
 
     def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
         if apply_status(self.job, status, manager.status_reason):
@@ -249,14 +194,23 @@ class BenchmarkManager:
         self.config = config
         self.wait_timeout = wait_timeout
         self.poll_workers = max(1, poll_workers)
-        self._writer = _Writer()
         #: What ``check`` read (candidates, their jobs, their records), reused by the next collect.
         self._checked: tuple[set[str], list[dict[str, Any]], dict[str, Any]] | None = None
         self._records: dict[str, Any] = {}
         #: Records saved by this object, by stack: results.json is rebuilt from them, not from disk.
         self._stored: dict[str, dict[str, Any]] = {}
+        self._module_paths: dict[int, list[tuple[str, str]]] = {}
         #: Told ``(stack key, module path, "pre" | "post")`` as each phase starts, for progress displays.
         self.on_phase = on_phase
+
+    def module_paths(self, item: BacklogItem) -> list[tuple[str, str]]:
+        """``(module path, its file-name-safe form)`` of each level of a backlog item, computed once."""
+        paths = self._module_paths.get(item.index)
+        if paths is None:
+            names = item.module_names
+            paths = [(".".join(names[: i + 1]), _safe(".".join(names[: i + 1]))) for i in range(len(names))]
+            self._module_paths[item.index] = paths
+        return paths
 
     def stacks(self) -> Iterator[tuple[str, BacklogItem, int]]:
         for item in self.config.backlog:
@@ -266,7 +220,7 @@ class BenchmarkManager:
     def start(self, sequential: bool, on_stack: Callable[[str, str], None] | None = None) -> Summary:
         """Walk every stack from the start: to the end (``sequential``) or to its first async point."""
         summary = Summary()
-        with self._writer:
+        with nullcontext() if sequential else group_commit(self.run.path):
             for key, item, repetition in self.stacks():
                 status = self._walk(key, item, repetition, {}, sequential, summary)
                 if on_stack:
@@ -355,7 +309,7 @@ class BenchmarkManager:
         pending = [
             job for key in waiting for job in jobs_by_stack.get(key, []) if job.get("status") in PENDING_JOB_STATES
         ]
-        with self._writer:
+        with group_commit(self.run.path):
             for key in sorted(key for key, count in waiting.items() if count == 0):
                 settle(key)
             for job in self._poll(pending, summary):
@@ -408,10 +362,10 @@ class BenchmarkManager:
             self._walk(key, item, repetition, usable, False, summary)
 
     def _store(self, key: str, record: dict[str, Any]) -> None:
-        """Save a stack's record; a finished or failed stack is closed only once its record is saved."""
+        """Save a stack's record; a finished or failed stack is closed only once its record is in place."""
         self._stored[key] = self.run.write_record(key, record)
         if record["quark_job_status"] in CLOSED:
-            self.run.mark_closed(key)
+            after_commit(self.run.mark_closed, key)
 
     def _resolve_uncertain(self, jobs: list[dict[str, Any]], summary: Summary) -> None:
         """Ask each uncertain job's service whether its interrupted submission arrived; act on it.
@@ -451,7 +405,7 @@ class BenchmarkManager:
 
     def _finish(self, summary: Summary) -> None:
         """End of a pass: results.json with this pass's changed records, and the stack index."""
-        self._writer.drain()
+        commit_staged()
         self.run.rebuild_results({key for key in summary.changed if key in summary.stacks}, self._stored)
         self._write_index(summary)
 
@@ -501,7 +455,7 @@ class BenchmarkManager:
         """Ask the services about pending jobs; yield each job as its answer is in (and saved).
 
         A job-manager class with a batch ``get_statuses`` gets one call for all its jobs; others are
-        polled concurrently, ``poll_workers`` at a time, and saved from the polling threads. A poll
+        polled concurrently, ``poll_workers`` at a time, and queued for saving from the polling threads. A poll
         that fails leaves its job as it was (reported in ``summary.errors``): one lost answer never
         fails a job.
         """
@@ -646,7 +600,7 @@ class BenchmarkManager:
         reason = f"job {job['key']} {job['status'].lower()}: {job.get('error') or job['status']}"
         record.update(quark_job_status=FAILED, error=reason, timestamp=now_iso())
         record.get("module", {})["quark_job_status"] = FAILED
-        self._writer.submit(self._store, key, record)
+        self._store(key, record)
         summary.stacks[key] = FAILED
         summary.changed.append(key)
         summary.errors[key] = reason
@@ -667,7 +621,7 @@ class BenchmarkManager:
         self.run.mark_open(key)
         walk = _StackWalk(self, key, item, repetition, jobs, sequential)
         status, error = walk.run()
-        self._writer.submit(self._store, key, walk.record(status, error))
+        self._store(key, walk.record(status, error))
         summary.stacks[key] = status
         summary.changed.append(key)
         if error:
@@ -751,7 +705,8 @@ class _StackWalk:
         module = self.modules[level]
         config = self.item.levels[level].config
         self._where = f"{module.name}.{phase}process"
-        job_key = f"{self.key}-{_safe('.'.join(self.item.module_names[: level + 1]))}-{phase}"
+        module_path, safe_path = self.manager.module_paths(self.item)[level]
+        job_key = f"{self.key}-{safe_path}-{phase}"
         previous = self.jobs.get((level, phase))
         job = (
             dict(previous)
@@ -761,7 +716,7 @@ class _StackWalk:
                 "stack": self.key,
                 "backlog_item": self.item.index,
                 "repetition": self.repetition,
-                "module_path": ".".join(self.item.module_names[: level + 1]),
+                "module_path": module_path,
                 "level": level,
                 "phase": phase,
                 "module_config": config,
@@ -770,11 +725,9 @@ class _StackWalk:
         )
         if previous and previous.get("status") == "RETRY":
             previous = None
-        context = JobContext(
-            key=job_key, job_dir=self.manager.run.jobs_dir / job_key, config=config, submission_id=uuid.uuid4().hex
-        )
+        context = JobContext(key=job_key, job_dir=self.manager.run.jobs_dir / job_key, config=config)
         if self.manager.on_phase:
-            self.manager.on_phase(self.key, ".".join(self.item.module_names[: level + 1]), phase)
+            self.manager.on_phase(self.key, module_path, phase)
         method = module.preprocess if phase == "pre" else module.postprocess
         try:
             result = method(
@@ -785,9 +738,7 @@ class _StackWalk:
                 backlog_item=self.item.index,
                 previous_job_info=previous,
                 sequential=self.sequential,
-                job_listener=_JobRecorder(
-                    self.manager.run, job, None if self.sequential else self.manager._writer.submit
-                ),
+                job_listener=_JobRecorder(self.manager.run, job),
                 job_context=context,
                 wait_timeout=self.manager.wait_timeout,
             )

@@ -9,10 +9,12 @@ Layout::
       records/<stack>.json           one stack run (backlog item x repetition): its current record
       jobs/<job-key>/job_info.json   one asynchronous job; backends keep their own files beside it
       logging.log                    what every command did, with tracebacks
+      .staging/                      temporaries of a group commit (``GroupCommit``)
       .lock                          held by the one process that may change the run
 
 Every JSON file carries ``schema_version`` and is written atomically (temporary file, fsync,
-rename, directory fsync), so a reader never sees half a file and a kill leaves the old or the new.
+rename, directory fsync; or batched in a ``GroupCommit``, one syncfs for many files), so a reader
+never sees half a file and a kill leaves the old or the new.
 Reading checks what the engine relies on (types, known statuses, a file's key matching its name),
 so a damaged or hand-edited file stops a command with a message naming the file and the field
 before anything is written.
@@ -24,9 +26,10 @@ import inspect
 import json
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -130,11 +133,252 @@ def atomic_write_json(
     path: Path, value: Any, durable: bool = False, sync_dir: bool = True, compact: bool = False
 ) -> None:
     """Atomic JSON write; ``compact`` (one line, C encoder) for files read by programs, not people."""
+    atomic_write_bytes(path, _json_bytes(value, compact), durable=durable, sync_dir=sync_dir)
+
+
+def _json_bytes(value: Any, compact: bool = False) -> bytes:
     if compact:
-        text = json.dumps(value, separators=(",", ":"), default=_json_default) + "\n"
+        return (json.dumps(value, separators=(",", ":"), default=_json_default) + "\n").encode()
+    return (json.dumps(value, indent=2, default=_json_default) + "\n").encode()
+
+
+STAGING_DIR = ".staging"
+
+
+class GroupCommit:
+    """Atomic writes made durable together: one ``syncfs`` for a batch instead of an fsync per file.
+
+    ``write`` only queues the new content. A commit writes each queued file to a temporary under
+    ``<run>/.staging`` (same file system, so a rename moves it into place), syncs the file system
+    once, then renames every temporary onto its target and runs every ``then`` callback, all in the
+    order they were queued. So each file is still written, made durable, then renamed (a reader or a
+    kill sees the old content or the new, never half), and a kill leaves only temporaries that
+    ``RunDir.remove_temp_files`` clears. An fsync costs about a millisecond on a virtual disk and
+    thousands of them made up most of a collect; a ``syncfs`` costs about as much as one.
+
+    Once ``LIMIT`` files are queued, a background thread commits batches of ``BATCH`` while the engine goes on: its
+    threads make no file system call for a write, and so rarely wait for the interpreter lock after
+    one. ``commit`` commits everything queued so far and waits for it. Thread-safe.
+    """
+
+    LIMIT = 64
+    BATCH = 128
+    WRITERS = 8
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.prefix = os.path.join(str(self.root), "")
+        self.staging = os.path.join(str(self.root), STAGING_DIR)
+        self._items: list[tuple[Any, ...]] = []
+        self._files = 0
+        self._serial = 0
+        self._folders: set[str] = set()
+        self._background: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._pool: Any = None
+
+    def write(self, path: Path | str, data: bytes, sync_dir: bool = True) -> None:
+        """Queue ``data`` for ``path`` (``sync_dir`` as for ``atomic_write_bytes``)."""
+        with self._lock:
+            self._items.append(("file", os.fspath(path), data, sync_dir))
+            self._files += 1
+            start = self._files >= self.LIMIT and self._background is None
+            if start:
+                self._background = threading.Thread(target=self._commit_in_background, name="quark-commit")
+        if start:
+            self._background.start()
+
+    def then(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run ``function(*args)`` once everything queued before it is in place."""
+        with self._lock:
+            self._items.append(("call", function, args, None))
+
+    def commit(self) -> None:
+        """Commit everything queued so far, in order, and wait for it; raise a background failure."""
+        with self._lock:
+            background = self._background
+        if background is not None:
+            background.join()
+        while self._commit_batch():
+            pass
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        """Commit what is left and stop the writing threads."""
+        try:
+            self.commit()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    def _commit_in_background(self) -> None:
+        """Commit batches while full ones keep coming."""
+        while True:
+            try:
+                self._commit_batch()
+            except BaseException as failure:  # kept for the next commit(), which the engine always calls
+                self._error = self._error or failure
+            with self._lock:
+                if self._error is not None or self._files < self.LIMIT:
+                    self._background = None
+                    return
+
+    def _commit_batch(self) -> bool:
+        """Commit the oldest ``BATCH`` files (and the callbacks queued among them); False if none was queued.
+
+        Small batches: writes into a file system slow down as unsynced new files pile up (a third of
+        a millisecond a file with 1,500 of them here, a tenth with 100).
+        """
+        with self._commit_lock:
+            with self._lock:
+                files = taken = 0
+                for kind, *_ in self._items:
+                    if files == self.BATCH and kind == "file":
+                        break
+                    taken += 1
+                    files += kind == "file"
+                items, self._items = self._items[:taken], self._items[taken:]
+                self._files -= files
+            if not items:
+                return False
+            files = [(index, item[2]) for index, item in enumerate(items) if item[0] == "file"]
+            written = self._write_temps([data for _, data in files])
+            temps = {index: temp for (index, _), temp in zip(files, written, strict=True)}
+            _sync_files(self.root, list(temps.values()))
+            for index, (kind, first, second, sync_dir) in enumerate(items):
+                if kind == "call":
+                    first(*second)
+                    continue
+                self._ensure_folder(os.path.dirname(first))
+                os.replace(temps[index], first)
+                if sync_dir and not _defer_dir(Path(os.path.dirname(first))):
+                    _fsync_dir(Path(os.path.dirname(first)))
+            return True
+
+    def _write_temps(self, contents: list[bytes]) -> list[str]:
+        """Write each content to a new temporary, from a few threads: their system calls overlap
+        instead of each waiting its turn for the interpreter lock."""
+        self._ensure_folder(self.staging)
+        first = self._serial
+        self._serial += len(contents)
+        temps = [f"{self.staging}/{os.getpid()}-{first + i}.tmp" for i in range(len(contents))]
+        chunk = 16
+        if len(contents) <= chunk:
+            _write_files(temps, contents)
+            return temps
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=self.WRITERS, thread_name_prefix="quark-write")
+        futures = [
+            self._pool.submit(_write_files, temps[i : i + chunk], contents[i : i + chunk])
+            for i in range(0, len(contents), chunk)
+        ]
+        for future in futures:
+            future.result()
+        return temps
+
+    def _ensure_folder(self, folder: str) -> None:
+        if folder not in self._folders:
+            private_dirs(Path(folder))
+            self._folders.add(folder)
+
+
+def _write_files(paths: list[str], contents: list[bytes]) -> None:
+    for path, data in zip(paths, contents, strict=True):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # only the lock holder writes here
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
+
+_libc: Any = None
+
+
+def _sync_files(root: Path, paths: list[Path]) -> None:
+    """Make the data of ``paths`` durable: Linux's ``syncfs`` on their file system, else an fsync each."""
+    global _libc
+    if not paths:
+        return
+    if _libc is None:
+        import ctypes
+
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.syncfs.argtypes = [ctypes.c_int]
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if _libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_group: GroupCommit | None = None
+
+
+@contextmanager
+def group_commit(root: Path) -> Iterator[GroupCommit]:
+    """Stage ``staged_write``s under ``root`` for the block and commit them at its end.
+
+    Committed also when the block fails: what was staged is finished work (a job's id, a record).
+    """
+    global _group
+    if _group is not None:
+        yield _group
+        return
+    group = _group = GroupCommit(root)
+    try:
+        yield group
+    except BaseException:
+        _group = None
+        with suppress(Exception):
+            group.close()
+        raise
+    _group = None
+    group.close()
+
+
+def staged_write(path: Path, data: bytes, sync_dir: bool = True) -> None:
+    """An atomic write, staged in the active ``group_commit`` when ``path`` is under its root."""
+    group = _group
+    if group is not None and os.fspath(path).startswith(group.prefix):
+        group.write(path, data, sync_dir)
     else:
-        text = json.dumps(value, indent=2, default=_json_default) + "\n"
-    atomic_write_bytes(path, text.encode(), durable=durable, sync_dir=sync_dir)
+        atomic_write_bytes(Path(path), data, sync_dir=sync_dir)
+
+
+def after_commit(function: Callable[..., Any], *args: Any) -> None:
+    """Run ``function(*args)`` after the staged writes before it are in place (now if none is active)."""
+    group = _group
+    if group is not None:
+        group.then(function, *args)
+    else:
+        function(*args)
+
+
+def commit_staged() -> None:
+    """Commit the active group now: before a write that must not be overtaken by older staged ones."""
+    group = _group
+    if group is not None:
+        group.commit()
 
 
 def private_dirs(directory: Path) -> None:
@@ -474,7 +718,12 @@ class RunDir:
         later rewrite in a power cut leaves an earlier, valid state that the next collect moves on.
         """
         path = self.job_file(job["key"])
-        atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **job}, durable=durable, sync_dir=False)
+        value = {"schema_version": SCHEMA_VERSION, **job}
+        if durable:
+            commit_staged()  # the staged writes before this one must not land after it
+            atomic_write_json(path, value, durable=True, compact=True)
+        else:
+            staged_write(path, _json_bytes(value, compact=True), sync_dir=False)
         self.written_jobs[job["key"]] = dict(job)
 
     def read_job(self, key: str) -> dict[str, Any]:
@@ -592,7 +841,7 @@ class RunDir:
         Returns the record as saved (with its schema version).
         """
         saved = {"schema_version": SCHEMA_VERSION, **record}
-        atomic_write_json(self.record_file(key), saved, compact=True)
+        staged_write(self.record_file(key), _json_bytes(saved, compact=True))
         return saved
 
     def read_records(self) -> dict[str, dict[str, Any]]:
@@ -650,7 +899,7 @@ class RunDir:
         written. Backends' own files, which detached workers write without the lock, are left alone.
         """
         ours = tuple(f".{name}." for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, CONFIG_FILE, "job_info.json"))
-        folders = [self.path, self.records_dir]
+        folders = [self.path, self.records_dir, self.path / STAGING_DIR]
         if self.jobs_dir.is_dir():
             folders += [
                 Path(entry.path)
@@ -664,7 +913,7 @@ class RunDir:
             except FileNotFoundError:
                 continue
             for name in names:
-                if name.endswith(".tmp") and (name.startswith(ours) or folder == self.records_dir):
+                if name.endswith(".tmp") and (name.startswith(ours) or folder in (self.records_dir, folders[2])):
                     (folder / name).unlink(missing_ok=True)
                     removed.append(folder / name)
         return removed

@@ -37,6 +37,7 @@ STRESS = bool(os.environ.get("QUARK_STRESS"))
 SEED = int(os.environ.get("QUARK_CRASH_SEED", "20261125"))
 OK_STATUS = {0, 1, 3}  # loads: all finished, some failed, some pending
 OURS = (".run.json.", ".results.json.", ".index.json.", ".config.yml.", ".job_info.json.")  # quark's temporaries
+QUARK_FOLDERS = ("records", ".staging")  # every temporary in these is quark's
 
 TOY = """
 application:
@@ -283,7 +284,7 @@ def series(scenario: Scenario, root: Path, iterations: int, reference: list[dict
             check(run, scenario.service, figures, f"run {number} after collect {kill}")
         final = run_quark("collect", run, "--wait", "--timeout", "120", env=scenario.env)
         check(run, scenario.service, figures, f"run {number} at the end")
-        leftovers = [p for p in run.rglob(".*.tmp") if p.parent.name == "records" or p.name.startswith(OURS)]
+        leftovers = [p for p in run.rglob("*.tmp") if p.parent.name in QUARK_FOLDERS or p.name.startswith(OURS)]
         figures.leftover_temp_files += len(leftovers)
         figures.problems.extend(f"run {number}: {p} left behind by a killed write" for p in leftovers)
         records = json.loads((run / "results.json").read_text())

@@ -52,6 +52,7 @@ POSIX only (flock, sessions, pipes in ``selectors``). Importing this module does
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -68,9 +69,11 @@ from typing import Any
 from filelock import Timeout
 
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
-from quark_cli.state import atomic_write_json, file_lock, private_dirs
+from quark_cli.state import after_commit, atomic_write_json, file_lock, private_dirs, staged_write
 
 SCHEMA_VERSION = 1
+
+log = logging.getLogger("quark_cli")
 
 STATE_FILE = "local.json"
 JOB_FILE = "local.job"
@@ -122,43 +125,28 @@ def one_line(exc: BaseException, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _fsync_and_replace(tmp: Path, path: Path) -> None:
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)  # private, like every file of a run directory (see quark_cli.state)
-    os.replace(tmp, path)
+def job_bytes(job: Any) -> bytes:
+    """A myQLM Job in myQLM's own Thrift binary form (what ``Job.dump`` writes), without its gate set.
 
-
-def dump_qat_atomic(obj: Any, path: Path) -> None:
-    """Save a myQLM Job or Result with its own ``dump`` (Thrift binary), atomically.
-
-    ``dump`` appends its file extension when the name lacks it, so the temporary name ends with the
-    same suffix as ``path`` (``.job``, ``.res``). A Job's circuit is written without its
-    ``gate_set``: myQLM pickles that object into the file, and loading a pickle from a run directory
-    would run whatever code it names; the circuit's gates carry their matrices anyway. (A Result's
-    own serialisation pickles its statevector: save results with ``save_result`` instead.)
+    ``Job.dump`` pickles the circuit's ``gate_set`` into the file, and loading a pickle from a run
+    directory would run whatever code it names; the circuit's gates carry their matrices anyway.
+    The copy is made of the plain Thrift structs, field by field: detaching the gate set from the
+    caller's circuit and putting it back would pickle it again (about 2 ms a job). ``Job.load``
+    reads the bytes.
     """
-    circuit = getattr(obj, "circuit", None)
-    gate_set = getattr(circuit, "gate_set", None)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        if gate_set is not None:
-            circuit.gate_set = None
-        obj.dump(str(tmp))
-        if not tmp.exists():
-            raise OSError(f"myQLM did not write {tmp.name}; it may have used another extension than {path.suffix}")
-        _fsync_and_replace(tmp, path)
-    except BaseException:
-        for leftover in path.parent.glob(tmp.name + "*"):
-            with suppress(OSError):
-                leftover.unlink()
-        raise
-    finally:
-        if gate_set is not None:
-            circuit.gate_set = gate_set
+    from qat.comm.datamodel.ttypes import Circuit as ThriftCircuit
+    from qat.comm.shared.ttypes import Job as ThriftJob
+    from thrift.protocol.TBinaryProtocol import TBinaryProtocolAcceleratedFactory
+    from thrift.TSerialization import serialize
+
+    def plain(value: Any, cls: type, **override: Any) -> Any:
+        fields = (spec[2] for spec in cls.thrift_spec if spec)
+        return cls(**{name: override.get(name, getattr(value, name, None)) for name in fields})
+
+    circuit = job.circuit
+    if circuit is not None:
+        circuit = plain(circuit, ThriftCircuit, _gate_set=None, _serialized_gate_set=None)
+    return serialize(plain(job, ThriftJob, circuit=circuit), TBinaryProtocolAcceleratedFactory())
 
 
 def save_result(result: Any, path: Path) -> None:
@@ -368,6 +356,21 @@ def ensure_runner(jobs_dir: Path, workers: int) -> bool:
 # the job manager
 
 
+def _enqueue(jobs_dir: Path, queue_name: str, workers: int) -> None:
+    """Queue a job whose files are in place, and make sure a runner serves the queue.
+
+    Run after the engine's group commit has moved ``local.job`` and ``local.json`` into place (at
+    once outside one): a runner never sees a queue entry before its job. A runner that cannot be
+    started is not an error of the submission: the job is queued, and the next ``get_status``
+    starts a runner again.
+    """
+    _touch(queue_dir(jobs_dir) / queue_name)
+    try:
+        ensure_runner(jobs_dir, workers)
+    except OSError as error:
+        log.warning("cannot start the local runner of %s (the next collect tries again): %s", jobs_dir, error)
+
+
 def default_workers() -> int:
     """One worker per core: myQLM's simulators use one core per job here."""
     return os.cpu_count() or 1
@@ -422,7 +425,7 @@ class LocalAsyncJobManager(AsyncJobManager):
             raise RuntimeError(f"{job_dir} already holds a {previous['state']} local job; cancel it first")
         for stale in (RESULT_FILE, LOG_FILE):
             (job_dir / stale).unlink(missing_ok=True)
-        dump_qat_atomic(job, job_dir / JOB_FILE)
+        staged_write(job_dir / JOB_FILE, job_bytes(job))
         host = socket.gethostname()
         state = {
             "schema_version": SCHEMA_VERSION,
@@ -441,9 +444,8 @@ class LocalAsyncJobManager(AsyncJobManager):
             "error": None,
             "submission_id": self.context.submission_id if self.context else None,
         }
-        write_state(job_dir, state)
-        _touch(queue_dir(self.jobs_dir) / state["queue_name"])
-        ensure_runner(self.jobs_dir, workers)
+        staged_write(job_dir / STATE_FILE, json.dumps(state, indent=2).encode())
+        after_commit(_enqueue, self.jobs_dir, state["queue_name"], workers)
         info = {"id": state["id"], "host": host}
         self.set_info(**info)
         return info

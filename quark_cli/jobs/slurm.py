@@ -242,7 +242,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
 
     def submit(self, job: Any) -> dict[str, str | None]:
         """Write the job and its script into the job folder and ``sbatch`` them; returns id and cluster."""
-        from quark_cli.jobs.local import dump_qat_atomic
+        from quark_cli.jobs.local import job_bytes
 
         try:
             script = self.batch_script()
@@ -252,7 +252,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
         job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for stale in (RESULT_FILE, LOG_FILE):  # an earlier attempt's, on --retry-failed
             (job_dir / stale).unlink(missing_ok=True)
-        dump_qat_atomic(job, job_dir / JOB_FILE)
+        atomic_write_bytes(job_dir / JOB_FILE, job_bytes(job))
         atomic_write_bytes(job_dir / SCRIPT_FILE, script.encode())
         try:
             answer = run_slurm("sbatch", ["--parsable", SCRIPT_FILE], NotSubmittedError, cwd=job_dir).strip()
