@@ -293,9 +293,23 @@ def status(
         raise typer.Exit(EXIT_PENDING)
 
 
+STATUS_ROWS = 50
+
+
 def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
-    """The jobs that need attention (all with ``show_all``), then the totals."""
+    """The jobs that need attention (all with ``show_all``), then the totals.
+
+    Beyond ``STATUS_ROWS`` of them, pending jobs are counted by module and status instead of listed
+    one by one (a table of 10,000 rows takes seconds to draw and nobody reads it); failed ones are
+    still listed, as they each need a decision.
+    """
     shown = [job for job in report["jobs"] if show_all or job["status"] != "DONE"]
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if not show_all and len(shown) > STATUS_ROWS:
+        for job in shown:
+            if job["status"] not in ("FAILED", "CANCELLED"):
+                grouped.setdefault((job["module"], job["status"]), []).append(job)
+        shown = [job for job in shown if job["status"] in ("FAILED", "CANCELLED")]
     table = Table(title=f"jobs of {report['run_dir']}")
     for column in ("job", "module", "status", "id", "age", "error"):
         table.add_column(column, overflow="fold")
@@ -304,7 +318,15 @@ def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
         table.add_row(job["key"], job["module"], job["status"], str(job["id"] or ""), _age(age), job["error"] or "")
     if shown:
         out.print(table)
-    hidden = len(report["jobs"]) - len(shown)
+    if grouped:
+        counts = Table(title=f"jobs of {report['run_dir']} by module and status ('--all' lists each)")
+        for column in ("module", "status", "jobs", "oldest"):
+            counts.add_column(column, overflow="fold")
+        for (module, status_name), jobs in sorted(grouped.items()):
+            ages = [job["age_seconds"] for job in jobs if job["age_seconds"] is not None]
+            counts.add_row(module, status_name, str(len(jobs)), _age(max(ages)) if ages else "")
+        out.print(counts)
+    hidden = sum(1 for job in report["jobs"] if job["status"] == "DONE") if not show_all else 0
     if hidden:
         out.print(f"{hidden} done jobs not listed ('--all' lists them)")
     totals = report["stack_totals"]

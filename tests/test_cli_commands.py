@@ -164,3 +164,24 @@ def test_shell_completion_completes_commands_and_options():
     env.update(COMP_WORDS="quark report x --for", COMP_CWORD="3")
     done = subprocess.run([str(quark)], env=env, capture_output=True, text=True)
     assert done.stdout.split() == ["--format"]
+
+
+def test_status_counts_many_pending_jobs_by_module_and_still_lists_the_failed_ones(quark, write_config, tmp_path):
+    from toy_modules import fail_job
+
+    run = tmp_path / "run"
+    many = PENDING.replace("repetitions: 1", "repetitions: 30")
+    assert quark("submit", write_config(many), "-o", run).exit_code == 3
+    failed = sorted(run.glob("jobs/001-r7-*"))[0]
+    fail_job(failed, "node crashed")
+    assert quark("collect", run).exit_code == 1
+
+    shown = quark("status", run)
+    lines = shown.stdout.splitlines()
+    assert shown.exit_code == 1
+    assert any("Numbers.AsyncSquare" in line and "SUBMITTED" in line and "59" in line for line in lines), shown.stdout
+    assert "001-r7-" in shown.stdout and "node crashed" in shown.stdout  # the table folds long keys
+    assert sum("-r" in line and "SUBMITTED" in line for line in lines) == 0, "pending jobs are counted, not listed"
+
+    every = quark("status", run, "--all")
+    assert every.stdout.count("SUBMITTED") == 59 and every.stdout.count("FAILED") == 1
