@@ -25,6 +25,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -859,33 +860,28 @@ class RunDir:
     ) -> list[dict[str, Any]]:
         """Write ``results.json``: the records as a QUARK 2 style list, by backlog item and repetition.
 
-        With ``changed``, only those stacks' records are read and merged into the existing file (one
-        pass, no matter how many stacks finished earlier); without, or if the file is unusable, every
-        record is read. One record per line: still a JSON list for QUARK 2 tools, written by the C
-        encoder (an indented file of 10,000 records takes the pure-Python one seconds). Returns the
-        records written: none when ``changed`` is empty and the file exists (nothing to do).
+        One record per line: still a JSON list for QUARK 2 tools, written by the C encoder (an
+        indented file of 10,000 records takes the pure-Python one seconds). With ``changed``, only
+        those stacks' lines are replaced in the existing file, whose other lines are kept as bytes,
+        never parsed: the cost follows the changed stacks, not the thousands that finished before.
+        Without ``changed``, or if the file is unusable, every record is read. Returns the records
+        written: all of them, or with ``changed`` only the changed ones.
         """
-        if changed is not None and not changed and (self.path / RESULTS_FILE).exists():
+        path = self.path / RESULTS_FILE
+        if changed is not None and not changed and path.exists():
             return []
-        by_stack: dict[str, dict[str, Any]] | None = None
         if changed is not None:
-            try:
-                existing = json.loads((self.path / RESULTS_FILE).read_text(encoding="utf-8"))
-                by_stack = {record["stack"]: record for record in existing}
-            except (OSError, ValueError, KeyError, TypeError):
-                by_stack = None
-        if by_stack is None:
-            by_stack = self.read_records()
-        else:
-            for key in changed:
-                record = (known or {}).get(key) or self.read_record(key)
-                if record is not None:
-                    by_stack[key] = record
+            records = [r for r in ((known or {}).get(key) or self.read_record(key) for key in changed) if r]
+            lines = _result_lines(path)
+            if lines is not None:
+                lines.update((record["stack"], _result_line(record)) for record in records)
+                atomic_write_bytes(path, _results_bytes([lines[key] for key in sorted(lines, key=_stack_order)]))
+                return records
         results = sorted(
-            by_stack.values(), key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0))
+            self.read_records().values(),
+            key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0)),
         )
-        lines = ",\n".join(json.dumps(record, separators=(", ", ": "), default=_json_default) for record in results)
-        atomic_write_bytes(self.path / RESULTS_FILE, f"[\n{lines}\n]\n".encode() if results else b"[]\n")
+        atomic_write_bytes(path, _results_bytes([_result_line(record) for record in results]))
         return results
 
     def log_file(self) -> Path:
@@ -917,6 +913,49 @@ class RunDir:
                     (folder / name).unlink(missing_ok=True)
                     removed.append(folder / name)
         return removed
+
+
+def _result_line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(", ", ": "), default=_json_default).encode()
+
+
+def _results_bytes(lines: list[bytes]) -> bytes:
+    return b"[\n" + b",\n".join(lines) + b"\n]\n" if lines else b"[]\n"
+
+
+_STACK_FIELD = b'"stack": "'
+_STACK_KEY = re.compile(r"[0-9]+-r[0-9]+")
+
+
+def _result_lines(path: Path) -> dict[str, bytes] | None:
+    """The lines of a results.json we wrote, by stack, unparsed; None if it is missing or not ours.
+
+    A line is one record; its first ``"stack": "`` is the record's own: it comes before ``module``,
+    the only field holding nested values, and a quote inside a string is escaped.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if raw == b"[]\n":
+        return {}
+    if not (raw.startswith(b"[\n{") and raw.endswith(b"}\n]\n")):
+        return None
+    lines: dict[str, bytes] = {}
+    for line in raw[2:-3].split(b",\n"):
+        start = line.find(_STACK_FIELD)
+        end = line.find(b'"', start + len(_STACK_FIELD)) if start >= 0 else -1
+        key = line[start + len(_STACK_FIELD) : end].decode(errors="replace") if end >= 0 else ""
+        if not (_STACK_KEY.fullmatch(key) and line.startswith(b"{") and line.endswith(b"}")):
+            return None
+        lines[key] = line
+    return lines
+
+
+def _stack_order(key: str) -> tuple[int, int]:
+    """``003-r12`` -> (3, 12): backlog item, then repetition, as numbers."""
+    item, _, repetition = key.partition("-r")
+    return int(item), int(repetition)
 
 
 def age_seconds(iso: str | None) -> float | None:

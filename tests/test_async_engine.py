@@ -341,3 +341,22 @@ def test_modules_lists_the_upgraded_builtin_with_the_options_it_inherits(quark):
     for upgraded in ("LocalAsyncSampler", "QaptivaSampler", "SlurmSampler"):
         assert described[upgraded]["parameters"]["shots"] == sampler["shots"]
         assert described[upgraded]["parameters"]["seed"] == sampler["seed"]
+
+
+def test_results_json_updated_line_by_line_equals_a_full_rebuild(quark, write_config, tmp_path):
+    from quark_cli.state import RunDir
+
+    config = _config(write_config, TWO_ITEMS_ASYNC.replace("repetitions: 2", "repetitions: 6"))
+    run = tmp_path / "run"
+    assert quark("submit", config, "-o", run).exit_code == 3
+    job_dirs = sorted(p.parent for p in run.glob("jobs/*/job_info.json"))
+    for batch in (job_dirs[5:6], job_dirs[::3], job_dirs):
+        for job_dir in batch:
+            finish_job(job_dir)
+        quark("collect", run)
+        spliced = (run / "results.json").read_bytes()
+        RunDir(run).rebuild_results()
+        assert spliced == (run / "results.json").read_bytes()
+    assert [(r["benchmark_backlog_item_number"], r["repetition"]) for r in _results(run)] == [
+        (item, rep) for item in (0, 1) for rep in range(1, 7)
+    ]
