@@ -172,7 +172,7 @@ class AsyncCore(Core):
     ) -> Any:
         if status is not AsyncStatus.DONE:
             raise JobFailedError(manager, status)
-        server_result = manager.get_result()
+        server_result = kwargs["job_result"] if "job_result" in kwargs else manager.get_result()
         collect = getattr(self, f"collect_{phase}process", None)
         if collect is None:
             return server_result
@@ -184,7 +184,7 @@ class AsyncCore(Core):
         return collect(server_result, config, **extra)
 
 
-ENGINE_KWARGS = {"previous_job_info", "sequential", "job_listener", "job_context", "wait_timeout"}
+ENGINE_KWARGS = {"previous_job_info", "sequential", "job_listener", "job_context", "wait_timeout", "job_result"}
 
 
 def _module_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -197,6 +197,8 @@ class BenchmarkManager:
         #: What ``check`` read (candidates, their jobs, their records), reused by the next collect.
         self._checked: tuple[set[str], list[dict[str, Any]], dict[str, Any]] | None = None
         self._records: dict[str, Any] = {}
+        #: Results of done jobs fetched by the polling threads, by job key, until their walk takes them.
+        self._fetched: dict[str, Any] = {}
         #: Records saved by this object, by stack: results.json is rebuilt from them, not from disk.
         self._stored: dict[str, dict[str, Any]] = {}
         self._module_paths: dict[int, list[tuple[str, str]]] = {}
@@ -529,8 +531,22 @@ class BenchmarkManager:
             if changed:
                 job["info"] = manager.job_info
                 self.run.write_job(job)
+            if cls is None and status is AsyncStatus.DONE:
+                self._fetch_result(job, manager)
             outcomes.append((job, changed))
         return outcomes
+
+    def _fetch_result(self, job: dict[str, Any], manager: AsyncJobManager) -> None:
+        """Fetch a done job's result from the polling thread, for the walk that collects it.
+
+        A result is a service call too: fetched one after another by the walk, 1,000 of them at
+        50 ms would take 50 s. Only for managers polled job by job, whose calls therefore already
+        run in these threads; a failed fetch is left to the walk, which asks again.
+        """
+        try:
+            self._fetched[job["key"]] = manager.get_result()
+        except Exception as error:
+            log.info("job %s: fetching its result failed (the walk asks again): %s", job["key"], error)
 
     def cancel(self, selected: list[str] | None = None) -> Cancellation:
         """Cancel pending jobs on their services; their stacks fail as with any cancelled job.
@@ -729,10 +745,12 @@ class _StackWalk:
         if self.manager.on_phase:
             self.manager.on_phase(self.key, module_path, phase)
         method = module.preprocess if phase == "pre" else module.postprocess
+        fetched = {"job_result": self.manager._fetched.pop(job_key)} if job_key in self.manager._fetched else {}
         try:
             result = method(
                 data,
                 config,
+                **fetched,
                 store_dir=str(self.manager.run.path),
                 rep_count=self.repetition,
                 backlog_item=self.item.index,

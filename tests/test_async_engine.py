@@ -360,3 +360,26 @@ def test_results_json_updated_line_by_line_equals_a_full_rebuild(quark, write_co
     assert [(r["benchmark_backlog_item_number"], r["repetition"]) for r in _results(run)] == [
         (item, rep) for item in (0, 1) for rep in range(1, 7)
     ]
+
+
+def test_results_of_done_jobs_are_fetched_concurrently_and_once_each(quark, write_config, tmp_path):
+    from toy_modules import FetchCountingJobManager
+
+    config = write_config("""
+        application:
+          module: toy_modules:Numbers
+          config: {start: [1, 2]}
+          submodules: [{module: "toy_modules:SlowResultSquare"}]
+        repetitions: 4
+        """)
+    run = tmp_path / "run"
+    assert quark("submit", config, "-o", run).exit_code == 3
+    for job_dir in sorted(p.parent for p in run.glob("jobs/*/job_info.json")):
+        finish_job(job_dir)
+    FetchCountingJobManager.fetches.clear()
+    FetchCountingJobManager.most_at_once = 0
+
+    assert quark("collect", run).exit_code == 0
+    assert sorted(FetchCountingJobManager.fetches) == sorted(_jobs(run))  # one fetch per job, none twice
+    assert FetchCountingJobManager.most_at_once > 1
+    assert [r["module"]["submodule"]["squared"] for r in _results(run)] == [3] * 8

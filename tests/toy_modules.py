@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from quark_cli import AsyncCore, AsyncJobManager, AsyncStatus, Core
 from quark_cli.modules.devices import Sampler, counts_from_result, job_for_circuit
@@ -273,3 +275,29 @@ class Sleepy(Core):
     def postprocess(self, input_data, config, **kwargs):
         self.metrics.add_metric("slept", input_data)
         return input_data, 0.0
+
+
+class FetchCountingJobManager(ControlledJobManager):
+    """Counts result fetches and how many run at once; each takes 0.2 s, like a download."""
+
+    fetches: ClassVar[list[str]] = []
+    running = 0
+    most_at_once = 0
+    _lock = threading.Lock()
+
+    def get_result(self) -> Any:
+        cls = FetchCountingJobManager
+        with cls._lock:
+            cls.running += 1
+            cls.most_at_once = max(cls.most_at_once, cls.running)
+            cls.fetches.append(self.context.key)
+        time.sleep(0.2)
+        with cls._lock:
+            cls.running -= 1
+        return super().get_result()
+
+
+class SlowResultSquare(AsyncSquare):
+    """AsyncSquare whose results take a while to fetch."""
+
+    JobManager = FetchCountingJobManager
