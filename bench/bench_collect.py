@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import counter_config, quark, save, table
+from common import counter_config, quark, save, settle_disk, table
 from latency_modules import finish_all
 
 
@@ -23,8 +23,10 @@ def main(jobs: int = 1000, latency: float = 0.05) -> dict:
         quark("submit", counter_config(tmp / "c.yml", jobs, "LatencyDevice"), "-o", run, check=True)
         finish_all(run)
         shutil.copytree(run, tmp / "baseline", symlinks=True)
+        settle_disk()
         parallel, done = quark("collect", run, check=True, QUARK_BENCH_LATENCY=str(latency))
         assert done.returncode == 0, done.stdout + done.stderr
+        settle_disk()
         serial, done = quark("collect", tmp / "baseline", "--poll-workers", "1", QUARK_BENCH_LATENCY=str(latency))
         assert done.returncode == 0, done.stdout + done.stderr
     figures = {

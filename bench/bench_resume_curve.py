@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import counter_config, median_of, quark, save, table
+from common import counter_config, median_of, quark, save, settle_disk, table
 from latency_modules import finish_all
 
 PENDING = 10
@@ -24,8 +24,10 @@ def main(sizes: tuple[int, ...] = (100, 1000, 10_000)) -> dict:
             run = tmp / f"run-{finished}"
             config = counter_config(tmp / f"c{finished}.yml", finished, "SyncDevice", pending=PENDING)
             setup, _ = quark("submit", config, "-o", run, check=True)
+            settle_disk()
             nothing_ready = median_of(5, lambda run=run: quark("collect", run, check=True)[0])
             finish_all(run)
+            settle_disk()
             ready, done = quark("collect", run, check=True)
             assert done.returncode == 0, done.stdout + done.stderr
             curve.append(

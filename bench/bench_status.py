@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import counter_config, median_of, quark, save, table
+from common import counter_config, median_of, quark, save, settle_disk, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency_modules import finish_all  # noqa: E402,F811
@@ -19,6 +19,7 @@ def main(jobs: int = 10_000) -> dict:
         submit_s, done = quark("submit", counter_config(tmp / "c.yml", jobs, "LatencyDevice"), "-o", run, check=True)
         finish_all(run)
         collect_s, _ = quark("collect", run, check=True, QUARK_BENCH_LATENCY="0")
+        settle_disk()
         status = median_of(5, lambda: quark("status", run, check=True)[0])
         status_json = median_of(5, lambda: quark("status", run, "--json", check=True)[0])
     figures = {

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, quark, save, table
+from common import REPO, quark, save, settle_disk, table
 
 sys.path.insert(0, str(REPO / "tests"))
 from test_local_jobs import kill_processes_of  # noqa: E402
@@ -28,6 +28,7 @@ def main(jobs: int = 1000) -> dict:
         )
         run = tmp / "run"
         try:
+            settle_disk()
             elapsed, done = quark("submit", config, "-o", run, check=True)
             submitted = len(list(run.glob("jobs/*/local.json")))
             deadline = time.monotonic() + 600

@@ -36,7 +36,7 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from common import env, save  # noqa: E402
+from common import env, save, settle_disk  # noqa: E402
 from quark3_pipeline import service  # noqa: E402
 
 from quark_cli import __version__ as quark_cli_version  # noqa: E402
@@ -230,6 +230,7 @@ def measure_resume(work: Path, jobs: int, repeat: int) -> dict[str, Any]:
         for framework in frameworks:  # interleaved, so that a slow moment of the machine hits both
             copy = framework.root / f"resume-{repetition}"
             shutil.copytree(templates[framework.name], copy, symlinks=True)
+            settle_disk()
             seconds, process = run(framework.resume_command(copy), framework.root, framework.env)
             expect_exit(process, {0}, f"{framework.name} resume")
             check_all_squared(framework.outcome(copy), numbers, f"{framework.name} resume")
