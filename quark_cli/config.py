@@ -7,15 +7,18 @@ along it is one backlog item. Each item runs ``repetitions`` times.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
+import math
 import sys
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import yaml
 
@@ -53,6 +56,54 @@ class BacklogItem:
         return [level.name for level in self.levels]
 
 
+class Backlog(Sequence[BacklogItem]):
+    """The backlog items in ``itertools.product`` order, each made when asked for.
+
+    A collect of a 10,000-item run continues a handful of stacks: making every item (its levels and
+    parameter dicts) took longer than the rest of such a collect.
+    """
+
+    def __init__(self, paths: list[list[Level]]) -> None:
+        self._parts: list[tuple[list[Level], list[list[dict[str, Any]]]]] = []
+        self._starts: list[int] = []
+        total = 0
+        for levels in paths:
+            combos = [_combinations(level) for level in levels]
+            self._parts.append((levels, combos))
+            self._starts.append(total)
+            total += math.prod(len(choices) for choices in combos)
+        self._length = total
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> BacklogItem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[BacklogItem]: ...
+
+    def __getitem__(self, index: int | slice) -> BacklogItem | list[BacklogItem]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError("backlog index out of range")
+        part = bisect.bisect_right(self._starts, index) - 1
+        levels, combos = self._parts[part]
+        offset = index - self._starts[part]
+        chosen = []
+        for choices in reversed(combos):  # the last level's values vary fastest, as in itertools.product
+            offset, position = divmod(offset, len(choices))
+            chosen.append(choices[position])
+        chosen.reverse()
+        return BacklogItem(
+            index=index,
+            levels=[Level(lv.name, lv.module, dict(combo), lv.path) for lv, combo in zip(levels, chosen, strict=True)],
+        )
+
+
 @dataclass
 class BenchmarkConfig:
     """A validated config: the parsed file, its hash, and its backlog."""
@@ -60,7 +111,7 @@ class BenchmarkConfig:
     source: str
     raw: dict[str, Any]
     repetitions: int
-    backlog: list[BacklogItem] = field(default_factory=list)
+    backlog: Sequence[BacklogItem] = field(default_factory=list)
     search_path: str | None = None
 
     @cached_property
@@ -159,18 +210,9 @@ def build_config(raw: dict[str, Any], source: str, search_path: str | None = Non
         raise ConfigError(source, "repetitions", f"must be a whole number from 1 to 10000, not {repetitions!r}")
     with module_search_path(search_path):
         paths = _expand_node(raw["application"], None, "application", source, depth=0)
-    backlog: list[BacklogItem] = []
-    for levels in paths:
-        value_lists = [[(level, combo) for combo in _combinations(level)] for level in levels]
-        for choice in itertools.product(*value_lists):
-            backlog.append(
-                BacklogItem(
-                    index=len(backlog),
-                    levels=[Level(lv.name, lv.module, dict(combo), lv.path) for lv, combo in choice],
-                )
-            )
-            if len(backlog) > MAX_BACKLOG:
-                raise ConfigError(source, "application", f"expands to more than {MAX_BACKLOG} backlog items")
+    backlog = Backlog(paths)
+    if len(backlog) > MAX_BACKLOG:
+        raise ConfigError(source, "application", f"expands to more than {MAX_BACKLOG} backlog items")
     return BenchmarkConfig(source=source, raw=raw, repetitions=repetitions, backlog=backlog, search_path=search_path)
 
 

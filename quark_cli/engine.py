@@ -202,6 +202,7 @@ class BenchmarkManager:
         #: Records saved by this object, by stack: results.json is rebuilt from them, not from disk.
         self._stored: dict[str, dict[str, Any]] = {}
         self._module_paths: dict[int, list[tuple[str, str]]] = {}
+        self._stacks: dict[str, tuple[int, int]] | None = None
         #: Told ``(stack key, module path, "pre" | "post")`` as each phase starts, for progress displays.
         self.on_phase = on_phase
 
@@ -214,19 +215,23 @@ class BenchmarkManager:
             self._module_paths[item.index] = paths
         return paths
 
-    def stacks(self) -> Iterator[tuple[str, BacklogItem, int]]:
-        for item in self.config.backlog:
-            for repetition in range(1, self.config.repetitions + 1):
-                yield stack_key(item.index, repetition), item, repetition
+    def stacks(self) -> dict[str, tuple[int, int]]:
+        """Every stack's key with its (backlog item index, repetition); items are made when needed."""
+        if self._stacks is None:
+            reps = range(1, self.config.repetitions + 1)
+            self._stacks = {stack_key(i, rep): (i, rep) for i in range(len(self.config.backlog)) for rep in reps}
+        return self._stacks
 
     def start(self, sequential: bool, on_stack: Callable[[str, str], None] | None = None) -> Summary:
         """Walk every stack from the start: to the end (``sequential``) or to its first async point."""
         summary = Summary()
         with nullcontext() if sequential else group_commit(self.run.path):
-            for key, item, repetition in self.stacks():
-                status = self._walk(key, item, repetition, {}, sequential, summary)
-                if on_stack:
-                    on_stack(key, status)
+            for item in self.config.backlog:
+                for repetition in range(1, self.config.repetitions + 1):
+                    key = stack_key(item.index, repetition)
+                    status = self._walk(key, item, repetition, {}, sequential, summary)
+                    if on_stack:
+                        on_stack(key, status)
             self._finish(summary)
         return summary
 
@@ -237,7 +242,7 @@ class BenchmarkManager:
         they are read), and refuses an unfinished stack whose record names a job without its
         job_info.json: collecting it would submit that job a second time.
         """
-        candidates = self._candidates(self.run.read_index(), {key for key, _, _ in self.stacks()})
+        candidates = self._candidates(self.run.read_index(), self.stacks().keys())
         jobs = {job["key"]: job for job in self.run.jobs_of(candidates)}
         records = {key: self.run.read_record(key) for key in sorted(candidates)}
         self._checked = (candidates, list(jobs.values()), records)
@@ -280,7 +285,7 @@ class BenchmarkManager:
         """
         summary = Summary()
         index = self.run.read_index()
-        stacks = {key: (item, repetition) for key, item, repetition in self.stacks()}
+        stacks = self.stacks()
         candidates = self._candidates(index, stacks.keys(), retry_failed)
         for key in stacks.keys() - candidates:
             summary.stacks[key] = index[key]
@@ -301,7 +306,8 @@ class BenchmarkManager:
         }
 
         def settle(key: str) -> None:
-            item, repetition = stacks[key]
+            index, repetition = stacks[key]
+            item = self.config.backlog[index]
             self._settle(
                 key, item, repetition, jobs_by_stack.get(key, []), index, summary, retry_failed, resubmit_uncertain
             )
