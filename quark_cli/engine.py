@@ -306,8 +306,8 @@ class BenchmarkManager:
         }
 
         def settle(key: str) -> None:
-            index, repetition = stacks[key]
-            item = self.config.backlog[index]
+            position, repetition = stacks[key]
+            item = self.config.backlog[position]
             self._settle(
                 key, item, repetition, jobs_by_stack.get(key, []), index, summary, retry_failed, resubmit_uncertain
             )

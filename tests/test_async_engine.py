@@ -383,3 +383,19 @@ def test_results_of_done_jobs_are_fetched_concurrently_and_once_each(quark, writ
     assert sorted(FetchCountingJobManager.fetches) == sorted(_jobs(run))  # one fetch per job, none twice
     assert FetchCountingJobManager.most_at_once > 1
     assert [r["module"]["submodule"]["squared"] for r in _results(run)] == [3] * 8
+
+
+def test_a_finished_stack_whose_open_mark_survived_a_kill_is_closed_by_the_next_collect(quark, write_config, tmp_path):
+    config = _config(write_config, TWO_ITEMS_ASYNC)
+    run = tmp_path / "run"
+    assert quark("submit", config, "-o", run).exit_code == 3
+    for job_dir in sorted(p.parent for p in run.glob("jobs/*/job_info.json")):
+        finish_job(job_dir)
+    assert quark("collect", run).exit_code == 0
+    before = (run / "results.json").read_bytes()
+    (run / "open" / "000-r2").touch()  # killed after the record was in place, before the mark was cleared
+
+    again = quark("collect", run)
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert not (run / "open" / "000-r2").exists()
+    assert (run / "results.json").read_bytes() == before
