@@ -179,12 +179,14 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._pool: Any = None
+        self._queued: dict[str, int] = {}  # target -> staged writes not yet in place
 
     def write(self, path: Path | str, data: bytes, sync_dir: bool = True) -> None:
         """Queue ``data`` for ``path`` (``sync_dir`` as for ``atomic_write_bytes``)."""
         with self._lock:
             self._items.append(("file", os.fspath(path), data, sync_dir))
             self._files += 1
+            self._queued[os.fspath(path)] = self._queued.get(os.fspath(path), 0) + 1
             start = self._files >= self.LIMIT and self._background is None
             if start:
                 self._background = threading.Thread(target=self._commit_in_background, name="quark-commit")
@@ -257,9 +259,18 @@ class GroupCommit:
                     continue
                 self._ensure_folder(os.path.dirname(first))
                 os.replace(temps[index], first)
+                with self._lock:
+                    left = self._queued.pop(first) - 1
+                    if left:
+                        self._queued[first] = left
                 if sync_dir and not _defer_dir(Path(os.path.dirname(first))):
                     _fsync_dir(Path(os.path.dirname(first)))
             return True
+
+    def queued(self, path: Path | str) -> bool:
+        """True while a staged write to ``path`` is not in place yet."""
+        with self._lock:
+            return os.fspath(path) in self._queued
 
     def _write_temps(self, contents: list[bytes]) -> list[str]:
         """Write each content to a new temporary, from a few threads: their system calls overlap
@@ -375,10 +386,11 @@ def after_commit(function: Callable[..., Any], *args: Any) -> None:
         function(*args)
 
 
-def commit_staged() -> None:
-    """Commit the active group now: before a write that must not be overtaken by older staged ones."""
+def commit_staged(path: Path | None = None) -> None:
+    """Commit the active group now, before a write that must not be overtaken by older staged ones
+    (with ``path``: only if one of them is to that file)."""
     group = _group
-    if group is not None:
+    if group is not None and (path is None or group.queued(path)):
         group.commit()
 
 
@@ -721,7 +733,7 @@ class RunDir:
         path = self.job_file(job["key"])
         value = {"schema_version": SCHEMA_VERSION, **job}
         if durable:
-            commit_staged()  # the staged writes before this one must not land after it
+            commit_staged(path)  # an older staged write to this file must not land after this one
             atomic_write_json(path, value, durable=True, compact=True)
         else:
             staged_write(path, _json_bytes(value, compact=True), sync_dir=False)
