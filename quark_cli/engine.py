@@ -116,10 +116,10 @@ class _JobRecorder:
         self.run.write_job(self.job, durable=type(manager).durable_intent)
 
     def submitted(self, manager: AsyncJobManager) -> None:
-        """Save the id (staged in submit and collect: if a kill loses it, the intent makes the next
-        collect look the job up)."""
+        """Save the id: at once for a remote service; staged for the local backend, whose own files
+        (staged with it) tell the next collect about the job if a kill loses it."""
         self.job.update(status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso())
-        self.run.write_job(self.job)
+        self.run.write_job(self.job, at_once=type(manager).durable_intent)
 
     def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
         if apply_status(self.job, status, manager.status_reason):

@@ -724,17 +724,20 @@ class RunDir:
     def job_file(self, key: str) -> Path:
         return self.jobs_dir / key / "job_info.json"
 
-    def write_job(self, job: dict[str, Any], durable: bool = False) -> None:
-        """Save a job's info; ``durable`` for the intent written before a service is called.
+    def write_job(self, job: dict[str, Any], durable: bool = False, at_once: bool = False) -> None:
+        """Save a job's info; ``durable`` for the intent written before a service is called,
+        ``at_once`` (not staged in the group commit) for the id a remote service just gave.
 
-        Other writes need no folder fsync: the intent already made the folder durable, and losing a
-        later rewrite in a power cut leaves an earlier, valid state that the next collect moves on.
+        A remote job's id is saved at once so that a kill leaves at most the job being submitted
+        "submission uncertain", not the dozens whose ids were still staged. Writes after the intent
+        need no folder fsync: the intent made the folder durable, and losing a later rewrite in a
+        power cut leaves an earlier, valid state that the next collect moves on.
         """
         path = self.job_file(job["key"])
         value = {"schema_version": SCHEMA_VERSION, **job}
-        if durable:
+        if durable or at_once:
             commit_staged(path)  # an older staged write to this file must not land after this one
-            atomic_write_json(path, value, durable=True, compact=True)
+            atomic_write_json(path, value, durable=durable, sync_dir=durable, compact=True)
         else:
             staged_write(path, _json_bytes(value, compact=True), sync_dir=False)
         self.written_jobs[job["key"]] = dict(job)
