@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import itertools
 import json
 import math
 import sys
@@ -64,14 +63,15 @@ class Backlog(Sequence[BacklogItem]):
     """
 
     def __init__(self, paths: list[list[Level]]) -> None:
-        self._parts: list[tuple[list[Level], list[list[dict[str, Any]]]]] = []
+        #: Per root-to-leaf path: its levels, and each (level, parameter, values) in product order.
+        self._parts: list[tuple[list[Level], list[tuple[int, str, list[Any]]]]] = []
         self._starts: list[int] = []
         total = 0
         for levels in paths:
-            combos = [_combinations(level) for level in levels]
-            self._parts.append((levels, combos))
+            digits = [(i, name, level.config[name]) for i, level in enumerate(levels) for name in sorted(level.config)]
+            self._parts.append((levels, digits))
             self._starts.append(total)
-            total += math.prod(len(choices) for choices in combos)
+            total += math.prod(len(values) for _, _, values in digits)
         self._length = total
 
     def __len__(self) -> int:
@@ -91,16 +91,18 @@ class Backlog(Sequence[BacklogItem]):
         if not 0 <= index < self._length:
             raise IndexError("backlog index out of range")
         part = bisect.bisect_right(self._starts, index) - 1
-        levels, combos = self._parts[part]
+        levels, digits = self._parts[part]
         offset = index - self._starts[part]
-        chosen = []
-        for choices in reversed(combos):  # the last level's values vary fastest, as in itertools.product
-            offset, position = divmod(offset, len(choices))
-            chosen.append(choices[position])
-        chosen.reverse()
+        configs: list[dict[str, Any]] = [{} for _ in levels]
+        for level, name, values in reversed(digits):  # the last parameter varies fastest (itertools.product)
+            offset, position = divmod(offset, len(values))
+            configs[level][name] = values[position]
         return BacklogItem(
             index=index,
-            levels=[Level(lv.name, lv.module, dict(combo), lv.path) for lv, combo in zip(levels, chosen, strict=True)],
+            levels=[
+                Level(lv.name, lv.module, dict(sorted(config.items())), lv.path)
+                for lv, config in zip(levels, configs, strict=True)
+            ],
         )
 
 
@@ -214,11 +216,6 @@ def build_config(raw: dict[str, Any], source: str, search_path: str | None = Non
     if len(backlog) > MAX_BACKLOG:
         raise ConfigError(source, "application", f"expands to more than {MAX_BACKLOG} backlog items")
     return BenchmarkConfig(source=source, raw=raw, repetitions=repetitions, backlog=backlog, search_path=search_path)
-
-
-def _combinations(level: Level) -> list[dict[str, Any]]:
-    names = sorted(level.config)
-    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(level.config[n] for n in names))]
 
 
 def _expand_node(node: Any, parent: Core | None, path: str, source: str, depth: int) -> list[list[Level]]:
