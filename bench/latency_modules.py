@@ -2,7 +2,8 @@
 
 The benches need thousands of jobs whose status costs what a remote call costs (50 ms by default)
 without a real service: ``LatencyJobManager`` keeps each job's state in a file in its job folder
-and sleeps ``QUARK_BENCH_LATENCY`` seconds in every ``get_status``, like one round trip.
+and sleeps ``QUARK_BENCH_LATENCY`` seconds in every ``get_status``, like one round trip (and
+``QUARK_BENCH_RESULT_LATENCY``, default 0, in every ``get_result``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class LatencyJobManager(AsyncJobManager):
         return AsyncStatus(json.loads((self.context.job_dir / STATE).read_text())["state"])
 
     def get_result(self) -> Any:
+        time.sleep(float(os.environ.get("QUARK_BENCH_RESULT_LATENCY", "0")))
         return 2 * json.loads((self.context.job_dir / STATE).read_text()).get("value", 1)
 
 
