@@ -70,16 +70,20 @@ def expect_exit(process: subprocess.CompletedProcess, codes: set[int], what: str
         raise BenchError(f"{what} exited {process.returncode}, expected {sorted(codes)}: {' | '.join(tail)}")
 
 
-class QuarkCli:
-    """quark-cli: ``quark submit`` interrupts, ``quark collect`` resumes; results are QUARK 2 records."""
-
-    name = "quark-cli"
+class _Framework:
+    """One framework under test: its work folder and the file service its jobs go to."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.service = root / "service"
         self.service.mkdir(parents=True)
         self.env = env(**{service.SERVICE_ENV: str(self.service)})
+
+
+class QuarkCli(_Framework):
+    """quark-cli: ``quark submit`` interrupts, ``quark collect`` resumes; results are QUARK 2 records."""
+
+    name = "quark-cli"
 
     def write_config(self, numbers: list[int], devices: list[str] | None = None) -> Path:
         device = {"module": f"{MODULES}:BenchDevice"}
@@ -135,16 +139,10 @@ def _name(module: dict[str, Any]) -> str:
     return module["module_name"] + values
 
 
-class Quark3:
+class Quark3(_Framework):
     """QUARK 3: a module's ``Sleep`` pickles the rest of the tree; ``quark --resume-dir`` goes on."""
 
     name = "QUARK 3"
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.service = root / "service"
-        self.service.mkdir(parents=True)
-        self.env = env(**{service.SERVICE_ENV: str(self.service)})
 
     def write_config(self, numbers: list[int], devices: list[str] | None = None) -> Path:
         apps = [{"bench_app": {"index": number}} for number in numbers]

@@ -294,6 +294,7 @@ def status(
 
 
 STATUS_ROWS = 50
+NEEDS_DECISION = ("FAILED", "CANCELLED")  # job statuses status lists one by one however many there are
 
 
 def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
@@ -307,9 +308,9 @@ def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if not show_all and len(shown) > STATUS_ROWS:
         for job in shown:
-            if job["status"] not in ("FAILED", "CANCELLED"):
+            if job["status"] not in NEEDS_DECISION:
                 grouped.setdefault((job["module"], job["status"]), []).append(job)
-        shown = [job for job in shown if job["status"] in ("FAILED", "CANCELLED")]
+        shown = [job for job in shown if job["status"] in NEEDS_DECISION]
     table = Table(title=f"jobs of {report['run_dir']}")
     for column in ("job", "module", "status", "id", "age", "error"):
         table.add_column(column, overflow="fold")

@@ -89,7 +89,7 @@ class _JobRecorder:
 
     def not_submitted(self, manager: AsyncJobManager) -> None:
         """The service refused before accepting anything: put the job file back as it was."""
-        commit_staged()  # the staged intent must not land after the file is put back
+        commit_staged(self.run.job_file(self.job["key"]))  # the staged intent must not land after this
         if self.before is None:
             self.run.job_file(self.job["key"]).unlink(missing_ok=True)
         else:
@@ -201,26 +201,26 @@ class BenchmarkManager:
         self._fetched: dict[str, Any] = {}
         #: Records saved by this object, by stack: results.json is rebuilt from them, not from disk.
         self._stored: dict[str, dict[str, Any]] = {}
-        self._module_paths: dict[int, list[tuple[str, str]]] = {}
+        self._module_paths: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self._stacks: dict[str, tuple[int, int]] | None = None
         #: Told ``(stack key, module path, "pre" | "post")`` as each phase starts, for progress displays.
         self.on_phase = on_phase
 
     def module_paths(self, item: BacklogItem) -> list[tuple[str, str]]:
-        """``(module path, its file-name-safe form)`` of each level of a backlog item, computed once."""
-        paths = self._module_paths.get(item.index)
+        """``(module path, its file-name-safe form)`` of each level of a backlog item, computed once
+        per shape of stack (items differ in parameters, rarely in modules)."""
+        names = tuple(item.module_names)
+        paths = self._module_paths.get(names)
         if paths is None:
-            names = item.module_names
             paths = [(".".join(names[: i + 1]), _safe(".".join(names[: i + 1]))) for i in range(len(names))]
-            self._module_paths[item.index] = paths
+            self._module_paths[names] = paths
         return paths
 
     def stacks(self) -> dict[str, tuple[int, int]]:
-        """Every stack's key (``stack_key``, inlined: 10,000 calls) with its (backlog item index,
-        repetition); items are made when needed."""
+        """Every stack's key with its (backlog item index, repetition); items are made when needed."""
         if self._stacks is None:
             reps = range(1, self.config.repetitions + 1)
-            self._stacks = {f"{i:03d}-r{rep}": (i, rep) for i in range(len(self.config.backlog)) for rep in reps}
+            self._stacks = {stack_key(i, rep): (i, rep) for i in range(len(self.config.backlog)) for rep in reps}
         return self._stacks
 
     def start(self, sequential: bool, on_stack: Callable[[str, str], None] | None = None) -> Summary:
@@ -464,9 +464,9 @@ class BenchmarkManager:
         """Ask the services about pending jobs; yield each job as its answer is in (and saved).
 
         A job-manager class with a batch ``get_statuses`` gets one call for all its jobs; others are
-        polled concurrently, ``poll_workers`` at a time, and queued for saving from the polling threads. A poll
-        that fails leaves its job as it was (reported in ``summary.errors``): one lost answer never
-        fails a job.
+        polled concurrently, ``poll_workers`` at a time, and queued for saving from the polling
+        threads. A poll that fails leaves its job as it was (reported in ``summary.errors``): one lost
+        answer never fails a job.
         """
         by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in pending:

@@ -134,10 +134,11 @@ def atomic_write_json(
     path: Path, value: Any, durable: bool = False, sync_dir: bool = True, compact: bool = False
 ) -> None:
     """Atomic JSON write; ``compact`` (one line, C encoder) for files read by programs, not people."""
-    atomic_write_bytes(path, _json_bytes(value, compact), durable=durable, sync_dir=sync_dir)
+    atomic_write_bytes(path, json_bytes(value, compact), durable=durable, sync_dir=sync_dir)
 
 
-def _json_bytes(value: Any, compact: bool = False) -> bytes:
+def json_bytes(value: Any, compact: bool = False) -> bytes:
+    """What ``atomic_write_json`` writes, for ``staged_write``."""
     if compact:
         return (json.dumps(value, separators=(",", ":"), default=_json_default) + "\n").encode()
     return (json.dumps(value, indent=2, default=_json_default) + "\n").encode()
@@ -157,9 +158,10 @@ class GroupCommit:
     ``RunDir.remove_temp_files`` clears. An fsync costs about a millisecond on a virtual disk and
     thousands of them made up most of a collect; a ``syncfs`` costs about as much as one.
 
-    Once ``LIMIT`` files are queued, a background thread commits batches of ``BATCH`` while the engine goes on: its
-    threads make no file system call for a write, and so rarely wait for the interpreter lock after
-    one. ``commit`` commits everything queued so far and waits for it. Thread-safe.
+    Once ``LIMIT`` files are queued, a background thread commits batches of ``BATCH`` while the
+    engine goes on: its threads make no file system call for a write, and so rarely wait for the
+    interpreter lock after one. ``commit`` commits everything queued so far and waits for it.
+    Thread-safe.
     """
 
     LIMIT = 64
@@ -239,19 +241,19 @@ class GroupCommit:
         """
         with self._commit_lock:
             with self._lock:
-                files = taken = 0
+                file_count = taken = 0
                 for kind, *_ in self._items:
-                    if files == self.BATCH and kind == "file":
+                    if file_count == self.BATCH and kind == "file":
                         break
                     taken += 1
-                    files += kind == "file"
+                    file_count += kind == "file"
                 items, self._items = self._items[:taken], self._items[taken:]
-                self._files -= files
+                self._files -= file_count
             if not items:
                 return False
-            files = [(index, item[2]) for index, item in enumerate(items) if item[0] == "file"]
-            written = self._write_temps([data for _, data in files])
-            temps = {index: temp for (index, _), temp in zip(files, written, strict=True)}
+            writes = [(index, item[2]) for index, item in enumerate(items) if item[0] == "file"]
+            written = self._write_temps([data for _, data in writes])
+            temps = {index: temp for (index, _), temp in zip(writes, written, strict=True)}
             _sync_files(self.root, list(temps.values()))
             for index, (kind, first, second, sync_dir) in enumerate(items):
                 if kind == "call":
@@ -739,7 +741,7 @@ class RunDir:
             commit_staged(path)  # an older staged write to this file must not land after this one
             atomic_write_json(path, value, durable=durable, sync_dir=durable, compact=True)
         else:
-            staged_write(path, _json_bytes(value, compact=True), sync_dir=False)
+            staged_write(path, json_bytes(value, compact=True), sync_dir=False)
         self.written_jobs[job["key"]] = dict(job)
 
     def read_job(self, key: str) -> dict[str, Any]:
@@ -857,7 +859,7 @@ class RunDir:
         Returns the record as saved (with its schema version).
         """
         saved = {"schema_version": SCHEMA_VERSION, **record}
-        staged_write(self.record_file(key), _json_bytes(saved, compact=True))
+        staged_write(self.record_file(key), json_bytes(saved, compact=True))
         return saved
 
     def read_records(self) -> dict[str, dict[str, Any]]:
@@ -906,11 +908,13 @@ class RunDir:
         """Delete the temporary files of writes a kill interrupted; the files they were for are intact.
 
         Only temporaries of the files quark writes under the run lock (run.json, results.json,
-        index.json, records, job_info.json): the caller holds the lock, so none of them is being
-        written. Backends' own files, which detached workers write without the lock, are left alone.
+        index.json, records, job_info.json, and a group commit's in ``.staging``): the caller holds
+        the lock, so none of them is being written. Backends' own files, which detached workers
+        write without the lock, are left alone.
         """
         ours = tuple(f".{name}." for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, CONFIG_FILE, "job_info.json"))
-        folders = [self.path, self.records_dir, self.path / STAGING_DIR]
+        staging = self.path / STAGING_DIR
+        folders = [self.path, self.records_dir, staging]
         if self.jobs_dir.is_dir():
             folders += [
                 Path(entry.path)
@@ -924,7 +928,7 @@ class RunDir:
             except FileNotFoundError:
                 continue
             for name in names:
-                if name.endswith(".tmp") and (name.startswith(ours) or folder in (self.records_dir, folders[2])):
+                if name.endswith(".tmp") and (name.startswith(ours) or folder in (self.records_dir, staging)):
                     (folder / name).unlink(missing_ok=True)
                     removed.append(folder / name)
         return removed

@@ -69,7 +69,7 @@ from typing import Any
 from filelock import Timeout
 
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
-from quark_cli.state import after_commit, atomic_write_json, file_lock, private_dirs, staged_write
+from quark_cli.state import after_commit, atomic_write_json, file_lock, json_bytes, private_dirs, staged_write
 
 SCHEMA_VERSION = 1
 
@@ -444,7 +444,7 @@ class LocalAsyncJobManager(AsyncJobManager):
             "error": None,
             "submission_id": self.context.submission_id if self.context else None,
         }
-        staged_write(job_dir / STATE_FILE, json.dumps(state, indent=2).encode())
+        staged_write(job_dir / STATE_FILE, json_bytes(state))
         after_commit(_enqueue, self.jobs_dir, state["queue_name"], workers)
         info = {"id": state["id"], "host": host}
         self.set_info(**info)
