@@ -910,10 +910,14 @@ class RunDir:
         Only temporaries of the files quark writes under the run lock (run.json, results.json,
         index.json, records, job_info.json, and a group commit's in ``.staging``): the caller holds
         the lock, so none of them is being written. Backends' own files, which detached workers
-        write without the lock, are left alone.
+        write without the lock, are left alone. A file where one of our folders belongs is refused
+        before anything is deleted.
         """
         ours = tuple(f".{name}." for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, CONFIG_FILE, "job_info.json"))
         staging = self.path / STAGING_DIR
+        for folder in (self.records_dir, staging):
+            if folder.exists() and not folder.is_dir():
+                raise RunDirError(f"{folder}: is a file, not a folder; move it out of the run directory")
         folders = [self.path, self.records_dir, staging]
         if self.jobs_dir.is_dir():
             folders += [

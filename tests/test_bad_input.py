@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,14 @@ def replace_with_folder(relative: str) -> callable:
     return mutate
 
 
+def replace_with_file(relative: str) -> callable:
+    def mutate(run: Path) -> None:
+        shutil.rmtree(run / relative, ignore_errors=True)
+        (run / relative).write_text("x")
+
+    return mutate
+
+
 # (case, how the run is damaged, command, the file the message names, what it says after the file)
 BAD_RUNS = [
     ("run.json truncated", truncate("run.json"), "collect", "run.json", ": damaged JSON at line"),
@@ -303,6 +312,7 @@ BAD_RUNS = [
     ("job_info not UTF-8", write(JOB, b"\xff\xfe{}"), "status", JOB, ": cannot be read (UnicodeDecodeError)"),
     ("job_info nested 100000 deep", write(JOB, "[" * 100_000 + "]" * 100_000), "collect", JOB, ": damaged JSON"),
     ("job_info a folder", replace_with_folder(JOB), "collect", JOB, ": is a folder, not a job_info.json file"),
+    (".staging a file", replace_with_file(".staging"), "collect", ".staging", ": is a file, not a folder; move it out"),
     (
         "job_info key twice",
         write(JOB, '{"schema_version": 1, "status": "DONE", "status": "FAILED"}'),
