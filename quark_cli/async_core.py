@@ -2,15 +2,22 @@
 
 The module implements ``submit_XXXprocess`` (hand work to the service, return the service's answer)
 and optionally ``collect_XXXprocess`` (turn the service's result into the phase's output). The
-BenchmarkManager decides the mode of each call:
+mode of each call:
 
-* submit mode (no ``previous_job_info``): submit and return ``(Instruction.INTERRUPT, manager)``;
-* collect mode (``previous_job_info`` from the run directory): rebuild the manager, and if the job
-  is done return ``(Instruction.PROCEED, result)``, if still pending ``(Instruction.INTERRUPT, manager)``;
+* submit mode (no saved job for this phase): submit and return ``(Instruction.INTERRUPT, manager)``;
+* collect mode (the engine hands the phase's saved job as ``async_job``; outside quark-cli's engine,
+  a QUARK 2 style ``previous_job_info`` holding the ``job_info`` the module saved): rebuild the
+  manager, and if the job is done return ``(Instruction.PROCEED, result)``, if still pending
+  ``(Instruction.INTERRUPT, manager)``;
 * sequential mode (``sequential=True``, used by ``quark run``): submit, wait with a backed-off and
   bounded poll, then collect.
 
-Every phase of an AsyncCore returns ``(Instruction, payload, seconds)``.
+Every phase of an AsyncCore returns ``(Instruction, payload, time)``, the time in the unit of the
+module's dialect: seconds for quark-cli modules, milliseconds for an upgraded QUARK 2 module.
+
+``AsyncCore`` is a mixin: in ``class X(AsyncCore, Existing)`` everything of ``Existing`` that the
+dispatch does not replace (parameters, submodules, depending parameters, requirements, metrics,
+and the phase that is not interruptable) stays ``Existing``'s, whatever ``Existing`` derives from.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any, Protocol
 from quark_cli.core import Core, Instruction
 from quark_cli.errors import NotSubmittedError
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError
+from quark_cli.quark2 import speaks_quark2
 
 PHASES = {"PRE": ("pre",), "POST": ("post",), "PREPOST": ("pre", "post")}
 FIRST_POLL_SECONDS = 0.05
@@ -55,8 +63,9 @@ class AsyncCore(Core):
     Set ``JobManager`` to the job-manager class of the service and call
     ``AsyncCore.__init__(self, interruptable="PRE" | "POST" | "PREPOST", name=name)``. To upgrade an
     existing module, inherit from both (``class Mine(AsyncCore, ExistingModule)``) and call both
-    constructors; AsyncCore defines nothing but the phase dispatch, so the existing module's
-    parameter options, submodules and metrics stay as they were.
+    constructors; AsyncCore defines nothing but the phase dispatch, and ``Core``'s defaults come
+    after ``ExistingModule`` in the method order (see ``quark_cli.core._CoreType``), so the existing
+    module's parameter options, submodules and metrics stay as they were, QUARK 2 modules included.
     """
 
     JobManager: type[AsyncJobManager] | None = None
@@ -99,16 +108,25 @@ class AsyncCore(Core):
         while not status.is_final:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return Instruction.INTERRUPT, manager, time.perf_counter() - start
+                return Instruction.INTERRUPT, manager, self._elapsed(start)
             time.sleep(min(next(delays), remaining))
             status = self._poll(manager, kwargs)
         output = self._collect_result(phase, manager, status, input_data, config, kwargs)
-        return Instruction.PROCEED, output, time.perf_counter() - start
+        return Instruction.PROCEED, output, self._elapsed(start)
+
+    def _elapsed(self, start: float) -> float:
+        """Time since ``start`` in the unit of this module's dialect (seconds, or ms for QUARK 2)."""
+        seconds = time.perf_counter() - start
+        return seconds * 1000 if speaks_quark2(type(self)) else seconds
 
     def _dispatch(self, phase: str, input_data: Any, config: dict[str, Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-        previous = kwargs.get("previous_job_info")
-        if previous:
-            return self._collect(phase, previous, input_data, config, kwargs)
+        if "async_job" in kwargs:  # quark-cli's engine says which saved job, if any, this phase has
+            job = kwargs["async_job"]
+        else:  # another manager: QUARK 2 hands the module its own saved level of the record
+            saved = (kwargs.get("previous_job_info") or {}).get("job_info")
+            job = {"info": saved} if isinstance(saved, dict) and saved else None
+        if job:
+            return self._collect(phase, job, input_data, config, kwargs)
         if kwargs.get("sequential", True):
             return self.sequential_run(phase, input_data, config, **kwargs)
         return self._submit(phase, input_data, config, kwargs)
@@ -134,25 +152,26 @@ class AsyncCore(Core):
         self.metrics.add_metric("job_info", manager.job_info)
         if listener:
             listener.submitted(manager)
-        return Instruction.INTERRUPT, manager, time.perf_counter() - start
+        return Instruction.INTERRUPT, manager, self._elapsed(start)
 
     def _collect(
-        self, phase: str, previous: dict[str, Any], input_data: Any, config: dict[str, Any], kwargs: dict[str, Any]
+        self, phase: str, job: dict[str, Any], input_data: Any, config: dict[str, Any], kwargs: dict[str, Any]
     ) -> tuple[Any, ...]:
+        """Collect mode: ``job`` is the phase's saved job (``info`` as set by ``set_info``, ``status``, ``error``)."""
         start = time.perf_counter()
-        manager = self.JobManager.from_job_info(previous.get("info", {}), context=self._context(config, kwargs))
+        manager = self.JobManager.from_job_info(job.get("info") or {}, context=self._context(config, kwargs))
         self.job_manager = manager
         self.metrics.add_metric("job_info", manager.job_info)
-        known = previous.get("status")
+        known = job.get("status")
         status = AsyncStatus(known) if known in {s.value for s in AsyncStatus if s.is_final} else None
         if status is None:
             status = self._poll(manager, kwargs)
         if not status.is_final:
-            return Instruction.INTERRUPT, manager, time.perf_counter() - start
+            return Instruction.INTERRUPT, manager, self._elapsed(start)
         if status is not AsyncStatus.DONE:
-            manager.status_reason = manager.status_reason or previous.get("error")
+            manager.status_reason = manager.status_reason or job.get("error")
         output = self._collect_result(phase, manager, status, input_data, config, kwargs)
-        return Instruction.PROCEED, output, time.perf_counter() - start
+        return Instruction.PROCEED, output, self._elapsed(start)
 
     def _poll(self, manager: AsyncJobManager, kwargs: dict[str, Any]) -> AsyncStatus:
         status = manager.get_status()
@@ -184,7 +203,7 @@ class AsyncCore(Core):
         return collect(server_result, config, **extra)
 
 
-ENGINE_KWARGS = {"previous_job_info", "sequential", "job_listener", "job_context", "wait_timeout", "job_result"}
+ENGINE_KWARGS = {"sequential", "job_listener", "job_context", "wait_timeout", "job_result", "async_job"}
 
 
 def _module_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any, overload
 
 import yaml
 
-from quark_cli.core import Core
+from quark_cli.contract import ModuleAdapter, build_module
 from quark_cli.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1_000_000
@@ -29,8 +29,14 @@ MAX_VALUES = 1_000_000  # scalars, lists and mappings once YAML aliases are expa
 MAX_DEPTH = 16
 MAX_BACKLOG = 100_000
 TOP_LEVEL_KEYS = {"application", "repetitions"}
-NODE_KEYS = {"name", "module", "config", "submodules"}
+NODE_KEYS = {"name", "module", "args", "config", "submodules"}
 TYPE_NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+#: How backlog items are numbered. ``quark2``: QUARK 2's order (a module's parameter combinations,
+#: in the config's key order, outermost; then its branches), used for every new run. ``legacy``:
+#: quark-cli 0.1.0's order (branches outermost, parameters sorted by name), kept for runs it made.
+BACKLOG_ORDERS = ("quark2", "legacy")
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Level:
     module: str | None
     config: dict[str, Any]
     path: str
+    args: dict[str, Any] | None = None
 
 
 @dataclass
@@ -55,12 +62,89 @@ class BacklogItem:
         return [level.name for level in self.levels]
 
 
-class Backlog(Sequence[BacklogItem]):
-    """The backlog items in ``itertools.product`` order, each made when asked for.
+@dataclass
+class ConfigNode:
+    """One module entry of the config tree: its level (config values as lists) and its branches."""
 
-    A collect of a 10,000-item run continues a handful of stacks: making every item (its levels and
-    parameter dicts) took longer than the rest of such a collect.
+    level: Level
+    children: list[ConfigNode]
+
+    @cached_property
+    def combinations(self) -> int:
+        return math.prod(len(values) for values in self.level.config.values())
+
+    @cached_property
+    def starts(self) -> list[int]:
+        """Where each branch's items begin among one parameter combination's items."""
+        starts, total = [], 0
+        for child in self.children:
+            starts.append(total)
+            total += child.count
+        return starts
+
+    @cached_property
+    def per_combination(self) -> int:
+        return sum(child.count for child in self.children) if self.children else 1
+
+    @cached_property
+    def count(self) -> int:
+        return self.combinations * self.per_combination
+
+    def item_levels(self, offset: int) -> list[Level]:
+        """The levels of item ``offset`` below this node, in QUARK 2's order."""
+        combination, rest = divmod(offset, self.per_combination)
+        config: dict[str, Any] = {}
+        for name, values in reversed(self.level.config.items()):  # the last parameter varies fastest
+            combination, position = divmod(combination, len(values))
+            config[name] = values[position]
+        own = Level(
+            self.level.name, self.level.module, dict(reversed(config.items())), self.level.path, self.level.args
+        )
+        if not self.children:
+            return [own]
+        branch = bisect.bisect_right(self.starts, rest) - 1
+        return [own, *self.children[branch].item_levels(rest - self.starts[branch])]
+
+    def paths(self) -> list[list[Level]]:
+        """Every root-to-leaf list of levels (config values still lists)."""
+        if not self.children:
+            return [[self.level]]
+        return [[self.level, *tail] for child in self.children for tail in child.paths()]
+
+
+class Backlog(Sequence[BacklogItem]):
+    """The backlog items in QUARK 2's order, each made when asked for.
+
+    QUARK 2 expands a module's parameter combinations (``itertools.product`` in the config's key
+    order) outermost and, inside each, its branches one after the other, recursively. A collect of a
+    10,000-item run continues a handful of stacks: making every item took longer than the rest.
     """
+
+    def __init__(self, root: ConfigNode) -> None:
+        self._root = root
+        self._length = root.count
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> BacklogItem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[BacklogItem]: ...
+
+    def __getitem__(self, index: int | slice) -> BacklogItem | list[BacklogItem]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError("backlog index out of range")
+        return BacklogItem(index=index, levels=self._root.item_levels(index))
+
+
+class LegacyBacklog(Sequence[BacklogItem]):
+    """quark-cli 0.1.0's numbering (branches outermost, parameters by name), for runs it made."""
 
     def __init__(self, paths: list[list[Level]]) -> None:
         #: Per root-to-leaf path: its levels, and each (level, parameter, values) in product order.
@@ -100,7 +184,7 @@ class Backlog(Sequence[BacklogItem]):
         return BacklogItem(
             index=index,
             levels=[
-                Level(lv.name, lv.module, dict(sorted(config.items())), lv.path)
+                Level(lv.name, lv.module, dict(sorted(config.items())), lv.path, lv.args)
                 for lv, config in zip(levels, configs, strict=True)
             ],
         )
@@ -108,13 +192,20 @@ class Backlog(Sequence[BacklogItem]):
 
 @dataclass
 class BenchmarkConfig:
-    """A validated config: the parsed file, its hash, and its backlog."""
+    """A validated config: the parsed file, its hash, its backlog, and what was noticed on the way."""
 
     source: str
     raw: dict[str, Any]
     repetitions: int
     backlog: Sequence[BacklogItem] = field(default_factory=list)
     search_path: str | None = None
+    #: QUARK 2 module-file entries (``--modules FILE``) that config names resolve against, or None.
+    module_entries: list[dict[str, Any]] | None = None
+    backlog_order: str = "quark2"
+    #: Values QUARK 2 modules do not list but accept unchecked, as QUARK 2 does; said, not refused.
+    warnings: list[str] = field(default_factory=list)
+    #: The root of the config tree (modules built once to check it), for ``quark validate``.
+    tree: ConfigNode | None = None
 
     @cached_property
     def config_hash(self) -> str:
@@ -187,8 +278,10 @@ def _check_expanded_size(raw: dict[str, Any], source: str) -> None:
             stack.extend((item, top) for item in value)
 
 
-def load_config(path: str | Path) -> BenchmarkConfig:
-    """Read, validate and expand the config file at ``path``."""
+def load_config(
+    path: str | Path, module_entries: list[dict[str, Any]] | None = None, backlog_order: str = "quark2"
+) -> BenchmarkConfig:
+    """Read, validate and expand the config file at ``path`` (module names resolved in ``module_entries``)."""
     path = Path(path)
     source = str(path)
     try:
@@ -197,11 +290,27 @@ def load_config(path: str | Path) -> BenchmarkConfig:
         raise ConfigError(source, "", "no such file; give the path of a config.yml") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(source, "", f"cannot be read ({error.__class__.__name__}: {error})") from None
-    return build_config(parse_config_text(text, source), source, search_path=str(path.resolve().parent))
+    return build_config(
+        parse_config_text(text, source),
+        source,
+        search_path=str(path.resolve().parent),
+        module_entries=module_entries,
+        backlog_order=backlog_order,
+    )
 
 
-def build_config(raw: dict[str, Any], source: str, search_path: str | None = None) -> BenchmarkConfig:
-    """Validate a parsed config against its modules and expand its backlog."""
+def build_config(
+    raw: dict[str, Any],
+    source: str,
+    search_path: str | None = None,
+    module_entries: list[dict[str, Any]] | None = None,
+    backlog_order: str = "quark2",
+) -> BenchmarkConfig:
+    """Validate a parsed config against its modules and expand its backlog.
+
+    Every module of the tree is built once (which imports its code) and asked for its parameters and
+    submodules; raises ConfigError naming the file and field on the first problem.
+    """
     unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
     if unknown:
         raise ConfigError(source, unknown[0], f"unknown key; a config has only {sorted(TOP_LEVEL_KEYS)}")
@@ -210,16 +319,37 @@ def build_config(raw: dict[str, Any], source: str, search_path: str | None = Non
     repetitions = raw.get("repetitions", 1)
     if not isinstance(repetitions, int) or isinstance(repetitions, bool) or not 1 <= repetitions <= 10_000:
         raise ConfigError(source, "repetitions", f"must be a whole number from 1 to 10000, not {repetitions!r}")
+    if backlog_order not in BACKLOG_ORDERS:
+        raise ConfigError(source, "", f"unknown backlog order {backlog_order!r}; known: {list(BACKLOG_ORDERS)}")
+    warnings: list[str] = []
     with module_search_path(search_path):
-        paths = _expand_node(raw["application"], None, "application", source, depth=0)
-    backlog = Backlog(paths)
+        tree = _expand_node(raw["application"], None, "application", source, 0, module_entries, warnings)
+    backlog: Sequence[BacklogItem] = Backlog(tree) if backlog_order == "quark2" else LegacyBacklog(tree.paths())
     if len(backlog) > MAX_BACKLOG:
         raise ConfigError(source, "application", f"expands to more than {MAX_BACKLOG} backlog items")
-    return BenchmarkConfig(source=source, raw=raw, repetitions=repetitions, backlog=backlog, search_path=search_path)
+    return BenchmarkConfig(
+        source=source,
+        raw=raw,
+        repetitions=repetitions,
+        backlog=backlog,
+        search_path=search_path,
+        module_entries=module_entries,
+        backlog_order=backlog_order,
+        warnings=warnings,
+        tree=tree,
+    )
 
 
-def _expand_node(node: Any, parent: Core | None, path: str, source: str, depth: int) -> list[list[Level]]:
-    """Every root-to-leaf list of levels below ``node``; each level's config holds value lists."""
+def _expand_node(
+    node: Any,
+    parent: ModuleAdapter | None,
+    path: str,
+    source: str,
+    depth: int,
+    entries: list[dict[str, Any]] | None,
+    warnings: list[str],
+) -> ConfigNode:
+    """The config tree below ``node``, each level's config holding value lists."""
     if depth > MAX_DEPTH:
         raise ConfigError(source, path, f"stacks deeper than {MAX_DEPTH} modules are not supported")
     if not isinstance(node, dict):
@@ -229,97 +359,84 @@ def _expand_node(node: Any, parent: Core | None, path: str, source: str, depth: 
         raise ConfigError(source, f"{path}.{unknown[0]}", f"unknown key; a module entry has only {sorted(NODE_KEYS)}")
     module_ref = node.get("module")
     name = node.get("name")
+    args = node.get("args")
     if module_ref is not None and not isinstance(module_ref, str):
         raise ConfigError(source, f"{path}.module", "must be a string 'package.module:ClassName'")
     if name is not None and not isinstance(name, str):
         raise ConfigError(source, f"{path}.name", f"must be a module name (a string), not {name!r}")
-    instance = instantiate_module(name, module_ref, parent, source, path)
-    name = name or instance.name
-    values = _validate_parameters(instance, node.get("config"), source, f"{path}.config")
-    level = Level(name=name, module=module_ref, config=values, path=path)
-
+    if args is not None and (not module_ref or not isinstance(args, dict)):
+        raise ConfigError(source, f"{path}.args", "constructor arguments: a mapping, with 'module: pkg.mod:Class'")
+    adapter = build_module(name, module_ref, args, parent, entries, source, path)
+    name = name or adapter.label
     submodules = node.get("submodules") or []
     if not isinstance(submodules, list):
         raise ConfigError(source, f"{path}.submodules", "must be a list of module entries")
+    child_names = [child.get("name") for child in submodules if isinstance(child, dict)]
+    values = _validate_parameters(adapter, node.get("config"), source, f"{path}.config", child_names, warnings)
+    level = Level(name=name, module=module_ref, config=values, path=path, args=args)
     if not submodules:
-        options = instance.get_available_submodule_options()
+        options = adapter.submodule_names()
         if options:
             raise ConfigError(source, f"{path}.submodules", f"{name} needs a submodule; choose one of {options}")
-        return [[level]]
-    paths = []
-    for index, child in enumerate(submodules):
-        for tail in _expand_node(child, instance, f"{path}.submodules[{index}]", source, depth + 1):
-            paths.append([level, *tail])
-    return paths
+        return ConfigNode(level, [])
+    children = [
+        _expand_node(child, adapter, f"{path}.submodules[{index}]", source, depth + 1, entries, warnings)
+        for index, child in enumerate(submodules)
+    ]
+    return ConfigNode(level, children)
 
 
-def instantiate_module(
-    name: str | None, module_ref: str | None, parent: Core | None, source: str = "config", path: str = "application"
-) -> Core:
-    """Build the module of one config entry: user code by ``module:``, else a built-in name."""
-    from quark_cli.modules import APPLICATIONS, load_class
+def _validate_parameters(
+    module: ModuleAdapter, given: Any, source: str, path: str, children: list[Any], warnings: list[str]
+) -> dict[str, list[Any]]:
+    """Each parameter as a non-empty list of values, in the config's order.
 
-    if module_ref:
-        try:
-            cls = load_class(module_ref)
-        except ConfigError:
-            raise
-        except Exception as error:  # a user's module may raise anything while importing
-            raise ConfigError(
-                source, f"{path}.module", f"cannot import {module_ref!r} ({type(error).__name__}: {error})"
-            ) from None
-        return _construct(cls, source, path)
-    if not name:
-        raise ConfigError(source, f"{path}.name", "missing; give a built-in module name or 'module: pkg.mod:Class'")
-    if parent is None:
-        if name not in APPLICATIONS:
-            raise ConfigError(
-                source, f"{path}.name", f"unknown application {name!r}; available: {sorted(APPLICATIONS)}"
-            )
-        return _construct(load_class(APPLICATIONS[name]), source, path)
-    options = parent.get_available_submodule_options()
-    if name not in options:
-        raise ConfigError(source, f"{path}.name", f"{parent.name} has no submodule {name!r}; choose one of {options}")
-    try:
-        return parent.get_default_submodule(name)
-    except ConfigError:
-        raise
-    except Exception as error:
-        raise ConfigError(source, f"{path}.name", f"cannot build {name!r} ({type(error).__name__}: {error})") from None
-
-
-def _construct(cls: type, source: str, path: str) -> Core:
-    if not (isinstance(cls, type) and issubclass(cls, Core)):
-        raise ConfigError(source, f"{path}.module", f"{cls!r} is not a quark_cli Core subclass")
-    try:
-        return cls()
-    except Exception as error:
-        raise ConfigError(source, path, f"cannot create {cls.__name__} ({type(error).__name__}: {error})") from None
-
-
-def _validate_parameters(module: Core, given: Any, source: str, path: str) -> dict[str, list[Any]]:
-    """Each parameter as a non-empty list of allowed values; defaults filled in from the module."""
+    quark-cli modules: values must be allowed, and parameters left out get the module's default.
+    QUARK 2 modules are checked as QUARK 2 treats them: a parameter may also come from
+    ``get_depending_parameters``; values outside ``values`` are passed on (with a warning unless
+    ``custom_input`` or ``allow_ranges`` invites them), types are not checked, and nothing is filled in.
+    """
     if given is None:
         given = {}
     if not isinstance(given, dict):
         raise ConfigError(source, path, "must be a mapping of parameter names to lists of values")
-    options = module.get_parameter_options()
+    try:
+        options = module.parameter_options()
+        if module.quark2:
+            declared = {name: value for name, value in given.items() if name in options}
+            named = [child for child in children if isinstance(child, str)]
+            options = {**options, **module.depending_parameter_options(named, declared)}
+    except Exception as error:  # module code
+        raise ConfigError(
+            source, path, f"{module.label} cannot list its parameters ({type(error).__name__}: {error})"
+        ) from None
     values: dict[str, list[Any]] = {}
     for name, value in given.items():
         field_path = f"{path}.{name}"
         if name not in options:
             known = sorted(options) or "none"
-            raise ConfigError(source, field_path, f"unknown parameter of {module.name}; known: {known}")
+            raise ConfigError(source, field_path, f"unknown parameter of {module.label}; known: {known}")
         listed = value if isinstance(value, list) else [value]
         if not listed:
             raise ConfigError(source, field_path, "empty list; give at least one value")
         for item in listed:
-            _check_value(options[name], item, source, field_path)
+            if module.quark2:
+                _note_unlisted(options[name], item, source, field_path, module.label, warnings)
+            else:
+                _check_value(options[name], item, source, field_path)
         values[name] = listed
-    for name, option in options.items():
-        if name not in values:
-            values[name] = [option.get("default", (option.get("values") or [None])[0])]
+    if not module.quark2:
+        for name, option in options.items():
+            if name not in values:
+                values[name] = [option.get("default", (option.get("values") or [None])[0])]
     return values
+
+
+def _note_unlisted(option: Any, value: Any, source: str, path: str, module: str, warnings: list[str]) -> None:
+    allowed = option.get("values") if isinstance(option, dict) else None
+    if not allowed or value in allowed or option.get("custom_input") or option.get("allow_ranges"):
+        return
+    warnings.append(f"{source}: {path}: {value!r} is not among {module}'s values {allowed}; passed on unchecked")
 
 
 def _check_value(option: dict[str, Any], value: Any, source: str, path: str) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import traceback
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -24,27 +22,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quark_cli.async_core import poll_delays
-from quark_cli.config import BacklogItem, BenchmarkConfig, instantiate_module, module_search_path
-from quark_cli.core import Core, Instruction
+from quark_cli.config import BacklogItem, BenchmarkConfig
 from quark_cli.errors import QuarkError, RunDirError, ServiceAuthError
 from quark_cli.jobs.base import (
     POLL_WORKERS,
     AsyncJobManager,
     AsyncStatus,
     JobContext,
-    JobFailedError,
     SubmissionUnknownError,
     TransientServiceError,
     load_job_manager_class,
 )
 from quark_cli.state import RunDir, after_commit, commit_staged, group_commit, now_iso, stack_key
+from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status
 
 log = logging.getLogger("quark_cli")
 
-FINISHED = "FINISHED"
-INTERRUPTED = "INTERRUPTED"
-FAILED = "FAILED"
-SUBMITTING = "SUBMITTING"
 PENDING_JOB_STATES = {AsyncStatus.SUBMITTED.value, AsyncStatus.RUNNING.value}
 FAILED_JOB_STATES = {AsyncStatus.FAILED.value, AsyncStatus.CANCELLED.value}
 CLOSED = {FINISHED, FAILED}
@@ -58,6 +51,8 @@ class Summary:
     changed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     uncertain: list[str] = field(default_factory=list)
+    #: The stack a ``failfast`` pass stopped at, if it stopped early.
+    stopped_at: str | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for value in self.stacks.values() if value == status)
@@ -79,54 +74,6 @@ class Cancellation:
     summary: Summary = field(default_factory=Summary)
 
 
-class _JobRecorder:
-    """The engine's JobListener for one async phase: saves the job at each step of its life."""
-
-    def __init__(self, run: RunDir, job: dict[str, Any]) -> None:
-        self.run = run
-        self.job = job
-        self.before = dict(job) if job.get("job_manager") else None
-
-    def not_submitted(self, manager: AsyncJobManager) -> None:
-        """The service refused before accepting anything: put the job file back as it was."""
-        commit_staged(self.run.job_file(self.job["key"]))  # the staged intent must not land after this
-        if self.before is None:
-            self.run.job_file(self.job["key"]).unlink(missing_ok=True)
-        else:
-            self.run.write_job(self.before)
-        self.job.clear()
-        self.job.update(self.before or {})
-
-    def submitting(self, manager: AsyncJobManager) -> None:
-        """Save the intent; its fresh ``submission_id`` is made here, for jobs that are submitted only."""
-        if manager.context is not None and manager.context.submission_id is None:
-            manager.context.submission_id = uuid.uuid4().hex
-        self.job.update(
-            status=SUBMITTING,
-            job_manager=type(manager).class_path(),
-            info={},
-            submitted_at=None,
-            error=None,
-            finished_at=None,
-            status_since=None,
-            submission_id=manager.context.submission_id if manager.context else None,
-            intent_at=now_iso(),
-        )
-        self.job.pop("adopted_at", None)
-        self.run.write_job(self.job, durable=type(manager).durable_intent)
-
-    def submitted(self, manager: AsyncJobManager) -> None:
-        """Save the id: at once for a remote service; staged for the local backend, whose own files
-        (staged with it) tell the next collect about the job if a kill loses it."""
-        self.job.update(status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso())
-        self.run.write_job(self.job, at_once=type(manager).durable_intent)
-
-    def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
-        if apply_status(self.job, status, manager.status_reason):
-            self.job["info"] = manager.job_info
-            self.run.write_job(self.job)
-
-
 JOB_SUMMARY_FIELDS = (
     "key",
     "stack",
@@ -143,20 +90,6 @@ JOB_SUMMARY_FIELDS = (
 def job_summary(job: dict[str, Any]) -> dict[str, Any]:
     """The part of a job that ``quark status`` shows, kept in the index."""
     return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
-
-
-def apply_status(job: dict[str, Any], status: AsyncStatus, reason: str | None) -> bool:
-    """Update a job with a polled status; True (and the job needs saving) when the status changed."""
-    changed = job.get("status") != status.value
-    if not changed:
-        return False
-    job["status"] = status.value
-    job["status_since"] = now_iso()
-    if status.is_final:
-        job["finished_at"] = job["status_since"]
-    if status in (AsyncStatus.FAILED, AsyncStatus.CANCELLED):
-        job["error"] = reason or status.value
-    return changed
 
 
 def _has_batch_status(cls: type[AsyncJobManager]) -> bool:
@@ -223,8 +156,14 @@ class BenchmarkManager:
             self._stacks = {stack_key(i, rep): (i, rep) for i in range(len(self.config.backlog)) for rep in reps}
         return self._stacks
 
-    def start(self, sequential: bool, on_stack: Callable[[str, str], None] | None = None) -> Summary:
-        """Walk every stack from the start: to the end (``sequential``) or to its first async point."""
+    def start(
+        self, sequential: bool, on_stack: Callable[[str, str], None] | None = None, failfast: bool = False
+    ) -> Summary:
+        """Walk every stack from the start: to the end (``sequential``) or to its first async point.
+
+        With ``failfast`` (QUARK 2's ``--failfast``) the first stack that fails ends the pass; the
+        stacks after it are not started (``collect`` starts them later) and the run stays consistent.
+        """
         summary = Summary()
         with nullcontext() if sequential else group_commit(self.run.path):
             for item in self.config.backlog:
@@ -233,6 +172,11 @@ class BenchmarkManager:
                     status = self._walk(key, item, repetition, {}, sequential, summary)
                     if on_stack:
                         on_stack(key, status)
+                    if failfast and status == FAILED:
+                        summary.stopped_at = key
+                        break
+                if summary.stopped_at:
+                    break
             self._finish(summary)
         return summary
 
@@ -368,7 +312,7 @@ class BenchmarkManager:
             self._fail_from_job(key, record, failed[0], summary)
         else:
             usable = {(job["level"], job["phase"]): job for job in jobs if job.get("status") != SUBMITTING}
-            self._walk(key, item, repetition, usable, False, summary)
+            self._walk(key, item, repetition, usable, False, summary, record)
 
     def _store(self, key: str, record: dict[str, Any]) -> None:
         """Save a stack's record; a finished or failed stack is closed only once its record is in place."""
@@ -639,10 +583,14 @@ class BenchmarkManager:
         jobs: dict[tuple[int, str], dict[str, Any]],
         sequential: bool,
         summary: Summary,
+        previous: dict[str, Any] | None = None,
     ) -> str:
-        """Walk one stack down and up, stopping at an interrupt; write its record."""
+        """Walk one stack down and up, stopping at an interrupt; write its record.
+
+        ``previous`` is the stack's saved record (collect): its levels go back to the modules.
+        """
         self.run.mark_open(key)
-        walk = _StackWalk(self, key, item, repetition, jobs, sequential)
+        walk = StackWalk(self, key, item, repetition, jobs, sequential, previous)
         status, error = walk.run()
         self._store(key, walk.record(status, error))
         summary.stacks[key] = status
@@ -651,179 +599,3 @@ class BenchmarkManager:
             summary.errors[key] = error
         log.info("stack %s %s%s", key, status, f": {error}" if error else "")
         return status
-
-
-class _StackWalk:
-    """One walk of one stack: the module instances, their metrics and where the walk stopped."""
-
-    def __init__(
-        self,
-        manager: BenchmarkManager,
-        key: str,
-        item: BacklogItem,
-        repetition: int,
-        jobs: dict[tuple[int, str], dict[str, Any]],
-        sequential: bool,
-    ) -> None:
-        self.manager = manager
-        self.key = key
-        self.item = item
-        self.repetition = repetition
-        self.jobs = jobs
-        self.sequential = sequential
-        self.modules: list[Core] = []
-        self.job_keys: list[str] = []
-        self.uncertain: list[str] = []  # jobs whose submit raised: they may or may not be on their service
-        self.started = time.perf_counter()
-
-    def run(self) -> tuple[str, str | None]:
-        try:
-            self._build()
-        except Exception as error:
-            log.error("stack %s: cannot build its modules\n%s", self.key, traceback.format_exc())
-            return FAILED, f"cannot build modules: {type(error).__name__}: {error}"
-        levels = self.item.levels
-        data: Any = None
-        try:
-            for level in range(len(levels)):
-                instruction, data = self._phase(level, "pre", data)
-                if instruction is Instruction.INTERRUPT:
-                    return INTERRUPTED, None
-            for level in reversed(range(len(levels))):
-                instruction, data = self._phase(level, "post", data)
-                if instruction is Instruction.INTERRUPT:
-                    return INTERRUPTED, None
-        except JobFailedError as error:
-            return FAILED, str(error)
-        except QuarkError:
-            raise
-        except TransientServiceError as error:
-            log.warning("stack %s: %s: service unavailable: %s", self.key, self._where, error)
-            return INTERRUPTED, f"{self._where}: service unavailable, the next collect tries again ({error})"
-        except Exception as error:
-            if self.uncertain:  # stays open: collect asks the service whether the submission arrived
-                log.error("stack %s: submitting failed\n%s", self.key, traceback.format_exc())
-                return INTERRUPTED, f"{self._where}: {type(error).__name__}: {error} (submission uncertain)"
-            log.error("stack %s failed\n%s", self.key, traceback.format_exc())
-            return FAILED, f"{self._where}: {type(error).__name__}: {error}"
-        return FINISHED, None
-
-    def _build(self) -> None:
-        parent = None
-        with module_search_path(self.manager.config.search_path):
-            for level in self.item.levels:
-                module = instantiate_module(
-                    level.name if not level.module else None,
-                    level.module,
-                    parent,
-                    self.manager.config.source,
-                    level.path,
-                )
-                module.metrics.reset()
-                module.metrics.set_module_config(level.config)
-                self.modules.append(module)
-                parent = module
-
-    def _phase(self, level: int, phase: str, data: Any) -> tuple[Instruction, Any]:
-        module = self.modules[level]
-        config = self.item.levels[level].config
-        self._where = f"{module.name}.{phase}process"
-        module_path, safe_path = self.manager.module_paths(self.item)[level]
-        job_key = f"{self.key}-{safe_path}-{phase}"
-        previous = self.jobs.get((level, phase))
-        job = (
-            dict(previous)
-            if previous
-            else {
-                "key": job_key,
-                "stack": self.key,
-                "backlog_item": self.item.index,
-                "repetition": self.repetition,
-                "module_path": module_path,
-                "level": level,
-                "phase": phase,
-                "module_config": config,
-                "attempt": 1,
-            }
-        )
-        if previous and previous.get("status") == "RETRY":
-            previous = None
-        context = JobContext(key=job_key, job_dir=self.manager.run.jobs_dir / job_key, config=config)
-        if self.manager.on_phase:
-            self.manager.on_phase(self.key, module_path, phase)
-        method = module.preprocess if phase == "pre" else module.postprocess
-        fetched = {"job_result": self.manager._fetched.pop(job_key)} if job_key in self.manager._fetched else {}
-        try:
-            result = method(
-                data,
-                config,
-                **fetched,
-                store_dir=str(self.manager.run.path),
-                rep_count=self.repetition,
-                backlog_item=self.item.index,
-                previous_job_info=previous,
-                sequential=self.sequential,
-                job_listener=_JobRecorder(self.manager.run, job),
-                job_context=context,
-                wait_timeout=self.manager.wait_timeout,
-            )
-        except QuarkError:
-            raise
-        except Exception as error:
-            if job.get("status") == SUBMITTING:  # the submit raised: it may or may not have reached the service
-                self.uncertain.append(job_key)
-                if not isinstance(error, TransientServiceError):
-                    job["error"] = f"{type(error).__name__}: {error}"
-                    self.manager.run.write_job(job)
-            raise
-        finally:
-            if job.get("job_manager"):
-                self.job_keys.append(job_key)
-        instruction, output, seconds = _normalise(result, self._where)
-        if phase == "pre":
-            module.metrics.set_preprocessing_time(seconds * 1000)
-        else:
-            module.metrics.set_postprocessing_time(seconds * 1000)
-        self.deepest = max(getattr(self, "deepest", 0), level)
-        return instruction, output
-
-    def record(self, status: str, error: str | None) -> dict[str, Any]:
-        """The stack's QUARK 2 style record: nested module metrics plus our fields."""
-        from quark_cli import __version__
-
-        module_record: dict[str, Any] | None = None
-        reached = self.modules[: getattr(self, "deepest", -1) + 1]
-        for module in reversed(reached):
-            entry = module.metrics.get()
-            entry["submodule"] = module_record
-            module_record = entry
-        module_record = module_record or {}
-        module_record["quark_job_status"] = status
-        total = 0.0
-        node = module_record
-        while node:
-            total += node.get("total_time", 0.0)
-            node = node.get("submodule")
-        return {
-            "benchmark_backlog_item_number": self.item.index,
-            "repetition": self.repetition,
-            "timestamp": now_iso(),
-            "config_hash": self.manager.config.config_hash,
-            "total_time": total,
-            "total_time_unit": "ms",
-            "quark_job_status": status,
-            "error": error,
-            "stack": self.key,
-            "jobs": sorted(set(self.job_keys)),
-            "quark_cli_version": __version__,
-            "module": module_record,
-        }
-
-
-def _normalise(result: Any, where: str) -> tuple[Instruction, Any, float]:
-    """A phase returns ``(data, seconds)`` (Core) or ``(Instruction, payload, seconds)`` (AsyncCore)."""
-    if isinstance(result, tuple) and len(result) == 3 and isinstance(result[0], Instruction):
-        return result
-    if isinstance(result, tuple) and len(result) == 2:
-        return Instruction.PROCEED, result[0], float(result[1] or 0.0)
-    raise TypeError(f"{where} must return (data, seconds), got {type(result).__name__}")

@@ -24,6 +24,10 @@ from quark_cli.state import SCHEMA_VERSION, RunDir
 
 MODULE_KEYS = {
     "module_name",
+    "module_src",
+    "module_level",
+    "module_git_revision_number",
+    "module_git_uncommitted_changes",
     "module_config",
     "submodule",
     "quark_job_status",

@@ -45,6 +45,8 @@ CONFIG_FILE = "config.yml"
 PARSED_CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
 INDEX_FILE = "index.json"
+MODULES_FILE = "modules.json"
+ITEMS_DIR = "benchmarks"
 LOCK_FILE = ".lock"
 STACK_STATUSES = ("FINISHED", "INTERRUPTED", "FAILED")
 JOB_STATUSES = ("SUBMITTING", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED", "RETRY")
@@ -607,6 +609,7 @@ class RunDir:
         self.written_jobs: dict[str, dict[str, Any]] = {}
         self._lock: FileLock | None = None
         self._adopt = False
+        self._item_dirs: set[int] = set()
 
     @classmethod
     def create(cls, path: Path, config_text: str, run_info: dict[str, Any]) -> RunDir:
@@ -665,6 +668,17 @@ class RunDir:
     @property
     def records_dir(self) -> Path:
         return self.path / "records"
+
+    def item_dir(self, index: int) -> Path:
+        """``benchmarks/benchmark_<index>``: a backlog item's own folder, made user-only when first asked for.
+
+        QUARK 2's ``store_dir``: modules save what they like there (``Application.save`` does).
+        """
+        folder = self.path / ITEMS_DIR / f"benchmark_{index}"
+        if index not in self._item_dirs:
+            private_dirs(folder)
+            self._item_dirs.add(index)
+        return folder
 
     def read_run(self) -> dict[str, Any]:
         return read_json(self.path / RUN_FILE, "run.json")

@@ -34,6 +34,63 @@ def test_backlog_is_the_product_of_parameter_lists(write_config):
     assert [item.index for item in config.backlog] == list(range(8))
 
 
+def test_backlog_is_numbered_in_quark2_order(write_config):
+    """QUARK 2's order: a module's parameter combinations (config key order, last varies fastest)
+    outermost, then its branches, recursively."""
+    config = load_config(
+        write_config(
+            """
+            application:
+              name: MaxCut
+              config: {nodes: [4, 5], edge_probability: [0.3, 0.5]}
+              submodules:
+                - name: QAOA
+                  config: {p: [1, 2], optimizer: [fixed]}
+                  submodules: [{name: Sampler, config: {seed: [1]}}, {name: Sampler, config: {seed: [2, 3]}}]
+            """
+        )
+    )
+    numbered = [
+        (
+            i.levels[0].config["nodes"],
+            i.levels[0].config["edge_probability"],
+            i.levels[1].config["p"],
+            i.levels[2].config["seed"],
+        )
+        for i in config.backlog
+    ]
+    expected = [
+        (nodes, probability, p, seed)
+        for nodes in (4, 5)
+        for probability in (0.3, 0.5)
+        for p in (1, 2)
+        for seed in (1, 2, 3)
+    ]
+    assert numbered == expected
+    assert list(config.backlog[0].levels[0].config) == ["nodes", "edge_probability", "graph_seed"]
+
+
+def test_runs_of_quark_cli_0_1_keep_their_numbering(write_config):
+    """Branches outermost and parameters by name: how 0.1.0 numbered the stacks it submitted."""
+    path = write_config(
+        """
+        application:
+          name: GHZ
+          config: {n_qubits: [2, 3]}
+          submodules:
+            - name: GHZCircuit
+              submodules: [{name: Sampler, config: {seed: [1]}}, {name: Sampler, config: {seed: [2]}}]
+        """
+    )
+    legacy = load_config(path, backlog_order="legacy")
+    assert [(i.levels[0].config["n_qubits"], i.levels[2].config["seed"]) for i in legacy.backlog] == [
+        (2, 1),
+        (3, 1),
+        (2, 2),
+        (3, 2),
+    ]
+
+
 def test_branches_below_the_root_are_separate_stacks(write_config):
     config = load_config(
         write_config(
@@ -49,8 +106,8 @@ def test_branches_below_the_root_are_separate_stacks(write_config):
     )
     assert [(i.levels[0].config["n_qubits"], i.levels[2].config["seed"]) for i in config.backlog] == [
         (2, 1),
-        (3, 1),
         (2, 2),
+        (3, 1),
         (3, 2),
     ]
 

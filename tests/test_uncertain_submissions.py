@@ -19,7 +19,7 @@ from test_async_engine import TWO_ITEMS_ASYNC, _config, _jobs, _results
 from test_qaptiva_backend import at, shipped
 from toy_modules import SERVICE_FILE, ControlledJobManager, finish_job, submissions
 
-from quark_cli import engine
+from quark_cli import walk
 from quark_cli.jobs import qaptiva
 from quark_cli.jobs.base import TransientServiceError
 
@@ -45,7 +45,7 @@ def finish_all(run: Path) -> None:
 
 def test_stopped_after_the_service_took_the_job_collect_adopts_it(quark, write_config, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    stop_at(monkeypatch, engine._JobRecorder, "submitted", call=3)
+    stop_at(monkeypatch, walk._JobRecorder, "submitted", call=3)
     assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).exit_code == 130
     monkeypatch.undo()
     jobs = _jobs(run)
@@ -142,7 +142,7 @@ def server(client_env: Path):
 
 def test_qaptiva_job_taken_before_the_stop_is_found_by_its_tag(quark, server, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    stop_at(monkeypatch, engine._JobRecorder, "submitted", call=2)
+    stop_at(monkeypatch, walk._JobRecorder, "submitted", call=2)
     config = shipped("ghz-qaptiva.yml", tmp_path, at(server), {"n_qubits": [2, 3, 4]})
     assert quark("submit", config, "-o", run).exit_code == 130
     monkeypatch.undo()
@@ -155,7 +155,7 @@ def test_qaptiva_job_taken_before_the_stop_is_found_by_its_tag(quark, server, tm
 
 def test_a_service_that_cannot_tell_leaves_the_choice_to_the_user(quark, server, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    stop_at(monkeypatch, engine._JobRecorder, "submitted", call=1)
+    stop_at(monkeypatch, walk._JobRecorder, "submitted", call=1)
     config = shipped("ghz-qaptiva.yml", tmp_path, at(server), {"n_qubits": [3]})
     assert quark("submit", config, "-o", run).exit_code == 130
     monkeypatch.undo()

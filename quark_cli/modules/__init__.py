@@ -42,13 +42,15 @@ class ModuleLoadError(ValueError):
 
 
 def load_class(path_or_name: str) -> type[Core]:
-    """Import the ``Core`` subclass for a registry name or a ``package.module:Class`` path.
+    """Import the module class for a registry name or a ``package.module:Class`` path.
 
-    Raises ``ModuleLoadError`` naming the module when the name is unknown, the file does not exist
-    (yet) or the attribute is not a ``Core`` subclass. Errors raised while importing an existing
-    file propagate unchanged, so real bugs are not disguised as missing modules.
+    A module class is a ``Core`` subclass or any class with a module's methods (``preprocess``,
+    ``postprocess``, ``get_parameter_options``): a QUARK 2 module, whatever its base. Raises
+    ``ModuleLoadError`` naming the module when the name is unknown, the file does not exist (yet) or
+    the attribute is not a module class. Errors raised while importing an existing file propagate
+    unchanged, so real bugs are not disguised as missing modules.
     """
-    from quark_cli.core import Core
+    from quark_cli.quark2 import is_module_class
 
     path = MODULES.get(path_or_name, path_or_name)
     module_name, sep, class_name = path.partition(":")
@@ -64,8 +66,8 @@ def load_class(path_or_name: str) -> type[Core]:
             raise ModuleLoadError(f"module {path_or_name!r} is not available: {module_name} does not exist") from error
         raise
     cls = getattr(module, class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Core)):
-        raise ModuleLoadError(f"module {path_or_name!r}: {module_name} has no Core subclass {class_name!r}")
+    if not is_module_class(cls):
+        raise ModuleLoadError(f"module {path_or_name!r}: {module_name} has no module class {class_name!r}")
     return cls
 
 

@@ -1,0 +1,239 @@
+"""One module contract, two dialects: how the engine builds and calls every module.
+
+quark-cli's own modules (``quark_cli.Core``; phases return seconds) and QUARK 2 modules (anything with
+QUARK 2's Core methods, whatever its base; phases return milliseconds) are called through
+``ModuleAdapter``, which does for both what QUARK 2's BenchmarkManager does: sets
+``preprocessed_input`` / ``postprocessed_input``, passes ``store_dir``, ``rep_count`` and
+``previous_job_info``, records the phase times (always ms) and the module config in the module's
+metrics, validates the metrics, and calls an application's ``save``. Children are built from the
+parent's module-file entries (``sub_options``) when it has them, else by ``get_default_submodule``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from quark_cli.async_core import AsyncCore
+from quark_cli.core import Instruction
+from quark_cli.errors import ConfigError
+from quark_cli.quark2 import (
+    as_instruction,
+    build_from_entry,
+    entry_names,
+    find_entry,
+    git_revision,
+    import_root,
+    is_module_class,
+    speaks_quark2,
+)
+
+
+class ModuleAdapter:
+    """One module instance as the engine sees it.
+
+    ``name`` is the name the config gives the module (QUARK 2's display name, e.g. ``Simulated
+    Annealer``); ``instance`` is the module object itself, handed to user code unchanged.
+    """
+
+    def __init__(self, instance: Any, name: str, from_entry: bool = False) -> None:
+        self.instance = instance
+        self.name = name
+        self.quark2 = speaks_quark2(type(instance))
+        self.is_async = isinstance(instance, AsyncCore)
+        #: Metrics the module carries from its construction (QUARK 2 adds the git revision of modules
+        #: from module files); put back after every reset.
+        self._extra_metrics: dict[str, Any] = {}
+        if from_entry:
+            root = import_root(type(instance))
+            if root:
+                revision, uncommitted = git_revision(root)
+                self._extra_metrics = {
+                    "module_git_revision_number": revision,
+                    "module_git_uncommitted_changes": uncommitted,
+                }
+
+    @property
+    def label(self) -> str:
+        """The module's own name (``module.name``), used in messages."""
+        return str(getattr(self.instance, "name", None) or type(self.instance).__name__)
+
+    @property
+    def time_unit_factor(self) -> float:
+        """What a phase's time is multiplied by to give ms: 1000 for seconds (ours), 1 for QUARK 2."""
+        return 1.0 if self.quark2 else 1000.0
+
+    # ---- what the config is checked against
+
+    def parameter_options(self) -> dict[str, dict[str, Any]]:
+        options = self.instance.get_parameter_options()
+        if not isinstance(options, dict):
+            raise TypeError(f"{type(self.instance).__name__}.get_parameter_options() returned {type(options).__name__}")
+        return options
+
+    def depending_parameter_options(self, children: list[str], config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """QUARK 2's parameters that exist only below some submodules (``depending_parameters``)."""
+        if not getattr(self.instance, "depending_parameters", False):
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for child in children:
+            found.update(self.instance.get_depending_parameters(child, config) or {})
+        return found
+
+    def submodule_names(self) -> list[str]:
+        """The names allowed directly below: the module file's entries when given, else the module's own."""
+        entries = getattr(self.instance, "sub_options", None)
+        if entries:
+            return entry_names(entries)
+        return list(self.instance.get_available_submodule_options() or [])
+
+    def child(self, name: str) -> ModuleAdapter:
+        """Build the submodule called ``name`` (raises what the module raises for an unknown one)."""
+        entry = find_entry(getattr(self.instance, "sub_options", None), name)
+        if entry is not None:
+            return ModuleAdapter(build_from_entry(entry), name, from_entry=True)
+        return ModuleAdapter(self.instance.get_default_submodule(name), name)
+
+    # ---- one walk of one stack
+
+    def begin(self, config: dict[str, Any]) -> None:
+        """Before a stack's first phase: forget the previous stack's metrics, record this config."""
+        metrics = self.instance.metrics
+        metrics.reset()
+        metrics.set_module_config(config)
+        if self._extra_metrics:
+            metrics.add_metric_batch(dict(self._extra_metrics))
+
+    def phase(self, phase: str, data: Any, config: dict[str, Any], kwargs: dict[str, Any]) -> tuple[Instruction, Any]:
+        """Run ``preprocess`` or ``postprocess``; record its time (ms) and output as QUARK 2's manager does.
+
+        ``kwargs`` holds QUARK 2's ``store_dir``, ``rep_count``, ``previous_job_info`` and, for an
+        ``AsyncCore``, the engine's job plumbing (left out for other modules).
+        """
+        method = self.instance.preprocess if phase == "pre" else self.instance.postprocess
+        result = method(data, config, **kwargs)
+        instruction, output, duration = self._normalise(result, phase)
+        if phase == "pre":
+            self.instance.preprocessed_input = output
+            self.instance.metrics.set_preprocessing_time(duration * self.time_unit_factor)
+        else:
+            self.instance.postprocessed_input = output
+            self.instance.metrics.set_postprocessing_time(duration * self.time_unit_factor)
+        return instruction, output
+
+    def save(self, store_dir: str, rep_count: int) -> None:
+        """An application's ``save(path, iter_count)``, called after its preprocess (QUARK 2's manager does)."""
+        save = getattr(self.instance, "save", None)
+        if callable(save):
+            save(store_dir, rep_count)
+
+    def level(self, index: int, submodule: dict[str, Any] | None) -> dict[str, Any]:
+        """This module's level of the stack's record: ``metrics.get()``, ``module_level``, ``submodule``."""
+        metrics = self.instance.metrics
+        if metrics.preprocessing_time is None:
+            metrics.set_preprocessing_time(0.0)
+        if metrics.postprocessing_time is None:
+            metrics.set_postprocessing_time(0.0)
+        validate = getattr(metrics, "validate", None)
+        if callable(validate):
+            validate()
+        level = copy.deepcopy(metrics.get())
+        level["module_level"] = index
+        level["submodule"] = submodule or {}
+        return level
+
+    def _normalise(self, result: Any, phase: str) -> tuple[Instruction, Any, float]:
+        """``(data, time)`` or ``(Instruction, data, time)``, with QUARK 2's ``Instruction`` matched by name."""
+        where = f"{self.label}.{phase}process"
+        if isinstance(result, tuple) and len(result) == 3:
+            instruction = as_instruction(result[0])
+            if instruction is not None:
+                return instruction, result[1], _duration(result[2], where)
+        if isinstance(result, tuple) and len(result) == 2:
+            return Instruction.PROCEED, result[0], _duration(result[1], where)
+        raise TypeError(f"{where} must return (data, time) or (Instruction, data, time), got {type(result).__name__}")
+
+
+def _duration(value: Any, where: str) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{where} returned {value!r} as its time; a phase returns (data, time)")
+    return float(value)
+
+
+def build_module(
+    name: str | None,
+    module_ref: str | None,
+    args: dict[str, Any] | None,
+    parent: ModuleAdapter | None,
+    entries: list[dict[str, Any]] | None,
+    source: str = "config",
+    path: str = "application",
+) -> ModuleAdapter:
+    """Build the module of one config entry; ConfigError naming ``path`` on any failure.
+
+    ``module: pkg.mod:Class`` (with optional ``args``) wins; else a top-level name is looked up in the
+    module file's ``entries`` and then among the built-in applications, and a child's name among its
+    parent's submodules.
+    """
+    from quark_cli.modules import APPLICATIONS
+
+    if module_ref:
+        cls = _import(module_ref, source, f"{path}.module")
+        return _built(lambda: ModuleAdapter(_construct(cls, args), name or cls.__name__), cls.__name__, source, path)
+    if not name:
+        raise ConfigError(source, f"{path}.name", "missing; give a module name or 'module: pkg.mod:Class'")
+    if parent is None:
+        entry = find_entry(entries, name)
+        if entry is not None:
+            return _built(lambda: ModuleAdapter(build_from_entry(entry), name, from_entry=True), name, source, path)
+        if name not in APPLICATIONS:
+            known = sorted({*entry_names(entries), *APPLICATIONS})
+            raise ConfigError(source, f"{path}.name", f"unknown application {name!r}; available: {known}")
+        cls = _import(APPLICATIONS[name], source, f"{path}.name")
+        return _built(lambda: ModuleAdapter(_construct(cls, args), name), name, source, path)
+    options = parent.submodule_names()
+    if name not in options:
+        raise ConfigError(source, f"{path}.name", f"{parent.label} has no submodule {name!r}; choose one of {options}")
+    return _built(lambda: parent.child(name), name, source, f"{path}.name")
+
+
+def _import(reference: str, source: str, field: str) -> type:
+    """The module class a ``pkg.mod:Class`` reference (or a built-in name) names; ConfigError at ``field``."""
+    from quark_cli.modules import ModuleLoadError, load_class
+
+    try:
+        return load_class(reference)
+    except ModuleLoadError as error:
+        raise ConfigError(source, field, f"cannot import {reference!r} ({error})") from None
+    except ModuleNotFoundError as error:
+        raise ConfigError(source, field, _missing_module(error, reference)) from None
+    except Exception as error:  # a user's module may raise anything while importing
+        raise ConfigError(source, field, f"cannot import {reference!r} ({type(error).__name__}: {error})") from None
+
+
+def _built(make: Any, what: str, source: str, field: str) -> ModuleAdapter:
+    """``make()``, with whatever module code raises (importing a child, constructing) as a ConfigError."""
+    try:
+        return make()
+    except ConfigError:
+        raise
+    except ModuleNotFoundError as error:
+        raise ConfigError(source, field, _missing_module(error, what)) from None
+    except Exception as error:  # user and QUARK 2 code may raise anything while importing or building
+        raise ConfigError(source, field, f"cannot create {what} ({type(error).__name__}: {error})") from None
+
+
+def _construct(cls: type, args: dict[str, Any] | None) -> Any:
+    if not is_module_class(cls):
+        raise TypeError(f"{cls!r} is not a module class (no preprocess, postprocess and get_parameter_options)")
+    return cls(**(args or {}))
+
+
+def _missing_module(error: ModuleNotFoundError, what: str) -> str:
+    top = str(error.name).split(".")[0]
+    return (
+        f"cannot import {what!r}: no module named {error.name!r}; put the folder that holds {top!r} "
+        "on PYTHONPATH (for QUARK 2's modules: the src folder of its checkout)"
+    )

@@ -1,0 +1,277 @@
+"""One walk of one stack: M1.preprocess -> ... -> Mn.preprocess -> Mn.postprocess -> ... -> M1.postprocess.
+
+The walk stops where a phase answers ``Instruction.INTERRUPT`` (an ``AsyncCore`` handed a job to its
+service) and builds the stack's QUARK 2 style record. Every module is called through
+``quark_cli.contract.ModuleAdapter``, so quark-cli modules and QUARK 2 modules walk alike; the
+``_JobRecorder`` saves each job at every step of its life. ``BenchmarkManager`` (``engine.py``) decides
+which stacks to walk and with which saved jobs.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import traceback
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quark_cli.config import BacklogItem, module_search_path
+from quark_cli.contract import ModuleAdapter, build_module
+from quark_cli.core import Instruction
+from quark_cli.errors import QuarkError
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError, TransientServiceError
+from quark_cli.quark2 import git_revision
+from quark_cli.state import RunDir, commit_staged, now_iso
+
+if TYPE_CHECKING:
+    from quark_cli.engine import BenchmarkManager
+
+log = logging.getLogger("quark_cli")
+
+FINISHED = "FINISHED"
+INTERRUPTED = "INTERRUPTED"
+FAILED = "FAILED"
+SUBMITTING = "SUBMITTING"
+
+
+def apply_status(job: dict[str, Any], status: AsyncStatus, reason: str | None) -> bool:
+    """Update a job with a polled status; True (and the job needs saving) when the status changed."""
+    changed = job.get("status") != status.value
+    if not changed:
+        return False
+    job["status"] = status.value
+    job["status_since"] = now_iso()
+    if status.is_final:
+        job["finished_at"] = job["status_since"]
+    if status in (AsyncStatus.FAILED, AsyncStatus.CANCELLED):
+        job["error"] = reason or status.value
+    return changed
+
+
+class _JobRecorder:
+    """The engine's JobListener for one async phase: saves the job at each step of its life."""
+
+    def __init__(self, run: RunDir, job: dict[str, Any]) -> None:
+        self.run = run
+        self.job = job
+        self.before = dict(job) if job.get("job_manager") else None
+
+    def not_submitted(self, manager: AsyncJobManager) -> None:
+        """The service refused before accepting anything: put the job file back as it was."""
+        commit_staged(self.run.job_file(self.job["key"]))  # the staged intent must not land after this
+        if self.before is None:
+            self.run.job_file(self.job["key"]).unlink(missing_ok=True)
+        else:
+            self.run.write_job(self.before)
+        self.job.clear()
+        self.job.update(self.before or {})
+
+    def submitting(self, manager: AsyncJobManager) -> None:
+        """Save the intent; its fresh ``submission_id`` is made here, for jobs that are submitted only."""
+        if manager.context is not None and manager.context.submission_id is None:
+            manager.context.submission_id = uuid.uuid4().hex
+        self.job.update(
+            status=SUBMITTING,
+            job_manager=type(manager).class_path(),
+            info={},
+            submitted_at=None,
+            error=None,
+            finished_at=None,
+            status_since=None,
+            submission_id=manager.context.submission_id if manager.context else None,
+            intent_at=now_iso(),
+        )
+        self.job.pop("adopted_at", None)
+        self.run.write_job(self.job, durable=type(manager).durable_intent)
+
+    def submitted(self, manager: AsyncJobManager) -> None:
+        """Save the id: at once for a remote service; staged for the local backend, whose own files
+        (staged with it) tell the next collect about the job if a kill loses it."""
+        self.job.update(status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso())
+        self.run.write_job(self.job, at_once=type(manager).durable_intent)
+
+    def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
+        if apply_status(self.job, status, manager.status_reason):
+            self.job["info"] = manager.job_info
+            self.run.write_job(self.job)
+
+
+def record_levels(module_record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A saved record's module levels, top first: what each module gets back as ``previous_job_info``."""
+    levels = []
+    node = module_record
+    while isinstance(node, dict) and node:
+        levels.append(node)
+        node = node.get("submodule")
+    return levels
+
+
+class StackWalk:
+    """One walk of one stack: the modules, their metrics and where the walk stopped.
+
+    ``jobs`` are the stack's saved jobs by ``(level, phase)`` (collect mode); ``previous`` is the
+    stack's saved record, whose levels the modules receive as ``previous_job_info`` (QUARK 2's resume).
+    """
+
+    def __init__(
+        self,
+        manager: BenchmarkManager,
+        key: str,
+        item: BacklogItem,
+        repetition: int,
+        jobs: dict[tuple[int, str], dict[str, Any]],
+        sequential: bool,
+        previous: dict[str, Any] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.key = key
+        self.item = item
+        self.repetition = repetition
+        self.jobs = jobs
+        self.sequential = sequential
+        self.previous_levels = record_levels((previous or {}).get("module"))
+        self.modules: list[ModuleAdapter] = []
+        self.job_keys: list[str] = []
+        self.uncertain: list[str] = []  # jobs whose submit raised: they may or may not be on their service
+        self.deepest = -1
+        self._where = ""
+        self.store_dir: Path | None = None
+
+    def run(self) -> tuple[str, str | None]:
+        try:
+            self._build()
+        except Exception as error:
+            log.error("stack %s: cannot build its modules\n%s", self.key, traceback.format_exc())
+            return FAILED, f"cannot build modules: {type(error).__name__}: {error}"
+        levels = self.item.levels
+        data: Any = None
+        try:
+            self.store_dir = self.manager.run.item_dir(self.item.index)
+            for level in range(len(levels)):
+                instruction, data = self._phase(level, "pre", data)
+                if instruction is Instruction.INTERRUPT:
+                    return INTERRUPTED, None
+            for level in reversed(range(len(levels))):
+                instruction, data = self._phase(level, "post", data)
+                if instruction is Instruction.INTERRUPT:
+                    return INTERRUPTED, None
+        except JobFailedError as error:
+            return FAILED, str(error)
+        except QuarkError:
+            raise
+        except TransientServiceError as error:
+            log.warning("stack %s: %s: service unavailable: %s", self.key, self._where, error)
+            return INTERRUPTED, f"{self._where}: service unavailable, the next collect tries again ({error})"
+        except Exception as error:
+            if self.uncertain:  # stays open: collect asks the service whether the submission arrived
+                log.error("stack %s: submitting failed\n%s", self.key, traceback.format_exc())
+                return INTERRUPTED, f"{self._where}: {type(error).__name__}: {error} (submission uncertain)"
+            log.error("stack %s failed\n%s", self.key, traceback.format_exc())
+            return FAILED, f"{self._where}: {type(error).__name__}: {error}"
+        return FINISHED, None
+
+    def _build(self) -> None:
+        config = self.manager.config
+        parent = None
+        with module_search_path(config.search_path):
+            for level in self.item.levels:
+                module = build_module(
+                    level.name, level.module, level.args, parent, config.module_entries, config.source, level.path
+                )
+                module.begin(level.config)
+                self.modules.append(module)
+                parent = module
+
+    def _phase(self, level: int, phase: str, data: Any) -> tuple[Instruction, Any]:
+        module = self.modules[level]
+        config = self.item.levels[level].config
+        self._where = f"{module.label}.{phase}process"
+        module_path, safe_path = self.manager.module_paths(self.item)[level]
+        job_key = f"{self.key}-{safe_path}-{phase}"
+        saved = self.jobs.get((level, phase))
+        if self.manager.on_phase:
+            self.manager.on_phase(self.key, module_path, phase)
+        previous_level = self.previous_levels[level] if level < len(self.previous_levels) else None
+        kwargs: dict[str, Any] = {
+            "store_dir": str(self.store_dir),
+            "rep_count": self.repetition,
+            "previous_job_info": copy.deepcopy(previous_level),
+        }
+        job: dict[str, Any] = {}
+        if module.is_async:
+            job = (
+                dict(saved)
+                if saved
+                else {
+                    "key": job_key,
+                    "stack": self.key,
+                    "backlog_item": self.item.index,
+                    "repetition": self.repetition,
+                    "module_path": module_path,
+                    "level": level,
+                    "phase": phase,
+                    "module_config": config,
+                    "attempt": 1,
+                }
+            )
+            fetched = self.manager._fetched
+            if job_key in fetched:
+                kwargs["job_result"] = fetched.pop(job_key)
+            kwargs.update(
+                sequential=self.sequential,
+                job_listener=_JobRecorder(self.manager.run, job),
+                job_context=JobContext(key=job_key, job_dir=self.manager.run.jobs_dir / job_key, config=config),
+                wait_timeout=self.manager.wait_timeout,
+                async_job=saved if saved and saved.get("status") != "RETRY" else None,
+            )
+        try:
+            instruction, output = module.phase(phase, data, config, kwargs)
+        except QuarkError:
+            raise
+        except Exception as error:
+            if job.get("status") == SUBMITTING:  # the submit raised: it may or may not have reached the service
+                self.uncertain.append(job_key)
+                if not isinstance(error, TransientServiceError):
+                    job["error"] = f"{type(error).__name__}: {error}"
+                    self.manager.run.write_job(job)
+            raise
+        finally:
+            if job.get("job_manager"):
+                self.job_keys.append(job_key)
+        self.deepest = max(self.deepest, level)
+        if level == 0 and phase == "pre":
+            self._where = f"{module.label}.save"
+            module.save(str(self.store_dir), self.repetition)
+        return instruction, output
+
+    def record(self, status: str, error: str | None) -> dict[str, Any]:
+        """The stack's record: QUARK 2's fields and nested module levels, then quark-cli's own fields."""
+        from quark_cli import __version__
+
+        module_record: dict[str, Any] | None = None
+        for index in reversed(range(self.deepest + 1)):
+            module_record = self.modules[index].level(index, module_record)
+        module_record = module_record or {}
+        module_record["quark_job_status"] = status
+        total = 0.0
+        for level in record_levels(module_record):
+            total += level.get("total_time") or 0.0
+        revision, uncommitted = git_revision(str(Path(__file__).resolve().parent))
+        return {
+            "benchmark_backlog_item_number": self.item.index,
+            "timestamp": now_iso(),
+            "config_hash": self.manager.config.config_hash,
+            "total_time": total,
+            "total_time_unit": "ms",
+            "git_revision_number": revision,
+            "git_uncommitted_changes": uncommitted,
+            "repetition": self.repetition,
+            "total_repetitions": self.manager.config.repetitions,
+            "module": module_record,
+            "quark_job_status": status,
+            "error": error,
+            "stack": self.key,
+            "jobs": sorted(set(self.job_keys)),
+            "quark_cli_version": __version__,
+        }
