@@ -112,11 +112,16 @@ def _guarded(function, *args: Any, **kwargs: Any) -> Any:
         _fail(error)
 
 
+_MODULES_HELP = "A QUARK 2 module file (JSON list of entries, or .settings/module_db.json) that config names use."
+
+
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="A QUARK 2 style config.yml."),
     output: Path = typer.Option(None, "-o", "--output", help="Run directory to create (default ~/quark-runs/...)."),
+    modules_file: Path = typer.Option(None, "-m", "--modules", help=_MODULES_HELP),
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait for each asynchronous job."),
+    failfast: bool = typer.Option(False, "--failfast", help="Stop at the first stack that fails (exit 1)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress display."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
@@ -127,15 +132,36 @@ def run(
     from quark_cli import runs
 
     with _progress(quiet, f"run {config.name}") as progress:
-        outcome = _guarded(runs.start, config, output, sequential=True, wait_timeout=timeout, progress=progress)
+        outcome = _guarded(
+            runs.start,
+            config,
+            output,
+            sequential=True,
+            wait_timeout=timeout,
+            progress=progress,
+            modules_file=modules_file,
+            failfast=failfast,
+        )
+    _print_warnings(outcome.warnings)
     _print_results(outcome, as_json)
+    stopped = outcome.summary.stopped_at
+    if stopped:
+        left = int(outcome.run.read_run().get("stacks", 0)) - len(outcome.summary.stacks)
+        rest = f"; {left} stacks not started ('quark collect {outcome.run.path}' runs them)" if left > 0 else ""
+        err.print(f"stopped at the first failed stack, {stopped} (--failfast){rest}", markup=False)
     raise typer.Exit(outcome.exit_code)
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False)
 
 
 @app.command()
 def submit(
     config: Path = typer.Argument(..., help="A QUARK 2 style config.yml."),
     output: Path = typer.Option(None, "-o", "--output", help="Run directory to create (default ~/quark-runs/...)."),
+    modules_file: Path = typer.Option(None, "-m", "--modules", help=_MODULES_HELP),
 ) -> None:
     """Run every stack up to its asynchronous jobs, submit them and return; print the run directory.
 
@@ -143,7 +169,8 @@ def submit(
     """
     from quark_cli import runs
 
-    outcome = _guarded(runs.start, config, output, sequential=False)
+    outcome = _guarded(runs.start, config, output, sequential=False, modules_file=modules_file)
+    _print_warnings(outcome.warnings)
     summary = outcome.summary
     out.print(str(outcome.run.path))
     err.print(
@@ -491,6 +518,7 @@ def _run_line(entry: dict[str, Any]) -> str:
 @app.command()
 def validate(
     config: Path = typer.Argument(..., help="A QUARK 2 style config.yml."),
+    modules_file: Path = typer.Option(None, "-m", "--modules", help=_MODULES_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the backlog summary (or the error) as JSON."),
 ) -> None:
     """Check a config without running anything: modules, parameters, values; describe its backlog.
@@ -502,7 +530,7 @@ def validate(
     from quark_cli import runs
 
     try:
-        summary = runs.validate(config)
+        summary = runs.validate(config, modules_file)
     except QuarkError as error:
         if not as_json:
             _fail(error)
@@ -527,6 +555,7 @@ def validate(
         f"config hash {summary['config_hash'][:12]}",
         markup=False,
     )
+    _print_warnings(summary["warnings"])
 
 
 @app.command()

@@ -23,6 +23,7 @@ import yaml
 
 from quark_cli.contract import ModuleAdapter, build_module
 from quark_cli.errors import ConfigError
+from quark_cli.quark2 import import_root
 
 MAX_CONFIG_BYTES = 1_000_000
 MAX_VALUES = 1_000_000  # scalars, lists and mappings once YAML aliases are expanded
@@ -206,6 +207,8 @@ class BenchmarkConfig:
     warnings: list[str] = field(default_factory=list)
     #: The root of the config tree (modules built once to check it), for ``quark validate``.
     tree: ConfigNode | None = None
+    #: Folders that provided the top-level packages of the modules outside quark-cli (``import_root``).
+    import_paths: list[str] = field(default_factory=list)
 
     @cached_property
     def config_hash(self) -> str:
@@ -322,8 +325,9 @@ def build_config(
     if backlog_order not in BACKLOG_ORDERS:
         raise ConfigError(source, "", f"unknown backlog order {backlog_order!r}; known: {list(BACKLOG_ORDERS)}")
     warnings: list[str] = []
+    roots: dict[str, None] = {}
     with module_search_path(search_path):
-        tree = _expand_node(raw["application"], None, "application", source, 0, module_entries, warnings)
+        tree = _expand_node(raw["application"], None, "application", source, 0, module_entries, (warnings, roots))
     backlog: Sequence[BacklogItem] = Backlog(tree) if backlog_order == "quark2" else LegacyBacklog(tree.paths())
     if len(backlog) > MAX_BACKLOG:
         raise ConfigError(source, "application", f"expands to more than {MAX_BACKLOG} backlog items")
@@ -337,6 +341,7 @@ def build_config(
         backlog_order=backlog_order,
         warnings=warnings,
         tree=tree,
+        import_paths=list(roots),
     )
 
 
@@ -347,9 +352,13 @@ def _expand_node(
     source: str,
     depth: int,
     entries: list[dict[str, Any]] | None,
-    warnings: list[str],
+    notes: tuple[list[str], dict[str, None]],
 ) -> ConfigNode:
-    """The config tree below ``node``, each level's config holding value lists."""
+    """The config tree below ``node``, each level's config holding value lists.
+
+    ``notes`` gathers warnings and the import roots of the modules outside quark-cli on the way.
+    """
+    warnings, roots = notes
     if depth > MAX_DEPTH:
         raise ConfigError(source, path, f"stacks deeper than {MAX_DEPTH} modules are not supported")
     if not isinstance(node, dict):
@@ -367,6 +376,10 @@ def _expand_node(
     if args is not None and (not module_ref or not isinstance(args, dict)):
         raise ConfigError(source, f"{path}.args", "constructor arguments: a mapping, with 'module: pkg.mod:Class'")
     adapter = build_module(name, module_ref, args, parent, entries, source, path)
+    if not type(adapter.instance).__module__.startswith("quark_cli."):
+        root = import_root(type(adapter.instance))
+        if root:
+            roots[root] = None
     name = name or adapter.label
     submodules = node.get("submodules") or []
     if not isinstance(submodules, list):
@@ -380,7 +393,7 @@ def _expand_node(
             raise ConfigError(source, f"{path}.submodules", f"{name} needs a submodule; choose one of {options}")
         return ConfigNode(level, [])
     children = [
-        _expand_node(child, adapter, f"{path}.submodules[{index}]", source, depth + 1, entries, warnings)
+        _expand_node(child, adapter, f"{path}.submodules[{index}]", source, depth + 1, entries, notes)
         for index, child in enumerate(submodules)
     ]
     return ConfigNode(level, children)

@@ -11,9 +11,10 @@ import logging
 import logging.handlers
 import os
 import socket
+import sys
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +31,17 @@ from quark_cli.engine import (
     Summary,
     job_summary,
 )
-from quark_cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_PENDING, QuarkError, RunDirError
+from quark_cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PENDING,
+    ConfigError,
+    QuarkError,
+    RunDirError,
+)
+from quark_cli.launcher import hash_seed
+from quark_cli.quark2 import read_module_file
 from quark_cli.state import CONFIG_FILE, SCHEMA_VERSION, RunDir, age_seconds, now_iso
 
 NOT_STARTED = "NOT_STARTED"
@@ -54,6 +65,8 @@ class Outcome:
 
     run: RunDir
     summary: Summary
+    #: What the config check noticed without refusing (values QUARK 2 modules take unchecked).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -107,11 +120,21 @@ def start(
     sequential: bool,
     wait_timeout: float | None = None,
     progress: ProgressListener | None = None,
+    modules_file: Path | None = None,
+    failfast: bool = False,
 ) -> Outcome:
-    """``quark run`` (sequential) and ``quark submit``: make a run directory and walk every stack."""
-    config = load_config(config_path)
+    """``quark run`` (sequential) and ``quark submit``: make a run directory and walk every stack.
+
+    ``modules_file`` is a QUARK 2 module file (``-m/--modules``) that config names resolve against;
+    its entries are saved in the run (``modules.json``) for later commands. ``failfast`` stops at the
+    first failed stack (QUARK 2's ``--failfast``). Raises ConfigError / RunDirError (exit 2) before
+    anything is written when the config or module file is bad.
+    """
+    entries = read_module_file(modules_file) if modules_file else None
+    config = load_config(config_path, module_entries=entries)
     path = Path(out) if out else new_run_path(Path(config_path))
     config_text = Path(config_path).read_text(encoding="utf-8")
+    modules_source = str(Path(modules_file).resolve()) if modules_file else None
     run = RunDir.create(
         path,
         config_text,
@@ -122,12 +145,18 @@ def start(
             "config_hash": config.config_hash,
             "config_sha256": _sha256(config_text),
             "module_search_path": config.search_path,
+            "import_paths": config.import_paths,
+            "backlog_order": config.backlog_order,
+            "python_hash_seed": hash_seed() or "random",
             "stacks": len(config.backlog) * config.repetitions,
             "host": socket.gethostname(),
         },
+        modules=None if entries is None else {"source": modules_source, "modules": entries},
     )
     command = "run" if sequential else "submit"
     with run.lock(), command_log(run, command):
+        for warning in config.warnings:
+            logging.getLogger("quark_cli").warning("%s", warning)
         run.write_parsed_config(config.raw)
         manager = BenchmarkManager(
             run, config, wait_timeout=wait_timeout, on_phase=progress.phase if progress else None
@@ -135,13 +164,13 @@ def start(
         if progress:
             progress.begin(len(config.backlog) * config.repetitions, {})
         try:
-            summary = manager.start(sequential, on_stack=progress.stack if progress else None)
+            summary = manager.start(sequential, on_stack=progress.stack if progress else None, failfast=failfast)
         except QuarkError as error:
             run.add_history(command, {"error": str(error)})
             error.args = (f"{error} (run {run.path} is kept: fix this, then 'quark collect {run.path}' goes on)",)
             raise
         run.add_history(command, _counts(summary))
-    return Outcome(run, summary)
+    return Outcome(run, summary, config.warnings)
 
 
 @contextmanager
@@ -162,7 +191,10 @@ def load_run_config(run: RunDir) -> BenchmarkConfig:
     """The run's own config.yml, refused if it no longer matches the hash recorded at submit.
 
     While config.yml is byte for byte what was submitted, its parsed form is read from
-    ``config.json`` (JSON parses far faster than YAML; collect runs every few minutes).
+    ``config.json`` (JSON parses far faster than YAML; collect runs every few minutes). Module names
+    resolve against the run's ``modules.json`` (if it was made with ``--modules``), the folders its
+    modules were imported from go on ``sys.path``, and items keep the numbering the run was made with
+    (runs of quark-cli 0.1.0 have theirs).
     """
     info = run.read_run()
     source = str(run.path / CONFIG_FILE)
@@ -170,7 +202,21 @@ def load_run_config(run: RunDir) -> BenchmarkConfig:
     raw = run.read_parsed_config() if info.get("config_sha256") == _sha256(text) else None
     if raw is None or config_hash(raw) != info.get("config_hash"):
         raw = parse_config_text(text, source)
-    config = build_config(raw, source, info.get("module_search_path"))
+    folders = info.get("import_paths") or []
+    sys.path.extend(folder for folder in folders if folder not in sys.path and os.path.isdir(folder))
+    try:
+        config = build_config(
+            raw,
+            source,
+            info.get("module_search_path"),
+            module_entries=run.read_modules(),
+            backlog_order=info.get("backlog_order", "legacy"),
+        )
+    except ConfigError as error:
+        gone = [folder for folder in folders if not os.path.isdir(folder)]
+        if gone:
+            error.args = (f"{error} (the run's modules were imported from {gone[0]}, which is gone)",)
+        raise
     if config.config_hash != info.get("config_hash"):
         raise RunDirError(
             f"{source}: changed since the run was made (hash {config.config_hash[:12]} != "
@@ -195,6 +241,7 @@ def collect(
 ) -> Outcome:
     """``quark collect``: poll the run's pending jobs and continue the stacks that can go on."""
     run = RunDir.open(path)
+    check_hash_seed(run)
     with run.lock(wait_lock):
         config = load_run_config(run)
         manager = BenchmarkManager(
@@ -203,6 +250,22 @@ def collect(
         with refusing_damage(run, manager), command_log(run, "collect"):
             summary = _collect_locked(run, manager, wait, timeout, retry_failed, resubmit_uncertain, progress)
     return Outcome(run, summary)
+
+
+def check_hash_seed(run: RunDir) -> None:
+    """Refuse to continue a run in a process whose string-hash seed differs from the run's.
+
+    Modules above an async point are rebuilt by collect; with another seed, a module that numbers
+    things in set order would read a job's result under other numbers (see ``quark_cli.launcher``).
+    Runs made with a random seed (through the Python API) are not checked: nothing could match them.
+    """
+    recorded = run.read_run().get("python_hash_seed")
+    if recorded and recorded.isdigit() and recorded != hash_seed():
+        raise QuarkError(
+            f"{run.path}: made with PYTHONHASHSEED={recorded} and this process has "
+            f"{'PYTHONHASHSEED=' + hash_seed() if hash_seed() else 'a random one'}: its modules would not be "
+            f"rebuilt the same; collect it with 'PYTHONHASHSEED={recorded} quark collect {run.path}'"
+        )
 
 
 def _collect_locked(
@@ -384,13 +447,15 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
     return sorted(listed, key=lambda entry: (entry["created"] is None, entry["created"] or "", entry["run_dir"]))
 
 
-def validate(config_path: Path) -> dict[str, Any]:
+def validate(config_path: Path, modules_file: Path | None = None) -> dict[str, Any]:
     """``quark validate``: load and check a config like ``run`` would, and describe its backlog.
 
     Builds every module of every stack shape to check its parameters (no simulator is loaded and
-    nothing is run); raises ConfigError naming the file and field on the first problem.
+    nothing is run); raises ConfigError naming the file and field on the first problem. Values a
+    QUARK 2 module accepts unchecked are listed under ``warnings``.
     """
-    config = load_config(config_path)
+    entries = read_module_file(modules_file) if modules_file else None
+    config = load_config(config_path, module_entries=entries)
     branches: dict[tuple[str, ...], dict[str, Any]] = {}
     for item in config.backlog:
         branch = branches.setdefault(
@@ -412,4 +477,5 @@ def validate(config_path: Path) -> dict[str, Any]:
         "backlog_items": len(config.backlog),
         "stacks": len(config.backlog) * config.repetitions,
         "branches": list(branches.values()),
+        "warnings": config.warnings,
     }

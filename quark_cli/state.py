@@ -498,11 +498,28 @@ def _check_fields(value: dict[str, Any], fields: list[tuple[str, Any, bool]]) ->
 
 
 def _check_run(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
-    return _check_fields(
+    problem = _check_fields(
         value,
         [("config_hash", str, False), ("stacks", int, False), ("history", list, True)]
-        + [("module_search_path", str, True), ("created", str, True)],
+        + [("module_search_path", str, True), ("created", str, True), ("backlog_order", str, True)]
+        + [("python_hash_seed", str, True), ("import_paths", list, True)],
     )
+    if problem:
+        return problem
+    if value.get("backlog_order", "legacy") not in ("quark2", "legacy"):
+        return "backlog_order", f"{value['backlog_order']!r} is not 'quark2' or 'legacy'"
+    if not all(isinstance(item, str) for item in value.get("import_paths") or []):
+        return "import_paths", "must list folders (strings)"
+    return None
+
+
+def _check_modules(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
+    problem = _check_fields(value, [("modules", list, False), ("source", str, True)])
+    if problem:
+        return problem
+    if not all(isinstance(entry, dict) for entry in value["modules"]):
+        return "modules", "must list module entries (objects)"
+    return None
 
 
 def _check_record(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
@@ -542,7 +559,7 @@ def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-_SCHEMAS = {"run.json": _check_run, "record": _check_record, "job_info.json": _check_job}
+_SCHEMAS = {"run.json": _check_run, "record": _check_record, "job_info.json": _check_job, MODULES_FILE: _check_modules}
 
 
 # filelock >= 4 falls back to a lock *file* on file systems without flock; such a lock survives a
@@ -582,9 +599,9 @@ def lock_holder(path: Path) -> int | None:
 
 
 def _interrupted_creation(names: set[str]) -> bool:
-    """True for what a submit killed while creating the run leaves: its lock, maybe the config."""
-    ours = {LOCK_FILE, CONFIG_FILE}
-    leftovers = {name for name in names if name.startswith((f".{CONFIG_FILE}.", f".{RUN_FILE}."))}
+    """True for what a submit killed while creating the run leaves: its lock, maybe the config and modules."""
+    ours = {LOCK_FILE, CONFIG_FILE, MODULES_FILE}
+    leftovers = {name for name in names if name.startswith((f".{CONFIG_FILE}.", f".{MODULES_FILE}.", f".{RUN_FILE}."))}
     return LOCK_FILE in names and names - leftovers <= ours
 
 
@@ -612,8 +629,13 @@ class RunDir:
         self._item_dirs: set[int] = set()
 
     @classmethod
-    def create(cls, path: Path, config_text: str, run_info: dict[str, Any]) -> RunDir:
+    def create(
+        cls, path: Path, config_text: str, run_info: dict[str, Any], modules: dict[str, Any] | None = None
+    ) -> RunDir:
         """Make a new run directory and return it locked by this process.
+
+        ``modules`` (``{"source", "modules"}``, the QUARK 2 module entries of ``--modules FILE``) is
+        saved as ``modules.json`` before ``run.json``.
 
         The lock is taken before the first file is written and kept: the caller's next ``with
         run.lock()`` takes over this hold and releases it at its end, so no other quark process can
@@ -638,6 +660,8 @@ class RunDir:
             if (path / RUN_FILE).exists():  # another submit made it while we waited for the lock
                 raise RunDirError(f"{path}: already exists and is not empty; choose another -o DIR")
             atomic_write_bytes(path / CONFIG_FILE, config_text.encode())
+            if modules is not None:
+                atomic_write_json(path / MODULES_FILE, {"schema_version": SCHEMA_VERSION, **modules})
             atomic_write_json(path / RUN_FILE, {"schema_version": SCHEMA_VERSION, **run_info, "history": []})
         except BaseException:
             run._lock.release()
@@ -695,6 +719,13 @@ class RunDir:
             return None
         config = value.get("config") if isinstance(value, dict) else None
         return config if isinstance(config, dict) and value.get("schema_version") == SCHEMA_VERSION else None
+
+    def read_modules(self) -> list[dict[str, Any]] | None:
+        """The module entries saved at submit, or None for a run made without a module file."""
+        path = self.path / MODULES_FILE
+        if not path.exists():
+            return None
+        return read_json(path, MODULES_FILE)["modules"]
 
     def config_text(self) -> str:
         try:
@@ -927,7 +958,9 @@ class RunDir:
         write without the lock, are left alone. A file where one of our folders belongs is refused
         before anything is deleted.
         """
-        ours = tuple(f".{name}." for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, CONFIG_FILE, "job_info.json"))
+        ours = tuple(
+            f".{name}." for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, CONFIG_FILE, MODULES_FILE, "job_info.json")
+        )
         staging = self.path / STAGING_DIR
         for folder in (self.records_dir, staging):
             if folder.exists() and not folder.is_dir():

@@ -399,3 +399,53 @@ def test_a_finished_stack_whose_open_mark_survived_a_kill_is_closed_by_the_next_
     assert again.exit_code == 0, again.stdout + again.stderr
     assert not (run / "open" / "000-r2").exists()
     assert (run / "results.json").read_bytes() == before
+
+
+MAXCUT_CONTROLLED = """
+application:
+  name: MaxCut
+  config: {nodes: [5], graph_seed: [2]}
+  submodules:
+    - name: QAOA
+      config: {p: [1, 2]}
+      submodules:
+        - DEVICE
+          config: {shots: [300], seed: [4]}
+repetitions: 1
+"""
+
+
+def test_a_maxcut_collect_reuses_the_optimised_angles_instead_of_running_cobyla(
+    quark, write_config, tmp_path, monkeypatch
+):
+    """QAOA gets its own saved level back on collect and takes its angles from there."""
+    import scipy.optimize
+
+    config = write_config(MAXCUT_CONTROLLED.replace("DEVICE", "module: toy_modules:ControlledSampler"))
+    run = tmp_path / "run"
+    result = quark("submit", config, "-o", run)
+    assert result.exit_code == 3, result.stderr
+    submitted = {r["stack"]: r["module"]["submodule"] for r in _results(run)}
+    for job in run.glob("jobs/*/job_info.json"):
+        finish_job(job.parent)
+
+    def no_optimiser(*args, **kwargs):
+        raise AssertionError("COBYLA ran again on collect")
+
+    monkeypatch.setattr(scipy.optimize, "minimize", no_optimiser)
+    collected = quark("collect", run)
+    assert collected.exit_code == 0, collected.stdout + collected.stderr
+    monkeypatch.undo()
+
+    reference = tmp_path / "reference"
+    sync_config = write_config(MAXCUT_CONTROLLED.replace("DEVICE", "name: Sampler"), "sync.yml")
+    assert quark("run", sync_config, "-o", reference, "--quiet").exit_code == 0
+    for record, expected in zip(_results(run), _results(reference), strict=True):
+        qaoa, expected_qaoa = record["module"]["submodule"], expected["module"]["submodule"]
+        for metric in ("optimal_angles", "circuit_evaluations", "expected_cut_noiseless"):
+            assert qaoa[metric] == expected_qaoa[metric], metric
+        assert qaoa["circuit_evaluations"] > 0
+        # the time of the optimisation that produced the angles, not of the lookup
+        assert qaoa["preprocessing_time"] == submitted[record["stack"]]["preprocessing_time"]
+        for metric in ("best_cut", "optimal_cut", "approximation_ratio", "expected_cut_ratio"):
+            assert record["module"][metric] == expected["module"][metric], metric

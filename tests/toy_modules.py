@@ -7,6 +7,7 @@ submissions are files in the job's folder; ``finish_job`` / ``fail_job`` play th
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -104,6 +105,15 @@ class ControlledJobManager(AsyncJobManager):
             return [x * x for x in state["payload"]]
         if state["operation"] == "increment":
             return [x + 1 for x in state["payload"]]
+        if state["operation"] == "minimize_qubo":  # payload: [[i, j, weight], ...]; answer as JSON would give it
+            variables = sorted({v for i, j, _ in state["payload"] for v in (i, j)})
+            best = min(
+                itertools.product((0, 1), repeat=len(variables)),
+                key=lambda values: sum(
+                    w * values[variables.index(i)] * values[variables.index(j)] for i, j, w in state["payload"]
+                ),
+            )
+            return {str(variable): value for variable, value in zip(variables, best, strict=True)}
         if state["operation"] == "qat":
             from qat.core import Job
             from qat.qpus import get_default_qpu

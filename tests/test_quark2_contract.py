@@ -1,0 +1,299 @@
+"""QUARK 2 modules and configs run unchanged: synchronous, upgraded to async, resumed.
+
+The modules are ``tests/quark2_contract/q2lib``, a small library written to QUARK 2's module contract
+(abstract Core, ms times, ``preprocessed_input`` set by the manager, Metrics validated, its own
+Instruction), found through a QUARK 2 module file by display names with ``args`` and ``dir``.
+Stories: a QUARK 2 researcher runs their config with ``--modules``; upgrades their solver exactly as
+the specification shows and submits, collects; a collect in a fresh process rebuilds a mapping whose
+numbering follows string hashes and still reads the job back right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from toy_modules import finish_job
+
+TESTS = Path(__file__).resolve().parent
+LIBRARY = TESTS / "quark2_contract"
+MODULES = LIBRARY / "modules.json"
+
+SYNC = """
+application:
+  name: Bit Match
+  config: {bits: [4, 6], seed: [1], delay_ms: [DELAY], weights: [ramp]}
+  submodules:
+    - name: Label QUBO
+      config: {penalty: [2]}
+      submodules:
+        - name: SOLVER
+          config: {restarts: [1]}
+          submodules: [{name: Local CPU}]
+repetitions: 2
+"""
+
+
+def _config(write_config, solver: str = "Minimizer", delay: int = 0, name: str = "q2.yml") -> Path:
+    return write_config(SYNC.replace("SOLVER", solver).replace("DELAY", str(delay)), name)
+
+
+def _results(run: Path) -> list[dict]:
+    return json.loads((run / "results.json").read_text())
+
+
+def _levels(record: dict) -> list[dict]:
+    levels, node = [], record["module"]
+    while node:
+        levels.append(node)
+        node = node["submodule"]
+    return levels
+
+
+def _quark(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m quark_cli ARGS``: the real entry point, hash-seed handling included."""
+    full_env = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
+    full_env.update({"PYTHONPATH": str(TESTS), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "quark_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+def test_a_quark2_config_runs_with_its_module_file_and_records_quark2_fields(quark, write_config, tmp_path):
+    run = tmp_path / "run"
+    result = quark("run", _config(write_config, delay=30), "--modules", MODULES, "-o", run, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    records = _results(run)
+    assert [(r["benchmark_backlog_item_number"], r["repetition"]) for r in records] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    for record in records:
+        for field in (
+            "benchmark_backlog_item_number",
+            "timestamp",
+            "config_hash",
+            "total_time",
+            "total_time_unit",
+            "git_revision_number",
+            "git_uncommitted_changes",
+            "repetition",
+            "total_repetitions",
+            "module",
+        ):
+            assert field in record, field
+        assert record["total_repetitions"] == 2 and record["total_time_unit"] == "ms"
+        levels = _levels(record)
+        assert [level["module_name"] for level in levels] == ["BitMatch", "LabelQUBO", "Minimizer", "local cpu"]
+        assert [level["module_level"] for level in levels] == [0, 1, 2, 3]
+        assert levels[-1]["submodule"] == {}
+        assert all(level["module_src"].endswith(".py") for level in levels)
+        # QUARK 2 phases return ms: a 30 ms preprocess is recorded as about 30, never 30000
+        assert 25 <= levels[0]["preprocessing_time"] < 1000
+        assert record["total_time"] == pytest.approx(sum(level["total_time"] for level in levels))
+        # only the parameters the config gives: QUARK 2 fills in no defaults
+        assert levels[2]["module_config"] == {"restarts": 1}
+        assert levels[1]["module_config"] == {"penalty": 2}
+        application_config = levels[0]["module_config"]
+        assert list(application_config) == ["bits", "seed", "delay_ms", "weights"]  # the config's order
+        assert application_config == {"bits": application_config["bits"], "seed": 1, "delay_ms": 30, "weights": "ramp"}
+        # the solver read preprocessed_input, the device answered with QUARK 2's own Instruction
+        assert levels[2]["device_seen"] == "local cpu" and levels[3]["device"] == "local cpu"
+        assert levels[0]["application_score_value"] == 1.0 and record["quark_job_status"] == "FINISHED"
+    # Application.save(store_dir, rep_count) into the item's own folder
+    saved = sorted(p.relative_to(run).as_posix() for p in (run / "benchmarks").rglob("*.txt"))
+    assert saved == [
+        "benchmarks/benchmark_0/target_1.txt",
+        "benchmarks/benchmark_0/target_2.txt",
+        "benchmarks/benchmark_1/target_1.txt",
+        "benchmarks/benchmark_1/target_2.txt",
+    ]
+    assert (run / "benchmarks/benchmark_1/target_1.txt").read_text() == "".join(
+        map(str, records[2]["module"]["processed_solution"])
+    )
+
+
+def test_quark2_validation_takes_depending_parameters_and_unlisted_values(quark, write_config):
+    path = write_config(
+        """
+        application:
+          name: Bit Match
+          config: {bits: [5], seed: [1], weights: [uniform]}
+          submodules:
+            - name: Label QUBO
+              config: {penalty: [3]}
+              submodules: [{name: Minimizer, submodules: [{name: Local CPU}]}]
+        """
+    )
+    result = quark("validate", path, "--modules", MODULES, "--json")
+    assert result.exit_code == 0, result.stdout
+    summary = json.loads(result.stdout)
+    assert summary["valid"] and summary["stacks"] == 1
+    # 5 bits and penalty 3 are not listed, and QUARK 2 passes them on: said, not refused
+    assert len(summary["warnings"]) == 2
+    assert "application.config.bits: 5 is not among BitMatch's values [4, 6, 8]" in summary["warnings"][0]
+    typo = write_config(path.read_text().replace("penalty", "penalty_typo"), "typo.yml")
+    refused = quark("validate", typo, "--modules", MODULES)
+    assert refused.exit_code == 2
+    assert "application.submodules[0].config.penalty_typo: unknown parameter of LabelQUBO" in refused.stderr
+
+
+def test_module_db_json_and_unknown_display_names(quark, write_config, tmp_path):
+    modules = json.loads("".join(line for line in MODULES.read_text().splitlines() if not line.startswith("#")))
+    modules[0]["dir"] = os.path.relpath(LIBRARY, tmp_path)  # relative to the module_db.json's own folder
+    db = tmp_path / "module_db.json"
+    db.write_text(
+        json.dumps({"build_number": 7, "build_date": "01-01-2026", "git_revision_number": "x", "modules": modules})
+    )
+    assert quark("validate", _config(write_config), "--modules", db).exit_code == 0
+    wrong = write_config(SYNC.replace("SOLVER", "Annealer").replace("DELAY", "0"), "wrong.yml")
+    result = quark("validate", wrong, "--modules", db)
+    assert result.exit_code == 2
+    assert "LabelQUBO has no submodule 'Annealer'; choose one of ['Minimizer', 'Async Minimizer']" in result.stderr
+
+
+def test_the_seeds_upgrade_of_a_quark2_solver_submits_and_collects(quark, write_config, tmp_path):
+    config = _config(write_config, solver="Async Minimizer")
+    run = tmp_path / "run"
+    submitted = quark("submit", config, "--modules", MODULES, "-o", run)
+    assert submitted.exit_code == 3, submitted.stderr
+    jobs = sorted(run.glob("jobs/*/job_info.json"))
+    assert len(jobs) == 4
+    interrupted = _results(run)[0]
+    solver = _levels(interrupted)[2]
+    assert solver["module_name"] == "AsyncMinimizer" and solver["module_config"] == {"restarts": 1}
+    assert "job_info" in solver and interrupted["quark_job_status"] == "INTERRUPTED"
+    for job in jobs:
+        finish_job(job.parent)
+    collected = quark("collect", run)
+    assert collected.exit_code == 0, collected.stderr
+    synchronous = tmp_path / "sync"
+    assert quark("run", _config(write_config), "--modules", MODULES, "-o", synchronous, "--quiet").exit_code == 0
+    for async_record, sync_record in zip(_results(run), _results(synchronous), strict=True):
+        async_levels, sync_levels = _levels(async_record), _levels(sync_record)
+        assert async_levels[0]["processed_solution"] == sync_levels[0]["processed_solution"]
+        assert async_levels[0]["application_score_value"] == 1.0
+        # on collect each module got its own saved level back as previous_job_info
+        assert async_levels[0]["resumed_from_status"] == "INTERRUPTED"
+        assert async_levels[1]["previous_level_of"] == "LabelQUBO"
+        assert async_levels[2]["job_info"]["id"].startswith("ctl-")
+        # an async phase's time is in the module's own unit (ms), like the rest of the record
+        assert 0 <= async_levels[2]["postprocessing_time"] < 5000
+
+
+def test_failfast_stops_at_the_first_failed_stack_and_collect_runs_the_rest(quark, write_config, tmp_path):
+    (tmp_path / "flaky.py").write_text(
+        "from quark_cli import Core\n\n\nclass Flaky(Core):\n"
+        "    def get_parameter_options(self):\n"
+        "        return {'x': {'values': [1, 2, 3], 'default': 1, 'description': 'fails for 2'}}\n\n"
+        "    def preprocess(self, data, config, **kwargs):\n"
+        "        if config['x'] == 2:\n"
+        "            raise ValueError('two is bad')\n"
+        "        return config['x'], 0.0\n"
+    )
+    config = write_config("application: {module: 'flaky:Flaky', config: {x: [1, 2, 3]}}\n")
+    run = tmp_path / "run"
+    result = quark("run", config, "--failfast", "-o", run, "--quiet")
+    assert result.exit_code == 1
+    assert "stopped at the first failed stack, 001-r1 (--failfast); 1 stacks not started" in result.stderr
+    assert sorted(p.stem for p in (run / "records").glob("*.json")) == ["000-r1", "001-r1"]
+    assert quark("collect", run).exit_code == 1  # the failed stack stays failed; the third one runs
+    assert sorted(p.stem for p in (run / "records").glob("*.json")) == ["000-r1", "001-r1", "002-r1"]
+
+
+def test_collect_rebuilds_hash_ordered_numbering_the_same_in_every_process(write_config, tmp_path):
+    """LabelQUBO numbers its variables in set order: different salts would read the job back wrong."""
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); from q2lib.labelqubo import numbering; print(numbering(8))"
+    salted = {
+        subprocess.run(
+            [sys.executable, "-c", probe, str(LIBRARY)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(salted) > 1, "the mapping must depend on the salt, or this test proves nothing"
+
+    config = write_config(SYNC.replace("SOLVER", "Async Minimizer").replace("DELAY", "0").replace("4, 6", "8"))
+    run = tmp_path / "run"
+    submitted = _quark("submit", config, "--modules", MODULES, "-o", run)  # no PYTHONHASHSEED set by the user
+    assert submitted.returncode == 3, submitted.stderr
+    assert json.loads((run / "run.json").read_text())["python_hash_seed"] == "0"
+    for job in run.glob("jobs/*/job_info.json"):
+        finish_job(job.parent)
+    collected = _quark("collect", run)
+    assert collected.returncode == 0, collected.stderr
+    assert [record["module"]["application_score_value"] for record in _results(run)] == [1.0, 1.0]
+
+
+def test_a_run_made_under_another_seed_is_not_collected_under_this_one(write_config, tmp_path):
+    config = _config(write_config, solver="Async Minimizer")
+    run = tmp_path / "run"
+    assert _quark("submit", config, "--modules", MODULES, "-o", run, env={"PYTHONHASHSEED": "1"}).returncode == 3
+    refused = _quark("collect", run, env={"PYTHONHASHSEED": "2"})
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"error: {run}: made with PYTHONHASHSEED=1 and this process has PYTHONHASHSEED=2: its modules would not "
+        f"be rebuilt the same; collect it with 'PYTHONHASHSEED=1 quark collect {run}'"
+    )
+    assert _quark("collect", run, env={"PYTHONHASHSEED": "1"}).returncode == 3
+
+
+def test_collect_finds_the_modules_where_submit_found_them_or_says_what_to_set(write_config, tmp_path):
+    library = tmp_path / "lib"
+    library.mkdir()
+    subprocess.run(["cp", "-r", str(LIBRARY / "q2lib"), str(library)], check=True)
+    modules = [line for line in MODULES.read_text().splitlines() if not line.lstrip().startswith("#")]
+    (library / "modules.json").write_text("\n".join(modules))
+    config = _config(write_config, solver="Async Minimizer")
+    run = tmp_path / "run"
+    assert _quark("submit", config, "--modules", library / "modules.json", "-o", run).returncode == 3
+    info = json.loads((run / "run.json").read_text())
+    assert str(library) in info["import_paths"]
+    for job in run.glob("jobs/*/job_info.json"):
+        finish_job(job.parent)
+    moved = tmp_path / "moved"
+    library.rename(moved)
+    result = _quark("collect", run)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "no module named 'q2lib'; put the folder that holds 'q2lib' on PYTHONPATH" in line
+    assert f"(the run's modules were imported from {library}, which is gone)" in line
+    assert _quark("collect", run, env={"PYTHONPATH": f"{TESTS}:{moved}"}).returncode == 0
+
+
+def test_asynccore_keeps_everything_of_the_quark2_module_it_upgrades(monkeypatch):
+    monkeypatch.syspath_prepend(str(LIBRARY))
+    from q2lib.async_minimizer import AsyncMinimizer
+    from q2lib.metrics import Metrics
+    from q2lib.minimizer import Minimizer
+    from toy_modules import ControlledJobManager
+
+    from quark_cli import AsyncCore
+    from quark_cli.quark2 import speaks_quark2
+
+    class ConstructedTheOtherWayRound(AsyncCore, Minimizer):
+        JobManager = ControlledJobManager
+
+        def __init__(self):
+            Minimizer.__init__(self)
+            AsyncCore.__init__(self, interruptable="POST")
+
+        def submit_postprocess(self, input_data, config, **kwargs):
+            return self.job_manager.submit("minimize_qubo", [])
+
+    for upgraded in (AsyncMinimizer(), ConstructedTheOtherWayRound()):
+        assert upgraded.get_parameter_options() == Minimizer().get_parameter_options()
+        assert upgraded.get_available_submodule_options() == ["Local CPU"]
+        assert type(upgraded.get_default_submodule("Local CPU")).__name__ == "CPU"
+        assert type(upgraded.metrics) is Metrics  # QUARK 2's metrics, as the module had them
+        assert upgraded.interruptable == "POST" and speaks_quark2(type(upgraded))
+        # the phase that is not interruptable stays the module's own (QUARK 2's pass-through preprocess)
+        assert upgraded.preprocess({"Q": {}}, {}) == ({"Q": {}}, 0.0)
