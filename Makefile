@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup run test stress lint format bench bench-quark3 clean
+.PHONY: setup run test test-quark2-pythons stress lint format bench bench-quark3 clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,25 @@ run: setup
 
 test: setup lint
 	$(BIN)/python -m pytest
+	$(MAKE) test-quark2-pythons
+
+# QUARK 2 (2.1.3 and later) needs Python >= 3.12: the QUARK 2-contract tests and the engine's run on
+# 3.12 and 3.13 too, each in its own virtualenv (.venv-py3.12, .venv-py3.13), found on PATH or in pyenv.
+NEWER_PYTHONS := 3.12 3.13
+CONTRACT_TESTS := tests/test_quark2_contract.py tests/test_async_engine.py tests/test_config.py tests/test_quark2_checkout.py
+find_python = $(shell for p in python$(1) $(HOME)/.pyenv/versions/$(1)*/bin/python$(1); do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(1)".split("."))))' 2>/dev/null \
+	&& { echo "$$p"; break; }; done)
+
+.venv-py%/.installed-stamp: pyproject.toml
+	@test -n "$(call find_python,$*)" || { echo "error: no Python $* on PATH or in pyenv" >&2; exit 2; }
+	$(call find_python,$*) -m venv .venv-py$*
+	.venv-py$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-py$*/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+test-quark2-pythons: $(foreach v,$(NEWER_PYTHONS),.venv-py$(v)/.installed-stamp)
+	for v in $(NEWER_PYTHONS); do .venv-py$$v/bin/python -m pytest -q $(CONTRACT_TESTS) || exit 1; done
 
 lint: setup
 	$(BIN)/ruff check quark_cli tests
@@ -56,4 +75,4 @@ bench: setup bench-quark3
 	$(BIN)/python bench/quark3_compare.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-py3.* runs .pytest_cache

@@ -605,6 +605,9 @@ def _print_wide(renderables: list[Any]) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # Our log goes to the run's logging.log (and stderr with -v), never through handlers that module
+    # code put on the root logger (a bare logging.info() call installs one that prints to stderr).
+    logging.getLogger("quark_cli").propagate = False
     app()
 
 

@@ -36,15 +36,15 @@ class ModuleAdapter:
     Annealer``); ``instance`` is the module object itself, handed to user code unchanged.
     """
 
-    def __init__(self, instance: Any, name: str, from_entry: bool = False) -> None:
+    def __init__(self, instance: Any, name: str, own_folder: bool = False) -> None:
         self.instance = instance
         self.name = name
         self.quark2 = speaks_quark2(type(instance))
         self.is_async = isinstance(instance, AsyncCore)
-        #: Metrics the module carries from its construction (QUARK 2 adds the git revision of modules
-        #: from module files); put back after every reset.
+        #: Metrics the module carries from its construction, put back after every reset: like QUARK 2
+        #: for modules from outside its source, the git revision of a module-file entry with a ``dir``.
         self._extra_metrics: dict[str, Any] = {}
-        if from_entry:
+        if own_folder:
             root = import_root(type(instance))
             if root:
                 revision, uncommitted = git_revision(root)
@@ -91,7 +91,7 @@ class ModuleAdapter:
         """Build the submodule called ``name`` (raises what the module raises for an unknown one)."""
         entry = find_entry(getattr(self.instance, "sub_options", None), name)
         if entry is not None:
-            return ModuleAdapter(build_from_entry(entry), name, from_entry=True)
+            return ModuleAdapter(build_from_entry(entry), name, own_folder=bool(entry.get("dir")))
         return ModuleAdapter(self.instance.get_default_submodule(name), name)
 
     # ---- one walk of one stack
@@ -187,7 +187,12 @@ def build_module(
     if parent is None:
         entry = find_entry(entries, name)
         if entry is not None:
-            return _built(lambda: ModuleAdapter(build_from_entry(entry), name, from_entry=True), name, source, path)
+            return _built(
+                lambda: ModuleAdapter(build_from_entry(entry), name, own_folder=bool(entry.get("dir"))),
+                name,
+                source,
+                path,
+            )
         if name not in APPLICATIONS:
             known = sorted({*entry_names(entries), *APPLICATIONS})
             raise ConfigError(source, f"{path}.name", f"unknown application {name!r}; available: {known}")

@@ -231,6 +231,22 @@ def test_collect_rebuilds_hash_ordered_numbering_the_same_in_every_process(write
     collected = _quark("collect", run)
     assert collected.returncode == 0, collected.stderr
     assert [record["module"]["application_score_value"] for record in _results(run)] == [1.0, 1.0]
+    # the mapping's bare logging.info() set up a root handler: quark's own log lines stay out of it
+    assert "INFO:quark_cli" not in submitted.stderr + collected.stderr
+
+
+def test_a_damaged_modules_json_is_refused_with_one_line(quark, write_config, tmp_path):
+    run = tmp_path / "run"
+    assert quark("submit", _config(write_config, solver="Async Minimizer"), "-m", MODULES, "-o", run).exit_code == 3
+    (run / "modules.json").write_text('{"schema_version": 1, "modules": {"name": "x"}}')
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    result = quark("collect", run)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {run / 'modules.json'}: modules: {{'name': 'x'}} is not list; "
+        "the file was edited or damaged: restore it or remove the run"
+    )
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
 def test_a_run_made_under_another_seed_is_not_collected_under_this_one(write_config, tmp_path):

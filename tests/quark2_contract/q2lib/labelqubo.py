@@ -7,6 +7,8 @@ sample back under other numbers.
 
 from __future__ import annotations
 
+import logging
+
 from q2lib.bases import Mapping
 from q2lib.core import Core
 from q2lib.timing import end_time_measurement, start_time_measurement
@@ -36,6 +38,7 @@ class LabelQUBO(Mapping):
 
     def map(self, problem: dict, config: dict) -> tuple:
         start = start_time_measurement()
+        logging.info("mapping %d bits", len(problem["target"]))  # a bare call, as QUARK 2's modules make
         self.numbers = numbering(len(problem["target"]))
         penalty = config.get("penalty", 1.0)
         qubo = {}
