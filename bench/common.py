@@ -57,7 +57,7 @@ def median_of(runs: int, function) -> float:
 
 def save(name: str, figures: dict[str, Any]) -> None:
     """Merge one bench's figures into bench/results.json (other benches' keys are kept)."""
-    from quark_cli.state import atomic_write_json
+    from quark_cli.atomic import atomic_write_json
 
     try:
         data = json.loads(RESULTS.read_text())

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quark_cli.async_core import poll_delays
+from quark_cli.atomic import after_commit, commit_staged, group_commit
 from quark_cli.config import BacklogItem, BenchmarkConfig
 from quark_cli.errors import QuarkError, RunDirError, ServiceAuthError
 from quark_cli.jobs.base import (
@@ -33,7 +34,7 @@ from quark_cli.jobs.base import (
     TransientServiceError,
     load_job_manager_class,
 )
-from quark_cli.state import RunDir, after_commit, commit_staged, group_commit, now_iso, stack_key
+from quark_cli.state import RunDir, now_iso, stack_key
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status
 
 log = logging.getLogger("quark_cli")

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from quark_cli.atomic import atomic_write_bytes
 from quark_cli.errors import RunDirError
 from quark_cli.report import is_number, parse_time, stats, varying
-from quark_cli.state import atomic_write_bytes, stack_of
+from quark_cli.state import stack_of
 
 PLOTS_DIR = "plots"
 MAX_JOBS_SHOWN = 200

@@ -16,13 +16,14 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quark_cli.atomic import commit_staged
 from quark_cli.config import BacklogItem, module_search_path
 from quark_cli.contract import ModuleAdapter, build_module
 from quark_cli.core import Instruction
 from quark_cli.errors import QuarkError
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError, TransientServiceError
 from quark_cli.quark2 import git_revision
-from quark_cli.state import RunDir, commit_staged, now_iso
+from quark_cli.state import RunDir, now_iso
 
 if TYPE_CHECKING:
     from quark_cli.engine import BenchmarkManager

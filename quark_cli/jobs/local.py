@@ -68,8 +68,9 @@ from typing import Any
 
 from filelock import Timeout
 
+from quark_cli.atomic import after_commit, atomic_write_json, json_bytes, private_dirs, staged_write
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
-from quark_cli.state import after_commit, atomic_write_json, file_lock, json_bytes, private_dirs, staged_write
+from quark_cli.state import file_lock
 
 SCHEMA_VERSION = 1
 

@@ -54,9 +54,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
+from quark_cli.atomic import atomic_write_bytes
 from quark_cli.errors import NotSubmittedError, QuarkError
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError, TransientServiceError
-from quark_cli.state import atomic_write_bytes
 
 SCRIPT_FILE = "slurm.sh"
 JOB_FILE = "slurm.job"

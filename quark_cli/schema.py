@@ -1,0 +1,150 @@
+"""What each of our JSON files in a run directory must hold, and the one reader that checks it.
+
+``read_json`` refuses a damaged or hand-edited file (bad JSON, a key named twice, a field of the
+wrong type, an unknown status, a key not matching the file's name) and one written by a newer
+quark-cli, with a RunDirError naming the file and the field, before any command writes a byte.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from quark_cli.errors import RunDirError
+
+SCHEMA_VERSION = 1
+MODULES_FILE = "modules.json"
+STACK_STATUSES = ("FINISHED", "INTERRUPTED", "FAILED")
+JOB_STATUSES = ("SUBMITTING", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED", "RETRY")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object that names a key twice was edited by hand: refuse it rather than guess."""
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise _DuplicateKey(key)
+        value[key] = item
+    return value
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read one of our JSON files, refusing damaged, hand-broken ones and ones from a newer quark-cli."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing; the run directory is incomplete ({what})") from None
+    except IsADirectoryError:
+        raise RunDirError(f"{path}: is a folder, not a {what} file; restore it or remove the run") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunDirError(f"{path}: cannot be read ({type(error).__name__}); restore it or remove the run") from None
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as error:
+        raise RunDirError(f"{path}: {error}: named twice; the file was edited by hand, keep one") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        where = f" at line {error.lineno} column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+        raise RunDirError(f"{path}: damaged JSON{where}; restore it or remove the run") from None
+    version = value.get("schema_version") if isinstance(value, dict) else None
+    if type(version) is not int:
+        raise RunDirError(f"{path}: schema_version: missing; this is not a quark-cli {what}")
+    if version > SCHEMA_VERSION:
+        raise RunDirError(
+            f"{path}: schema_version: {version} is newer than this quark-cli understands ({SCHEMA_VERSION}); upgrade"
+        )
+    problem = _SCHEMAS[what](path, value) if what in _SCHEMAS else None
+    if problem:
+        field, message = problem
+        raise RunDirError(f"{path}: {field}: {message}; the file was edited or damaged: restore it or remove the run")
+    return value
+
+
+def _field_problem(value: dict[str, Any], name: str, kind: Any, optional: bool = False) -> str | None:
+    """Why ``value[name]`` is not of ``kind`` (None if it is); ``bool`` never passes for ``int``."""
+    if name not in value:
+        return None if optional else "missing"
+    item = value[name]
+    if item is None and optional:
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(item, bool) and bool not in kinds or not isinstance(item, kinds):
+        return f"{item!r} is not {' or '.join(k.__name__ for k in kinds)}"
+    return None
+
+
+def _check_fields(value: dict[str, Any], fields: list[tuple[str, Any, bool]]) -> tuple[str, str] | None:
+    for name, kind, optional in fields:
+        problem = _field_problem(value, name, kind, optional)
+        if problem:
+            return name, problem
+    return None
+
+
+def _check_run(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
+    problem = _check_fields(
+        value,
+        [("config_hash", str, False), ("stacks", int, False), ("history", list, True)]
+        + [("module_search_path", str, True), ("created", str, True), ("backlog_order", str, True)]
+        + [("python_hash_seed", str, True), ("import_paths", list, True)],
+    )
+    if problem:
+        return problem
+    if value.get("backlog_order", "legacy") not in ("quark2", "legacy"):
+        return "backlog_order", f"{value['backlog_order']!r} is not 'quark2' or 'legacy'"
+    if not all(isinstance(item, str) for item in value.get("import_paths") or []):
+        return "import_paths", "must list folders (strings)"
+    return None
+
+
+def _check_modules(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
+    problem = _check_fields(value, [("modules", list, False), ("source", str, True)])
+    if problem:
+        return problem
+    if not all(isinstance(entry, dict) for entry in value["modules"]):
+        return "modules", "must list module entries (objects)"
+    return None
+
+
+def _check_record(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
+    problem = _check_fields(
+        value,
+        [("quark_job_status", str, False), ("stack", str, False), ("jobs", list, True), ("error", str, True)]
+        + [("benchmark_backlog_item_number", int, False), ("repetition", int, False), ("module", dict, True)],
+    )
+    if problem:
+        return problem
+    if value["quark_job_status"] not in STACK_STATUSES:
+        return "quark_job_status", f"{value['quark_job_status']!r} is not one of {list(STACK_STATUSES)}"
+    if value["stack"] != path.stem:
+        return "stack", f"{value['stack']!r} does not match the file name {path.name}"
+    if not all(isinstance(key, str) for key in value.get("jobs") or []):
+        return "jobs", "must list job keys (strings)"
+    return None
+
+
+def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
+    problem = _check_fields(
+        value,
+        [("key", str, False), ("stack", str, False), ("status", str, False), ("job_manager", str, False)]
+        + [("info", dict, False), ("level", int, False), ("phase", str, False), ("attempt", int, True)]
+        + [("module_config", dict, True), ("error", str, True)],
+    )
+    if problem:
+        return problem
+    if value["key"] != path.parent.name:
+        return "key", f"{value['key']!r} does not match its folder {path.parent.name}"
+    if not value["key"].startswith(value["stack"] + "-"):
+        return "stack", f"{value['stack']!r} is not the stack of job {value['key']!r}"
+    if value["status"] not in JOB_STATUSES:
+        return "status", f"{value['status']!r} is not one of {list(JOB_STATUSES)}"
+    if value["phase"] not in ("pre", "post"):
+        return "phase", f"{value['phase']!r} is not 'pre' or 'post'"
+    return None
+
+
+_SCHEMAS = {"run.json": _check_run, "record": _check_record, "job_info.json": _check_job, MODULES_FILE: _check_modules}
