@@ -15,8 +15,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,13 +26,12 @@ from quark_cli.config import BacklogItem, BenchmarkConfig
 from quark_cli.errors import QuarkError, RunDirError, ServiceAuthError
 from quark_cli.jobs.base import (
     POLL_WORKERS,
-    AsyncJobManager,
     AsyncStatus,
     JobContext,
     SubmissionUnknownError,
-    TransientServiceError,
     load_job_manager_class,
 )
+from quark_cli.polling import JobPoller
 from quark_cli.state import RunDir, now_iso, stack_key
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status
 
@@ -91,18 +89,6 @@ JOB_SUMMARY_FIELDS = (
 def job_summary(job: dict[str, Any]) -> dict[str, Any]:
     """The part of a job that ``quark status`` shows, kept in the index."""
     return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
-
-
-def _has_batch_status(cls: type[AsyncJobManager]) -> bool:
-    """True when the class overrides ``get_statuses`` with a call that serves many jobs at once."""
-    return getattr(cls.get_statuses, "__func__", None) is not AsyncJobManager.get_statuses.__func__
-
-
-def _status_or_error(manager: AsyncJobManager) -> Any:
-    try:
-        return manager.get_status()
-    except Exception as error:
-        return error
 
 
 def _safe(text: str) -> str:
@@ -266,7 +252,8 @@ class BenchmarkManager:
         with group_commit(self.run.path):
             for key in sorted(key for key, count in waiting.items() if count == 0):
                 settle(key)
-            for job in self._poll(pending, summary):
+            poller = JobPoller(self.run, self.poll_workers, self._context, self._fetched)
+            for job in poller.poll(pending, summary):
                 waiting[job["stack"]] -= 1
                 if waiting[job["stack"]] == 0:
                     settle(job["stack"])
@@ -404,101 +391,6 @@ class BenchmarkManager:
             changed.extend(summary.changed)
         summary.changed = changed
         return summary
-
-    def _poll(self, pending: list[dict[str, Any]], summary: Summary) -> Iterator[dict[str, Any]]:
-        """Ask the services about pending jobs; yield each job as its answer is in (and saved).
-
-        A job-manager class with a batch ``get_statuses`` gets one call for all its jobs; others are
-        polled concurrently, ``poll_workers`` at a time, and queued for saving from the polling
-        threads. A poll that fails leaves its job as it was (reported in ``summary.errors``): one lost
-        answer never fails a job.
-        """
-        by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for job in pending:
-            by_class[job["job_manager"]].append(job)
-        batches: list[tuple[type[AsyncJobManager], list[tuple[dict[str, Any], AsyncJobManager]]]] = []
-        for class_path, jobs in by_class.items():
-            try:
-                cls = load_job_manager_class(class_path)
-                batches.append(
-                    (cls, [(job, cls.from_job_info(job.get("info", {}), self._context(job))) for job in jobs])
-                )
-            except Exception as error:
-                log.warning("cannot rebuild %d job(s) of %s: %s", len(jobs), class_path, error, exc_info=True)
-                for job in jobs:
-                    summary.errors[job["key"]] = f"{type(error).__name__}: {error}"
-                    yield job
-        if not batches:
-            return
-        with ThreadPoolExecutor(max_workers=self.poll_workers) as pool:
-            futures = []
-            for cls, pairs in batches:
-                if _has_batch_status(cls):
-                    futures.append(pool.submit(self._poll_batch, cls, pairs))
-                else:  # small chunks: a future per job costs more in thread hand-offs than a poll
-                    size = max(1, -(-len(pairs) // (self.poll_workers * 4)))
-                    futures.extend(
-                        pool.submit(self._poll_batch, None, pairs[i : i + size]) for i in range(0, len(pairs), size)
-                    )
-            for future in as_completed(futures):
-                for job, outcome in future.result():
-                    if isinstance(outcome, ServiceAuthError):
-                        for other in futures:
-                            other.cancel()
-                        raise outcome
-                    if isinstance(outcome, BaseException):
-                        log.warning("polling job %s failed: %s", job["key"], outcome)
-                        summary.errors[job["key"]] = f"{type(outcome).__name__}: {outcome}"
-                    elif outcome:
-                        summary.changed.append(job["key"])
-                        log.info("job %s is now %s", job["key"], job["status"])
-                    yield job
-
-    def _poll_batch(
-        self, cls: type[AsyncJobManager] | None, pairs: list[tuple[dict[str, Any], AsyncJobManager]]
-    ) -> list[tuple[dict[str, Any], Any]]:
-        """Poll (one batch call with ``cls``, else each manager in turn) and save what changed.
-
-        Returns ``(job, True if its status changed | False | the exception its poll raised)``.
-        """
-        managers = [manager for _, manager in pairs]
-        try:
-            if cls is None:
-                statuses: list[Any] = [_status_or_error(manager) for manager in managers]
-            else:
-                statuses = list(cls.get_statuses(managers))
-        except (TransientServiceError, ServiceAuthError) as error:
-            statuses = [error] * len(managers)
-        except Exception as error:
-            if len(managers) == 1:
-                statuses = [error]
-            else:  # one bad job must not hide the others: ask about each alone
-                statuses = [_status_or_error(manager) for manager in managers]
-        outcomes = []
-        for (job, manager), status in zip(pairs, statuses, strict=True):
-            if isinstance(status, BaseException):
-                outcomes.append((job, status))
-                continue
-            changed = apply_status(job, status, manager.status_reason)
-            if changed:
-                job["info"] = manager.job_info
-                self.run.write_job(job)
-            if cls is None and status is AsyncStatus.DONE:
-                self._fetch_result(job, manager)
-            outcomes.append((job, changed))
-        return outcomes
-
-    def _fetch_result(self, job: dict[str, Any], manager: AsyncJobManager) -> None:
-        """Fetch a done job's result from the polling thread, for the walk that collects it.
-
-        A result is a service call too: fetched one after another by the walk, 1,000 of them at
-        50 ms would take 50 s. Only for managers polled job by job, whose calls therefore already
-        run in these threads; a failed fetch is left to the walk, which asks again.
-        """
-        try:
-            self._fetched[job["key"]] = manager.get_result()
-        except Exception as error:
-            log.info("job %s: fetching its result failed (the walk asks again): %s", job["key"], error)
 
     def cancel(self, selected: list[str] | None = None) -> Cancellation:
         """Cancel pending jobs on their services; their stacks fail as with any cancelled job.
