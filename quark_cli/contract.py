@@ -211,6 +211,8 @@ def _import(reference: str, source: str, field: str) -> type:
     try:
         return load_class(reference)
     except ModuleLoadError as error:
+        if isinstance(error.__cause__, ModuleNotFoundError):
+            raise ConfigError(source, field, _missing_module(error.__cause__, reference)) from None
         raise ConfigError(source, field, f"cannot import {reference!r} ({error})") from None
     except ModuleNotFoundError as error:
         raise ConfigError(source, field, _missing_module(error, reference)) from None

@@ -313,3 +313,19 @@ def test_asynccore_keeps_everything_of_the_quark2_module_it_upgrades(monkeypatch
         assert upgraded.interruptable == "POST" and speaks_quark2(type(upgraded))
         # the phase that is not interruptable stays the module's own (QUARK 2's pass-through preprocess)
         assert upgraded.preprocess({"Q": {}}, {}) == ({"Q": {}}, 0.0)
+
+
+def test_module_paths_take_quark2_classes_with_constructor_args(quark, write_config, tmp_path, monkeypatch):
+    config = write_config("application: {module: 'q2lib.cpu:CPU', args: {device_name: tiny cpu}}\n")
+    missing = quark("validate", config)
+    assert missing.exit_code == 2
+    assert missing.stderr.strip().endswith(
+        "application.module: cannot import 'q2lib.cpu:CPU': no module named 'q2lib'; put the folder that holds "
+        "'q2lib' on PYTHONPATH (for QUARK 2's modules: the src folder of its checkout)"
+    )
+    monkeypatch.syspath_prepend(str(LIBRARY))
+    run = tmp_path / "run"
+    assert quark("run", config, "-o", run, "--quiet").exit_code == 0
+    (record,) = _results(run)
+    assert record["module"]["module_name"] == "tiny cpu" and record["module"]["device"] == "tiny cpu"
+    assert record["module"]["submodule"] == {} and record["module"]["module_level"] == 0
