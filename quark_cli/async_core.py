@@ -114,10 +114,10 @@ class AsyncCore(Core):
         output = self._collect_result(phase, manager, status, input_data, config, kwargs)
         return Instruction.PROCEED, output, self._elapsed(start)
 
-    def _elapsed(self, start: float) -> float:
-        """Time since ``start`` in the unit of this module's dialect (seconds, or ms for QUARK 2)."""
-        seconds = time.perf_counter() - start
-        return seconds * 1000 if speaks_quark2(type(self)) else seconds
+    def _elapsed(self, start: float, earlier_ms: float = 0.0) -> float:
+        """Time since ``start`` plus ``earlier_ms``, in this module's dialect's unit (seconds, or ms for QUARK 2)."""
+        milliseconds = (time.perf_counter() - start) * 1000 + earlier_ms
+        return milliseconds if speaks_quark2(type(self)) else milliseconds / 1000
 
     def _dispatch(self, phase: str, input_data: Any, config: dict[str, Any], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         if "async_job" in kwargs:  # quark-cli's engine says which saved job, if any, this phase has
@@ -157,8 +157,13 @@ class AsyncCore(Core):
     def _collect(
         self, phase: str, job: dict[str, Any], input_data: Any, config: dict[str, Any], kwargs: dict[str, Any]
     ) -> tuple[Any, ...]:
-        """Collect mode: ``job`` is the phase's saved job (``info`` as set by ``set_info``, ``status``, ``error``)."""
+        """Collect mode: ``job`` is the phase's saved job (``info`` as set by ``set_info``, ``status``, ``error``).
+
+        The time returned counts the submission too (``submit_ms``, saved by the engine), so the phase's
+        time is the same whether it ran in one walk (``quark run``) or in submit and collect.
+        """
         start = time.perf_counter()
+        submitted = float(job.get("submit_ms") or 0.0)
         manager = self.JobManager.from_job_info(job.get("info") or {}, context=self._context(config, kwargs))
         self.job_manager = manager
         self.metrics.add_metric("job_info", manager.job_info)
@@ -167,11 +172,11 @@ class AsyncCore(Core):
         if status is None:
             status = self._poll(manager, kwargs)
         if not status.is_final:
-            return Instruction.INTERRUPT, manager, self._elapsed(start)
+            return Instruction.INTERRUPT, manager, self._elapsed(start, submitted)
         if status is not AsyncStatus.DONE:
             manager.status_reason = manager.status_reason or job.get("error")
         output = self._collect_result(phase, manager, status, input_data, config, kwargs)
-        return Instruction.PROCEED, output, self._elapsed(start)
+        return Instruction.PROCEED, output, self._elapsed(start, submitted)
 
     def _poll(self, manager: AsyncJobManager, kwargs: dict[str, Any]) -> AsyncStatus:
         status = manager.get_status()

@@ -12,6 +12,10 @@ parent's module-file entries (``sub_options``) when it has them, else by ``get_d
 from __future__ import annotations
 
 import copy
+import importlib.util
+import math
+import numbers
+import os
 from typing import Any
 
 from quark_cli.async_core import AsyncCore
@@ -25,6 +29,7 @@ from quark_cli.quark2 import (
     git_revision,
     import_root,
     is_module_class,
+    outside_quark2_source,
     speaks_quark2,
 )
 
@@ -36,15 +41,15 @@ class ModuleAdapter:
     Annealer``); ``instance`` is the module object itself, handed to user code unchanged.
     """
 
-    def __init__(self, instance: Any, name: str, own_folder: bool = False) -> None:
+    def __init__(self, instance: Any, name: str, from_module_file: bool = False) -> None:
         self.instance = instance
         self.name = name
         self.quark2 = speaks_quark2(type(instance))
         self.is_async = isinstance(instance, AsyncCore)
-        #: Metrics the module carries from its construction, put back after every reset: like QUARK 2
-        #: for modules from outside its source, the git revision of a module-file entry with a ``dir``.
+        #: Metrics the module carries from its construction, put back after every reset: like QUARK 2,
+        #: the git revision of a module-file module from outside QUARK 2's own source.
         self._extra_metrics: dict[str, Any] = {}
-        if own_folder:
+        if from_module_file and outside_quark2_source(type(instance)):
             root = import_root(type(instance))
             if root:
                 revision, uncommitted = git_revision(root)
@@ -91,7 +96,7 @@ class ModuleAdapter:
         """Build the submodule called ``name`` (raises what the module raises for an unknown one)."""
         entry = find_entry(getattr(self.instance, "sub_options", None), name)
         if entry is not None:
-            return ModuleAdapter(build_from_entry(entry), name, own_folder=bool(entry.get("dir")))
+            return ModuleAdapter(build_from_entry(entry), name, from_module_file=True)
         return ModuleAdapter(self.instance.get_default_submodule(name), name)
 
     # ---- one walk of one stack
@@ -104,22 +109,27 @@ class ModuleAdapter:
         if self._extra_metrics:
             metrics.add_metric_batch(dict(self._extra_metrics))
 
-    def phase(self, phase: str, data: Any, config: dict[str, Any], kwargs: dict[str, Any]) -> tuple[Instruction, Any]:
-        """Run ``preprocess`` or ``postprocess``; record its time (ms) and output as QUARK 2's manager does.
+    def phase(
+        self, phase: str, data: Any, config: dict[str, Any], kwargs: dict[str, Any]
+    ) -> tuple[Instruction, Any, float]:
+        """Run ``preprocess`` or ``postprocess``; record its time and output as QUARK 2's manager does.
 
         ``kwargs`` holds QUARK 2's ``store_dir``, ``rep_count``, ``previous_job_info`` and, for an
-        ``AsyncCore``, the engine's job plumbing (left out for other modules).
+        ``AsyncCore``, the engine's job plumbing (left out for other modules). Returns
+        ``(instruction, output, the phase's time in ms)``; a time that is not a finite number raises
+        TypeError naming the module.
         """
         method = self.instance.preprocess if phase == "pre" else self.instance.postprocess
         result = method(data, config, **kwargs)
         instruction, output, duration = self._normalise(result, phase)
+        milliseconds = duration * self.time_unit_factor
         if phase == "pre":
             self.instance.preprocessed_input = output
-            self.instance.metrics.set_preprocessing_time(duration * self.time_unit_factor)
+            self.instance.metrics.set_preprocessing_time(milliseconds)
         else:
             self.instance.postprocessed_input = output
-            self.instance.metrics.set_postprocessing_time(duration * self.time_unit_factor)
-        return instruction, output
+            self.instance.metrics.set_postprocessing_time(milliseconds)
+        return instruction, output, milliseconds
 
     def save(self, store_dir: str, rep_count: int) -> None:
         """An application's ``save(path, iter_count)``, called after its preprocess (QUARK 2's manager does)."""
@@ -155,10 +165,9 @@ class ModuleAdapter:
 
 
 def _duration(value: Any, where: str) -> float:
-    if value is None:
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{where} returned {value!r} as its time; a phase returns (data, time)")
+    """A phase's time as a float; QUARK 2's manager refuses None too (``Metrics.validate``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{where} returned {value!r} as its time; a phase returns (data, time), time a finite number")
     return float(value)
 
 
@@ -188,10 +197,7 @@ def build_module(
         entry = find_entry(entries, name)
         if entry is not None:
             return _built(
-                lambda: ModuleAdapter(build_from_entry(entry), name, own_folder=bool(entry.get("dir"))),
-                name,
-                source,
-                path,
+                lambda: ModuleAdapter(build_from_entry(entry), name, from_module_file=True), name, source, path, entry
             )
         if name not in APPLICATIONS:
             known = sorted({*entry_names(entries), *APPLICATIONS})
@@ -201,7 +207,8 @@ def build_module(
     options = parent.submodule_names()
     if name not in options:
         raise ConfigError(source, f"{path}.name", f"{parent.label} has no submodule {name!r}; choose one of {options}")
-    return _built(lambda: parent.child(name), name, source, f"{path}.name")
+    entry = find_entry(getattr(parent.instance, "sub_options", None), name)
+    return _built(lambda: parent.child(name), name, source, f"{path}.name", entry)
 
 
 def _import(reference: str, source: str, field: str) -> type:
@@ -220,14 +227,18 @@ def _import(reference: str, source: str, field: str) -> type:
         raise ConfigError(source, field, f"cannot import {reference!r} ({type(error).__name__}: {error})") from None
 
 
-def _built(make: Any, what: str, source: str, field: str) -> ModuleAdapter:
-    """``make()``, with whatever module code raises (importing a child, constructing) as a ConfigError."""
+def _built(make: Any, what: str, source: str, field: str, entry: dict[str, Any] | None = None) -> ModuleAdapter:
+    """``make()``, with whatever module code raises (importing a child, constructing) as a ConfigError.
+
+    ``entry`` is the module-file entry being built, if any: its module path and requirements make a
+    missing import's message precise.
+    """
     try:
         return make()
     except ConfigError:
         raise
     except ModuleNotFoundError as error:
-        raise ConfigError(source, field, _missing_module(error, what)) from None
+        raise ConfigError(source, field, _missing_module(error, what, entry)) from None
     except Exception as error:  # user and QUARK 2 code may raise anything while importing or building
         raise ConfigError(source, field, f"cannot create {what} ({type(error).__name__}: {error})") from None
 
@@ -238,9 +249,29 @@ def _construct(cls: type, args: dict[str, Any] | None) -> Any:
     return cls(**(args or {}))
 
 
-def _missing_module(error: ModuleNotFoundError, what: str) -> str:
-    top = str(error.name).split(".")[0]
-    return (
-        f"cannot import {what!r}: no module named {error.name!r}; put the folder that holds {top!r} "
-        "on PYTHONPATH (for QUARK 2's modules: the src folder of its checkout)"
-    )
+def _missing_module(error: ModuleNotFoundError, what: str, entry: dict[str, Any] | None = None) -> str:
+    """What to do when importing ``what`` found no module ``error.name``.
+
+    The module's own top-level package missing: a folder to put on PYTHONPATH. That package found
+    but not the named submodule: a wrong name. Anything else: a package the module needs is not
+    installed (the module file's ``requirements`` name it, when given).
+    """
+    missing = str(error.name)
+    top = missing.split(".")[0]
+    module = entry["module"] if entry else what.split(":")[0]
+    if top == module.split(".")[0] and importlib.util.find_spec(top) is None:
+        directory = (entry or {}).get("dir")
+        gone = f" (the entry's dir {directory} is not a folder)" if directory and not os.path.isdir(directory) else ""
+        return (
+            f"cannot import {what!r}: no module named {missing!r}{gone}; put the folder that holds {top!r} "
+            "on PYTHONPATH (for QUARK 2's modules: the src folder of its checkout)"
+        )
+    if importlib.util.find_spec(top) is not None:
+        return f"cannot import {what!r}: no module named {missing!r}; check the module name"
+    wanted = [
+        f"{item.get('name')}=={item['version']}" if item.get("version") else str(item.get("name"))
+        for item in (entry or {}).get("requirements") or []
+        if isinstance(item, dict) and item.get("name")
+    ]
+    listed = f" (its entry in the module file lists: {', '.join(wanted)})" if wanted else ""
+    return f"cannot import {what!r}: it needs {top!r}, which is not installed in this Python; install it{listed}"

@@ -466,7 +466,9 @@ class BenchmarkManager:
         summary.errors[key] = reason
 
     def _context(self, job: dict[str, Any]) -> JobContext:
-        return JobContext(key=job["key"], job_dir=self.run.jobs_dir / job["key"], config=job.get("module_config", {}))
+        return JobContext(
+            key=job["key"], job_dir=(self.run.jobs_dir / job["key"]).absolute(), config=job.get("module_config", {})
+        )
 
     def _walk(
         self,

@@ -24,7 +24,6 @@ from quark_cli.errors import ConfigError
 #: Methods that make a class a module of some framework; on a base that does not derive from our
 #: ``Core`` they mark the QUARK 2 dialect (phases in milliseconds).
 _MODULE_METHODS = ("preprocess", "postprocess", "get_default_submodule", "get_submodule")
-ENTRY_KEYS = {"name", "class", "module", "args", "dir", "requirements", "submodules"}
 GIT_TIMEOUT_SECONDS = 10.0
 
 
@@ -72,8 +71,9 @@ def read_module_file(path: str | Path) -> list[dict[str, Any]]:
     Accepts the ``-m/--modules`` format (a JSON list of entries; lines whose first non-blank
     character is ``#`` are comments) and ``.settings/module_db.json`` (a dict whose ``modules``
     holds that list). An entry is ``{name, module, class?, args?, dir?, requirements?,
-    submodules?}``; ``dir`` is relative to the file and inherited by the entry's submodules.
-    Raises ConfigError naming the file and the entry on anything else.
+    submodules?}`` (other keys are ignored, as QUARK 2 ignores them); ``dir`` is relative to the file
+    and inherited by the entry's submodules. Raises ConfigError naming the file and the entry when
+    an entry lacks these or has them of the wrong type.
     """
     path = Path(path)
     source = str(path)
@@ -99,9 +99,6 @@ def read_module_file(path: str | Path) -> list[dict[str, Any]]:
 def _checked_entry(entry: Any, source: str, where: str, base: Path, inherited_dir: str | None) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise ConfigError(source, where, "a module entry must be an object with 'name' and 'module'")
-    unknown = sorted(set(entry) - ENTRY_KEYS)
-    if unknown:
-        raise ConfigError(source, f"{where}.{unknown[0]}", f"unknown key; an entry has only {sorted(ENTRY_KEYS)}")
     for key in ("name", "module"):
         if not isinstance(entry.get(key), str) or not entry[key]:
             raise ConfigError(source, f"{where}.{key}", "missing or not a string")
@@ -178,6 +175,20 @@ def import_root(cls: type) -> str | None:
         location_path = Path(location).resolve()
         root = location_path.parent.parent if location_path.name == "__init__.py" else location_path.parent
     return str(root)
+
+
+def outside_quark2_source(cls: type) -> bool:
+    """True unless ``cls`` lives in the QUARK 2 source tree whose ``utils`` module is loaded.
+
+    QUARK 2 records the git revision of modules from outside its own ``src`` (the folder of its
+    top-level ``utils``); without QUARK 2 loaded, every module is outside.
+    """
+    utils = getattr(sys.modules.get("utils"), "__file__", None)
+    location = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    if not utils or not location:
+        return True
+    source = os.path.dirname(os.path.abspath(utils))
+    return os.path.commonpath([source, os.path.abspath(location)]) != source
 
 
 def module_src(cls: type) -> str | None:

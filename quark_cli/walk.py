@@ -140,15 +140,16 @@ class StackWalk:
         self.store_dir: Path | None = None
 
     def run(self) -> tuple[str, str | None]:
+        """Walk the stack; ``(status, error)``. Module code that raises, even ``SystemExit``, fails the stack."""
         try:
             self._build()
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             log.error("stack %s: cannot build its modules\n%s", self.key, traceback.format_exc())
             return FAILED, f"cannot build modules: {type(error).__name__}: {error}"
         levels = self.item.levels
         data: Any = None
         try:
-            self.store_dir = self.manager.run.item_dir(self.item.index)
+            self.store_dir = self.manager.run.item_dir(self.item.index).absolute()
             for level in range(len(levels)):
                 instruction, data = self._phase(level, "pre", data)
                 if instruction is Instruction.INTERRUPT:
@@ -164,7 +165,7 @@ class StackWalk:
         except TransientServiceError as error:
             log.warning("stack %s: %s: service unavailable: %s", self.key, self._where, error)
             return INTERRUPTED, f"{self._where}: service unavailable, the next collect tries again ({error})"
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             if self.uncertain:  # stays open: collect asks the service whether the submission arrived
                 log.error("stack %s: submitting failed\n%s", self.key, traceback.format_exc())
                 return INTERRUPTED, f"{self._where}: {type(error).__name__}: {error} (submission uncertain)"
@@ -193,12 +194,16 @@ class StackWalk:
         saved = self.jobs.get((level, phase))
         if self.manager.on_phase:
             self.manager.on_phase(self.key, module_path, phase)
-        previous_level = self.previous_levels[level] if level < len(self.previous_levels) else None
+        if level < len(self.previous_levels):
+            previous_level = copy.deepcopy(self.previous_levels[level])
+        else:  # as QUARK 2's manager: the application gets {} on a fresh walk, its submodules None
+            previous_level = {} if level == 0 else None
         kwargs: dict[str, Any] = {
             "store_dir": str(self.store_dir),
             "rep_count": self.repetition,
-            "previous_job_info": copy.deepcopy(previous_level),
+            "previous_job_info": previous_level,
         }
+        self.deepest = max(self.deepest, level)  # a level whose phase raised is recorded too
         job: dict[str, Any] = {}
         if module.is_async:
             job = (
@@ -222,15 +227,17 @@ class StackWalk:
             kwargs.update(
                 sequential=self.sequential,
                 job_listener=_JobRecorder(self.manager.run, job),
-                job_context=JobContext(key=job_key, job_dir=self.manager.run.jobs_dir / job_key, config=config),
+                job_context=JobContext(
+                    key=job_key, job_dir=(self.manager.run.jobs_dir / job_key).absolute(), config=config
+                ),
                 wait_timeout=self.manager.wait_timeout,
                 async_job=saved if saved and saved.get("status") != "RETRY" else None,
             )
         try:
-            instruction, output = module.phase(phase, data, config, kwargs)
+            instruction, output, milliseconds = module.phase(phase, data, config, kwargs)
         except QuarkError:
             raise
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             if job.get("status") == SUBMITTING:  # the submit raised: it may or may not have reached the service
                 self.uncertain.append(job_key)
                 if not isinstance(error, TransientServiceError):
@@ -240,7 +247,10 @@ class StackWalk:
         finally:
             if job.get("job_manager"):
                 self.job_keys.append(job_key)
-        self.deepest = max(self.deepest, level)
+        if instruction is Instruction.INTERRUPT and job.get("job_manager") and kwargs.get("async_job") is None:
+            # submitted by this call: its collect adds this time, so the phase counts submit and collect
+            job["submit_ms"] = milliseconds
+            self.manager.run.write_job(job)
         if level == 0 and phase == "pre":
             self._where = f"{module.label}.save"
             module.save(str(self.store_dir), self.repetition)
@@ -251,10 +261,20 @@ class StackWalk:
         from quark_cli import __version__
 
         module_record: dict[str, Any] | None = None
-        for index in reversed(range(self.deepest + 1)):
+        for index in reversed(range(min(self.deepest + 1, len(self.modules)))):
             module_record = self.modules[index].level(index, module_record)
-        module_record = module_record or {}
-        module_record["quark_job_status"] = status
+        if module_record is None:  # not even the application was built: its level from the config
+            application = self.item.levels[0]
+            module_record = {
+                "module_name": application.name,
+                "module_config": dict(application.config),
+                **{f"{name}_time": 0.0 for name in ("total", "preprocessing", "postprocessing")},
+                "module_level": 0,
+                "submodule": {},
+            }
+        # as QUARK 2 has it: the application's status among its metrics, before module_level and submodule
+        tail = {name: module_record.pop(name) for name in ("module_level", "submodule")}
+        module_record.update(quark_job_status=status, **tail)
         total = 0.0
         for level in record_levels(module_record):
             total += level.get("total_time") or 0.0

@@ -67,9 +67,12 @@ def _quark(*args: str, env: dict | None = None, timeout: float = 120) -> subproc
     )
 
 
-def test_a_quark2_config_runs_with_its_module_file_and_records_quark2_fields(quark, write_config, tmp_path):
+def test_a_quark2_config_runs_with_its_module_file_and_records_quark2_fields(
+    quark, write_config, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
     run = tmp_path / "run"
-    result = quark("run", _config(write_config, delay=30), "--modules", MODULES, "-o", run, "--quiet")
+    result = quark("run", _config(write_config, delay=30), "--modules", MODULES, "-o", "run", "--quiet")
     assert result.exit_code == 0, result.stderr
     records = _results(run)
     assert [(r["benchmark_backlog_item_number"], r["repetition"]) for r in records] == [(0, 1), (0, 2), (1, 1), (1, 2)]
@@ -105,6 +108,11 @@ def test_a_quark2_config_runs_with_its_module_file_and_records_quark2_fields(qua
         # the solver read preprocessed_input, the device answered with QUARK 2's own Instruction
         assert levels[2]["device_seen"] == "local cpu" and levels[3]["device"] == "local cpu"
         assert levels[0]["application_score_value"] == 1.0 and record["quark_job_status"] == "FINISHED"
+        # store_dir is the item's own folder, absolute although -o was relative
+        assert levels[0]["store_dir"] == str(
+            run / "benchmarks" / f"benchmark_{record['benchmark_backlog_item_number']}"
+        )
+        assert list(levels[0])[-3:] == ["quark_job_status", "module_level", "submodule"]  # QUARK 2's order
     # Application.save(store_dir, rep_count) into the item's own folder
     saved = sorted(p.relative_to(run).as_posix() for p in (run / "benchmarks").rglob("*.txt"))
     assert saved == [
@@ -182,8 +190,9 @@ def test_the_seeds_upgrade_of_a_quark2_solver_submits_and_collects(quark, write_
         assert async_levels[0]["resumed_from_status"] == "INTERRUPTED"
         assert async_levels[1]["previous_level_of"] == "LabelQUBO"
         assert async_levels[2]["job_info"]["id"].startswith("ctl-")
-        # an async phase's time is in the module's own unit (ms), like the rest of the record
-        assert 0 <= async_levels[2]["postprocessing_time"] < 5000
+        # an async phase's time is in the module's own unit (ms), and counts its submit and its collect
+        submit_ms = json.loads(next(run.glob(f"jobs/{async_record['stack']}-*/job_info.json")).read_text())["submit_ms"]
+        assert 0 < submit_ms <= async_levels[2]["postprocessing_time"] < 5000
 
 
 def test_failfast_stops_at_the_first_failed_stack_and_collect_runs_the_rest(quark, write_config, tmp_path):
@@ -280,7 +289,10 @@ def test_collect_finds_the_modules_where_submit_found_them_or_says_what_to_set(w
     result = _quark("collect", run)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert "no module named 'q2lib'; put the folder that holds 'q2lib' on PYTHONPATH" in line
+    assert (
+        f"no module named 'q2lib' (the entry's dir {library} is not a folder); "
+        "put the folder that holds 'q2lib' on PYTHONPATH"
+    ) in line
     assert f"(the run's modules were imported from {library}, which is gone)" in line
     assert _quark("collect", run, env={"PYTHONPATH": f"{TESTS}:{moved}"}).returncode == 0
 
@@ -329,3 +341,49 @@ def test_module_paths_take_quark2_classes_with_constructor_args(quark, write_con
     (record,) = _results(run)
     assert record["module"]["module_name"] == "tiny cpu" and record["module"]["device"] == "tiny cpu"
     assert record["module"]["submodule"] == {} and record["module"]["module_level"] == 0
+
+
+FAULTY = """
+from q2lib.core import Core
+
+
+class Faulty(Core):
+    def get_parameter_options(self):
+        return {"fault": {"values": ["none", "none_time", "nan_time", "exit", "raise"], "description": "what"}}
+
+    def get_default_submodule(self, option):
+        raise ValueError("no submodules")
+
+    def preprocess(self, input_data, config, **kwargs):
+        fault = config["fault"]
+        if fault == "exit":
+            raise SystemExit(0)
+        if fault == "raise":
+            raise ValueError("bad input data")
+        return 1, {"none": 1.5, "none_time": None, "nan_time": float("nan")}[fault]
+"""
+
+
+def test_quark2_module_faults_fail_their_stack_and_only_it(quark, write_config, tmp_path, monkeypatch):
+    (tmp_path / "faulty.py").write_text(FAULTY)
+    monkeypatch.syspath_prepend(str(LIBRARY))
+    config = write_config(
+        "application: {module: 'faulty:Faulty', config: {fault: [none, none_time, nan_time, exit, raise]}}\n"
+    )
+    run = tmp_path / "run"
+    result = quark("run", config, "-o", run, "--quiet")
+    assert result.exit_code == 1  # not 0 from the SystemExit, and every stack was walked
+    records = _results(run)
+    assert [r["quark_job_status"] for r in records] == ["FINISHED", "FAILED", "FAILED", "FAILED", "FAILED"]
+    assert records[0]["module"]["preprocessing_time"] == 1.5  # ms, as returned
+    errors = [r["error"] for r in records[1:]]
+    assert errors[0] == (
+        "Faulty.preprocess: TypeError: Faulty.preprocess returned None as its time; "
+        "a phase returns (data, time), time a finite number"
+    )
+    assert "returned nan as its time" in errors[1]
+    assert errors[2] == "Faulty.preprocess: SystemExit: 0"
+    assert errors[3] == "Faulty.preprocess: ValueError: bad input data"
+    for record in records[1:]:  # QUARK 2's --summarize needs the application's name and config in every record
+        assert record["module"]["module_name"] == "Faulty" and "fault" in record["module"]["module_config"]
+        assert record["module"]["submodule"] == {} and record["module"]["quark_job_status"] == "FAILED"

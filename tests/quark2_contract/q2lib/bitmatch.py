@@ -40,8 +40,9 @@ class BitMatch(Application):
         target = [int(bit) for bit in format(random.Random(config["seed"]).getrandbits(bits), f"0{bits}b")]
         weights = [float(i + 1) if config.get("weights") == "ramp" else 1.0 for i in range(bits)]
         self.problem = {"target": target, "weights": weights}
-        previous = kwargs.get("previous_job_info") or {}
-        self.metrics.add_metric("resumed_from_status", previous.get("quark_job_status"))
+        # QUARK 2 hands the application a dict always ({} on a fresh run), so its modules index it freely
+        self.metrics.add_metric("resumed_from_status", kwargs["previous_job_info"].get("quark_job_status"))
+        self.metrics.add_metric("store_dir", kwargs["store_dir"])
         return self.problem, end_time_measurement(start)
 
     def save(self, path: str, iter_count: int) -> None:
