@@ -42,7 +42,7 @@ class JobListener(Protocol):
 
     def submitting(self, manager: AsyncJobManager) -> None: ...
 
-    def submitted(self, manager: AsyncJobManager) -> None: ...
+    def submitted(self, manager: AsyncJobManager, submit_ms: float) -> None: ...
 
     def not_submitted(self, manager: AsyncJobManager) -> None: ...
 
@@ -151,7 +151,7 @@ class AsyncCore(Core):
         manager._handle_submit_info(response)
         self.metrics.add_metric("job_info", manager.job_info)
         if listener:
-            listener.submitted(manager)
+            listener.submitted(manager, (time.perf_counter() - start) * 1000)
         return Instruction.INTERRUPT, manager, self._elapsed(start)
 
     def _collect(
@@ -159,8 +159,8 @@ class AsyncCore(Core):
     ) -> tuple[Any, ...]:
         """Collect mode: ``job`` is the phase's saved job (``info`` as set by ``set_info``, ``status``, ``error``).
 
-        The time returned counts the submission too (``submit_ms``, saved by the engine), so the phase's
-        time is the same whether it ran in one walk (``quark run``) or in submit and collect.
+        The time returned counts the submission too (``submit_ms``, saved with the job when it was
+        submitted), so the phase's time means the same whether it ran in one walk or in submit and collect.
         """
         start = time.perf_counter()
         submitted = float(job.get("submit_ms") or 0.0)

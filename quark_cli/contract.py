@@ -19,7 +19,7 @@ import os
 from typing import Any
 
 from quark_cli.async_core import AsyncCore
-from quark_cli.core import Instruction
+from quark_cli.core import Instruction, Metrics
 from quark_cli.errors import ConfigError
 from quark_cli.quark2 import (
     as_instruction,
@@ -109,15 +109,12 @@ class ModuleAdapter:
         if self._extra_metrics:
             metrics.add_metric_batch(dict(self._extra_metrics))
 
-    def phase(
-        self, phase: str, data: Any, config: dict[str, Any], kwargs: dict[str, Any]
-    ) -> tuple[Instruction, Any, float]:
-        """Run ``preprocess`` or ``postprocess``; record its time and output as QUARK 2's manager does.
+    def phase(self, phase: str, data: Any, config: dict[str, Any], kwargs: dict[str, Any]) -> tuple[Instruction, Any]:
+        """Run ``preprocess`` or ``postprocess``; record its time (ms) and output as QUARK 2's manager does.
 
         ``kwargs`` holds QUARK 2's ``store_dir``, ``rep_count``, ``previous_job_info`` and, for an
-        ``AsyncCore``, the engine's job plumbing (left out for other modules). Returns
-        ``(instruction, output, the phase's time in ms)``; a time that is not a finite number raises
-        TypeError naming the module.
+        ``AsyncCore``, the engine's job plumbing (left out for other modules). Returns ``(instruction,
+        output)``; a time that is not a finite number raises TypeError naming the module.
         """
         method = self.instance.preprocess if phase == "pre" else self.instance.postprocess
         result = method(data, config, **kwargs)
@@ -129,7 +126,7 @@ class ModuleAdapter:
         else:
             self.instance.postprocessed_input = output
             self.instance.metrics.set_postprocessing_time(milliseconds)
-        return instruction, output, milliseconds
+        return instruction, output
 
     def save(self, store_dir: str, rep_count: int) -> None:
         """An application's ``save(path, iter_count)``, called after its preprocess (QUARK 2's manager does)."""
@@ -147,7 +144,9 @@ class ModuleAdapter:
         validate = getattr(metrics, "validate", None)
         if callable(validate):
             validate()
-        level = copy.deepcopy(metrics.get())
+        level = metrics.get()
+        if type(metrics) is not Metrics:  # ours copies; QUARK 2's hands out its own dicts
+            level = copy.deepcopy(level)
         level["module_level"] = index
         level["submodule"] = submodule or {}
         return level

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import traceback
 import uuid
 from pathlib import Path
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from quark_cli.engine import BenchmarkManager
 
 log = logging.getLogger("quark_cli")
+
+#: quark-cli's own folder, whose git checkout (if any) the records name.
+SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 FINISHED = "FINISHED"
 INTERRUPTED = "INTERRUPTED"
@@ -86,10 +90,13 @@ class _JobRecorder:
         self.job.pop("adopted_at", None)
         self.run.write_job(self.job, durable=type(manager).durable_intent)
 
-    def submitted(self, manager: AsyncJobManager) -> None:
-        """Save the id: at once for a remote service; staged for the local backend, whose own files
-        (staged with it) tell the next collect about the job if a kill loses it."""
-        self.job.update(status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso())
+    def submitted(self, manager: AsyncJobManager, submit_ms: float) -> None:
+        """Save the id (and how long the submission took, ms): at once for a remote service; staged for
+        the local backend, whose own files (staged with it) tell the next collect about the job if a
+        kill loses it."""
+        self.job.update(
+            status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso(), submit_ms=submit_ms
+        )
         self.run.write_job(self.job, at_once=type(manager).durable_intent)
 
     def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
@@ -234,7 +241,7 @@ class StackWalk:
                 async_job=saved if saved and saved.get("status") != "RETRY" else None,
             )
         try:
-            instruction, output, milliseconds = module.phase(phase, data, config, kwargs)
+            instruction, output = module.phase(phase, data, config, kwargs)
         except QuarkError:
             raise
         except (Exception, SystemExit) as error:
@@ -247,10 +254,6 @@ class StackWalk:
         finally:
             if job.get("job_manager"):
                 self.job_keys.append(job_key)
-        if instruction is Instruction.INTERRUPT and job.get("job_manager") and kwargs.get("async_job") is None:
-            # submitted by this call: its collect adds this time, so the phase counts submit and collect
-            job["submit_ms"] = milliseconds
-            self.manager.run.write_job(job)
         if level == 0 and phase == "pre":
             self._where = f"{module.label}.save"
             module.save(str(self.store_dir), self.repetition)
@@ -278,7 +281,7 @@ class StackWalk:
         total = 0.0
         for level in record_levels(module_record):
             total += level.get("total_time") or 0.0
-        revision, uncommitted = git_revision(str(Path(__file__).resolve().parent))
+        revision, uncommitted = git_revision(SOURCE_DIR)
         return {
             "benchmark_backlog_item_number": self.item.index,
             "timestamp": now_iso(),
