@@ -113,17 +113,10 @@ class ConfigNode:
         return [[self.level, *tail] for child in self.children for tail in child.paths()]
 
 
-class Backlog(Sequence[BacklogItem]):
-    """The backlog items in QUARK 2's order, each made when asked for.
+class _Backlog(Sequence[BacklogItem]):
+    """A sequence of backlog items, each made when asked for (``_levels``)."""
 
-    QUARK 2 expands a module's parameter combinations (``itertools.product`` in the config's key
-    order) outermost and, inside each, its branches one after the other, recursively. A collect of a
-    10,000-item run continues a handful of stacks: making every item took longer than the rest.
-    """
-
-    def __init__(self, root: ConfigNode) -> None:
-        self._root = root
-        self._length = root.count
+    _length = 0
 
     def __len__(self) -> int:
         return self._length
@@ -141,10 +134,30 @@ class Backlog(Sequence[BacklogItem]):
             index += self._length
         if not 0 <= index < self._length:
             raise IndexError("backlog index out of range")
-        return BacklogItem(index=index, levels=self._root.item_levels(index))
+        return BacklogItem(index=index, levels=self._levels(index))
+
+    def _levels(self, index: int) -> list[Level]:
+        raise NotImplementedError
 
 
-class LegacyBacklog(Sequence[BacklogItem]):
+class Backlog(_Backlog):
+    """The backlog items in QUARK 2's order.
+
+    QUARK 2 expands a module's parameter combinations (``itertools.product`` in the config's key
+    order) outermost and, inside each, its branches one after the other, recursively. Items are made
+    when asked for: a collect of a 10,000-item run continues a handful of stacks, and making every
+    item took longer than the rest.
+    """
+
+    def __init__(self, root: ConfigNode) -> None:
+        self._root = root
+        self._length = root.count
+
+    def _levels(self, index: int) -> list[Level]:
+        return self._root.item_levels(index)
+
+
+class LegacyBacklog(_Backlog):
     """quark-cli 0.1.0's numbering (branches outermost, parameters by name), for runs it made."""
 
     def __init__(self, paths: list[list[Level]]) -> None:
@@ -159,22 +172,7 @@ class LegacyBacklog(Sequence[BacklogItem]):
             total += math.prod(len(values) for _, _, values in digits)
         self._length = total
 
-    def __len__(self) -> int:
-        return self._length
-
-    @overload
-    def __getitem__(self, index: int) -> BacklogItem: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[BacklogItem]: ...
-
-    def __getitem__(self, index: int | slice) -> BacklogItem | list[BacklogItem]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._length))]
-        if index < 0:
-            index += self._length
-        if not 0 <= index < self._length:
-            raise IndexError("backlog index out of range")
+    def _levels(self, index: int) -> list[Level]:
         part = bisect.bisect_right(self._starts, index) - 1
         levels, digits = self._parts[part]
         offset = index - self._starts[part]
@@ -182,13 +180,10 @@ class LegacyBacklog(Sequence[BacklogItem]):
         for level, name, values in reversed(digits):  # the last parameter varies fastest (itertools.product)
             offset, position = divmod(offset, len(values))
             configs[level][name] = values[position]
-        return BacklogItem(
-            index=index,
-            levels=[
-                Level(lv.name, lv.module, dict(sorted(config.items())), lv.path, lv.args)
-                for lv, config in zip(levels, configs, strict=True)
-            ],
-        )
+        return [
+            Level(lv.name, lv.module, dict(sorted(config.items())), lv.path, lv.args)
+            for lv, config in zip(levels, configs, strict=True)
+        ]
 
 
 @dataclass

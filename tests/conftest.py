@@ -38,20 +38,39 @@ def quark():
     return invoke
 
 
+def _run_quark(entry: str, args: tuple, timeout: float, env: dict, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", entry, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
+    )
+
+
 @pytest.fixture
 def quark_process():
     """Run ``quark ARGS`` as a real process, as a user or cron would."""
 
     def invoke(*args: str, timeout: float = 120, env: dict | None = None, **kwargs):
         full_env = {**os.environ, "PYTHONPATH": str(TESTS), **(env or {})}
-        return subprocess.run(
-            [sys.executable, "-m", "quark_cli.cli", *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=full_env,
-            **kwargs,
-        )
+        return _run_quark("quark_cli.cli", args, timeout, full_env, **kwargs)
+
+    return invoke
+
+
+@pytest.fixture
+def quark_entry():
+    """Run ``python -m quark_cli ARGS``: the installed entry point, hash-seed re-execution included.
+
+    The environment has no PYTHONHASHSEED unless ``env`` gives one, as for a user who never set it.
+    """
+
+    def invoke(*args: object, timeout: float = 600, env: dict | None = None, **kwargs):
+        full_env = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
+        full_env.update({"PYTHONPATH": str(TESTS), **(env or {})})
+        return _run_quark("quark_cli", args, timeout, full_env, **kwargs)
 
     return invoke
 

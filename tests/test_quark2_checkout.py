@@ -40,15 +40,8 @@ def _env() -> dict[str, str]:
     return environment
 
 
-def _quark(*args: object, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "quark_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=_env(),
-        timeout=600,
-    )
+def _quark(quark_entry, *args: object, cwd: Path) -> subprocess.CompletedProcess:
+    return quark_entry(*args, cwd=cwd, env={"PYTHONPATH": str(SOURCE)})
 
 
 def _by_stack(records: list[dict]) -> dict[tuple[int, int], dict]:
@@ -63,7 +56,7 @@ def _levels(record: dict) -> list[dict]:
     return levels
 
 
-def test_quark2s_sat_config_runs_in_quark_cli_as_in_quark2(tmp_path):
+def test_quark2s_sat_config_runs_in_quark_cli_as_in_quark2(tmp_path, quark_entry):
     modules = json.loads((SOURCE.parent / ".settings" / "module_db.json").read_text())["modules"]
     (tmp_path / "sat_modules.json").write_text(json.dumps([m for m in modules if m["name"] == "SAT"]))
     quark2 = subprocess.run(
@@ -80,7 +73,7 @@ def test_quark2s_sat_config_runs_in_quark_cli_as_in_quark2(tmp_path):
 
     run = tmp_path / "quark-cli-run"
     module_db = SOURCE.parent / ".settings" / "module_db.json"
-    result = _quark("run", HERE / "sat.yml", "--modules", module_db, "-o", run, "--quiet", cwd=tmp_path)
+    result = _quark(quark_entry, "run", HERE / "sat.yml", "--modules", module_db, "-o", run, "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     ours = _by_stack(json.loads((run / "results.json").read_text()))
 
@@ -112,12 +105,14 @@ def test_quark2s_sat_config_runs_in_quark_cli_as_in_quark2(tmp_path):
     assert len(json.loads(merged.read_text())) == 4
 
 
-def test_the_seeds_async_upgrade_of_quark2s_annealer_submits_and_collects(tmp_path):
+def test_the_seeds_async_upgrade_of_quark2s_annealer_submits_and_collects(tmp_path, quark_entry):
     run = tmp_path / "run"
-    submitted = _quark("submit", HERE / "sat-async.yml", "--modules", HERE / "modules.json", "-o", run, cwd=tmp_path)
+    submitted = _quark(
+        quark_entry, "submit", HERE / "sat-async.yml", "--modules", HERE / "modules.json", "-o", run, cwd=tmp_path
+    )
     assert submitted.returncode == 3, submitted.stderr
     assert len(list(run.glob("jobs/*/job_info.json"))) == 2
-    collected = _quark("collect", run, "--wait", "--timeout", "120", "--quiet", cwd=tmp_path)
+    collected = _quark(quark_entry, "collect", run, "--wait", "--timeout", "120", "--quiet", cwd=tmp_path)
     assert collected.returncode == 0, collected.stderr
     records = _by_stack(json.loads((run / "results.json").read_text()))
     assert all(record["quark_job_status"] == "FINISHED" for record in records.values())

@@ -54,19 +54,6 @@ def _levels(record: dict) -> list[dict]:
     return levels
 
 
-def _quark(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m quark_cli ARGS``: the real entry point, hash-seed handling included."""
-    full_env = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
-    full_env.update({"PYTHONPATH": str(TESTS), **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "quark_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
-
-
 def test_a_quark2_config_runs_with_its_module_file_and_records_quark2_fields(
     quark, write_config, tmp_path, monkeypatch
 ):
@@ -215,7 +202,7 @@ def test_failfast_stops_at_the_first_failed_stack_and_collect_runs_the_rest(quar
     assert sorted(p.stem for p in (run / "records").glob("*.json")) == ["000-r1", "001-r1", "002-r1"]
 
 
-def test_collect_rebuilds_hash_ordered_numbering_the_same_in_every_process(write_config, tmp_path):
+def test_collect_rebuilds_hash_ordered_numbering_the_same_in_every_process(quark_entry, write_config, tmp_path):
     """LabelQUBO numbers its variables in set order: different salts would read the job back wrong."""
     probe = "import sys; sys.path.insert(0, sys.argv[1]); from q2lib.labelqubo import numbering; print(numbering(8))"
     salted = {
@@ -232,12 +219,12 @@ def test_collect_rebuilds_hash_ordered_numbering_the_same_in_every_process(write
 
     config = write_config(SYNC.replace("SOLVER", "Async Minimizer").replace("DELAY", "0").replace("4, 6", "8"))
     run = tmp_path / "run"
-    submitted = _quark("submit", config, "--modules", MODULES, "-o", run)  # no PYTHONHASHSEED set by the user
+    submitted = quark_entry("submit", config, "--modules", MODULES, "-o", run)  # no PYTHONHASHSEED set by the user
     assert submitted.returncode == 3, submitted.stderr
     assert json.loads((run / "run.json").read_text())["python_hash_seed"] == "0"
     for job in run.glob("jobs/*/job_info.json"):
         finish_job(job.parent)
-    collected = _quark("collect", run)
+    collected = quark_entry("collect", run)
     assert collected.returncode == 0, collected.stderr
     assert [record["module"]["application_score_value"] for record in _results(run)] == [1.0, 1.0]
     # the mapping's bare logging.info() set up a root handler: quark's own log lines stay out of it
@@ -258,20 +245,20 @@ def test_a_damaged_modules_json_is_refused_with_one_line(quark, write_config, tm
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
-def test_a_run_made_under_another_seed_is_not_collected_under_this_one(write_config, tmp_path):
+def test_a_run_made_under_another_seed_is_not_collected_under_this_one(quark_entry, write_config, tmp_path):
     config = _config(write_config, solver="Async Minimizer")
     run = tmp_path / "run"
-    assert _quark("submit", config, "--modules", MODULES, "-o", run, env={"PYTHONHASHSEED": "1"}).returncode == 3
-    refused = _quark("collect", run, env={"PYTHONHASHSEED": "2"})
+    assert quark_entry("submit", config, "--modules", MODULES, "-o", run, env={"PYTHONHASHSEED": "1"}).returncode == 3
+    refused = quark_entry("collect", run, env={"PYTHONHASHSEED": "2"})
     assert refused.returncode == 2
     assert refused.stderr.strip() == (
         f"error: {run}: made with PYTHONHASHSEED=1 and this process has PYTHONHASHSEED=2: its modules would not "
         f"be rebuilt the same; collect it with 'PYTHONHASHSEED=1 quark collect {run}'"
     )
-    assert _quark("collect", run, env={"PYTHONHASHSEED": "1"}).returncode == 3
+    assert quark_entry("collect", run, env={"PYTHONHASHSEED": "1"}).returncode == 3
 
 
-def test_collect_finds_the_modules_where_submit_found_them_or_says_what_to_set(write_config, tmp_path):
+def test_collect_finds_the_modules_where_submit_found_them_or_says_what_to_set(quark_entry, write_config, tmp_path):
     library = tmp_path / "lib"
     library.mkdir()
     subprocess.run(["cp", "-r", str(LIBRARY / "q2lib"), str(library)], check=True)
@@ -279,14 +266,14 @@ def test_collect_finds_the_modules_where_submit_found_them_or_says_what_to_set(w
     (library / "modules.json").write_text("\n".join(modules))
     config = _config(write_config, solver="Async Minimizer")
     run = tmp_path / "run"
-    assert _quark("submit", config, "--modules", library / "modules.json", "-o", run).returncode == 3
+    assert quark_entry("submit", config, "--modules", library / "modules.json", "-o", run).returncode == 3
     info = json.loads((run / "run.json").read_text())
     assert str(library) in info["import_paths"]
     for job in run.glob("jobs/*/job_info.json"):
         finish_job(job.parent)
     moved = tmp_path / "moved"
     library.rename(moved)
-    result = _quark("collect", run)
+    result = quark_entry("collect", run)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert (
@@ -294,7 +281,7 @@ def test_collect_finds_the_modules_where_submit_found_them_or_says_what_to_set(w
         "put the folder that holds 'q2lib' on PYTHONPATH"
     ) in line
     assert f"(the run's modules were imported from {library}, which is gone)" in line
-    assert _quark("collect", run, env={"PYTHONPATH": f"{TESTS}:{moved}"}).returncode == 0
+    assert quark_entry("collect", run, env={"PYTHONPATH": f"{TESTS}:{moved}"}).returncode == 0
 
 
 def test_asynccore_keeps_everything_of_the_quark2_module_it_upgrades(monkeypatch):
@@ -327,9 +314,11 @@ def test_asynccore_keeps_everything_of_the_quark2_module_it_upgrades(monkeypatch
         assert upgraded.preprocess({"Q": {}}, {}) == ({"Q": {}}, 0.0)
 
 
-def test_module_paths_take_quark2_classes_with_constructor_args(quark, write_config, tmp_path, monkeypatch):
+def test_module_paths_take_quark2_classes_with_constructor_args(
+    quark_entry, quark, write_config, tmp_path, monkeypatch
+):
     config = write_config("application: {module: 'q2lib.cpu:CPU', args: {device_name: tiny cpu}}\n")
-    missing = _quark("validate", config)  # a fresh process: q2lib may be imported in this one already
+    missing = quark_entry("validate", config)  # a fresh process: q2lib may be imported in this one already
     assert missing.returncode == 2
     assert missing.stderr.strip().endswith(
         "application.module: cannot import 'q2lib.cpu:CPU': no module named 'q2lib'; put the folder that holds "
