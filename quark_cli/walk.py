@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from quark_cli.atomic import commit_staged
 from quark_cli.config import BacklogItem, module_search_path
 from quark_cli.contract import ModuleAdapter, build_module
-from quark_cli.core import Instruction
-from quark_cli.errors import QuarkError
+from quark_cli.core import Instruction, Metrics
+from quark_cli.errors import ConfigError, QuarkError
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError, TransientServiceError
 from quark_cli.quark2 import git_revision
 from quark_cli.state import RunDir, now_iso
@@ -152,7 +152,8 @@ class StackWalk:
             self._build()
         except (Exception, SystemExit) as error:
             log.error("stack %s: cannot build its modules\n%s", self.key, traceback.format_exc())
-            return FAILED, f"cannot build modules: {type(error).__name__}: {error}"
+            what = str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}"
+            return FAILED, f"cannot build modules: {what}"
         levels = self.item.levels
         data: Any = None
         try:
@@ -267,14 +268,9 @@ class StackWalk:
         for index in reversed(range(min(self.deepest + 1, len(self.modules)))):
             module_record = self.modules[index].level(index, module_record)
         if module_record is None:  # not even the application was built: its level from the config
-            application = self.item.levels[0]
-            module_record = {
-                "module_name": application.name,
-                "module_config": dict(application.config),
-                **{f"{name}_time": 0.0 for name in ("total", "preprocessing", "postprocessing")},
-                "module_level": 0,
-                "submodule": {},
-            }
+            application = Metrics(self.item.levels[0].name)
+            application.set_module_config(self.item.levels[0].config)
+            module_record = {**application.get(), "module_level": 0, "submodule": {}}
         # as QUARK 2 has it: the application's status among its metrics, before module_level and submodule
         tail = {name: module_record.pop(name) for name in ("module_level", "submodule")}
         module_record.update(quark_job_status=status, **tail)

@@ -376,3 +376,22 @@ def test_quark2_module_faults_fail_their_stack_and_only_it(quark, write_config, 
     for record in records[1:]:  # QUARK 2's --summarize needs the application's name and config in every record
         assert record["module"]["module_name"] == "Faulty" and "fault" in record["module"]["module_config"]
         assert record["module"]["submodule"] == {} and record["module"]["quark_job_status"] == "FAILED"
+
+
+def test_a_stack_whose_modules_cannot_be_built_records_its_application_from_the_config(quark, write_config, tmp_path):
+    (tmp_path / "fragile.py").write_text(
+        "from quark_cli import Core\n\n\nclass Fragile(Core):\n    built = 0\n\n"
+        "    def __init__(self):\n        Fragile.built += 1\n"
+        "        if Fragile.built > 1:  # the config check builds it once; the stack's walk cannot\n"
+        "            raise RuntimeError('licence server unreachable')\n        super().__init__()\n\n"
+        "    def get_parameter_options(self):\n"
+        "        return {'size': {'values': [3], 'default': 3, 'description': 'how big'}}\n"
+    )
+    run = tmp_path / "run"
+    result = quark("run", write_config("application: {module: 'fragile:Fragile'}\n"), "-o", run, "--quiet")
+    assert result.exit_code == 1
+    (record,) = _results(run)
+    assert record["error"].startswith("cannot build modules: ")
+    assert record["error"].endswith(": application: cannot create Fragile (RuntimeError: licence server unreachable)")
+    assert record["module"]["module_name"] == "Fragile" and record["module"]["module_config"] == {"size": 3}
+    assert record["module"]["quark_job_status"] == "FAILED" and record["module"]["submodule"] == {}
