@@ -27,8 +27,17 @@ import time
 from typing import Any, Protocol
 
 from quark_cli.core import Core, Instruction
-from quark_cli.errors import NotSubmittedError
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError
+from quark_cli.errors import NotSubmittedError, QuarkError
+from quark_cli.jobs.base import (
+    AsyncJobManager,
+    AsyncStatus,
+    JobContext,
+    JobFailedError,
+    SubmitError,
+    TransientServiceError,
+    checked_status,
+    short_repr,
+)
 from quark_cli.quark2 import speaks_quark2
 
 PHASES = {"PRE": ("pre",), "POST": ("post",), "PREPOST": ("pre", "post")}
@@ -141,14 +150,24 @@ class AsyncCore(Core):
         listener: JobListener | None = kwargs.get("job_listener")
         if listener:
             listener.submitting(manager)
-        submit = getattr(self, f"submit_{phase}process")
+        hook = f"{type(self).__name__}.submit_{phase}process"
         try:
-            response = submit(input_data, config, **_module_kwargs(kwargs))
+            response = getattr(self, f"submit_{phase}process")(input_data, config, **_module_kwargs(kwargs))
         except NotSubmittedError:
             if listener:
                 listener.not_submitted(manager)
             raise
-        manager._handle_submit_info(response)
+        except (TransientServiceError, QuarkError):
+            raise
+        except Exception as error:
+            raise SubmitError(f"{hook} raised {type(error).__name__}: {error}") from error
+        try:
+            manager._handle_submit_info(response)
+        except Exception as error:
+            raise SubmitError(
+                f"{hook} returned {short_repr(response)}, which {type(manager).__name__}._handle_submit_info cannot "
+                f"read ({type(error).__name__}: {error}); a submit hook returns the service's answer"
+            ) from error
         self.metrics.add_metric("job_info", manager.job_info)
         if listener:
             listener.submitted(manager, (time.perf_counter() - start) * 1000)
@@ -179,7 +198,7 @@ class AsyncCore(Core):
         return Instruction.PROCEED, output, self._elapsed(start, submitted)
 
     def _poll(self, manager: AsyncJobManager, kwargs: dict[str, Any]) -> AsyncStatus:
-        status = manager.get_status()
+        status = checked_status(manager, manager.get_status())
         listener: JobListener | None = kwargs.get("job_listener")
         if listener:
             listener.polled(manager, status)

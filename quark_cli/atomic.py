@@ -18,6 +18,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from quark_cli.plain import finite
+
 _deferred_dirs: set[Path] | None = None
 
 
@@ -101,10 +103,21 @@ def atomic_write_json(
 
 
 def json_bytes(value: Any, compact: bool = False) -> bytes:
-    """What ``atomic_write_json`` writes, for ``staged_write``."""
-    if compact:
-        return (json.dumps(value, separators=(",", ":"), default=json_default) + "\n").encode()
-    return (json.dumps(value, indent=2, default=json_default) + "\n").encode()
+    """What ``atomic_write_json`` writes, for ``staged_write``: strict JSON, a non-finite number as null."""
+    layout: dict[str, Any] = {"separators": (",", ":")} if compact else {"indent": 2}
+    return (strict_dumps(value, **layout) + "\n").encode()
+
+
+def strict_dumps(value: Any, **layout: Any) -> str:
+    """``json.dumps`` that never writes NaN or Infinity (strict readers refuse them): they become null.
+
+    Records come here already plain (``quark_cli.plain``); this guards everything else we write, and
+    files written by older versions that held such tokens.
+    """
+    try:
+        return json.dumps(value, allow_nan=False, default=json_default, **layout)
+    except ValueError:
+        return json.dumps(finite(value), allow_nan=False, default=json_default, **layout)
 
 
 STAGING_DIR = ".staging"

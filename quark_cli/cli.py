@@ -250,7 +250,7 @@ def collect(
         if not as_json:
             _print_collect(outcome, quiet)
     if as_json:
-        print(json.dumps(reports, indent=2))
+        print(_json(reports))
     raise typer.Exit(_combine(codes))
 
 
@@ -310,7 +310,7 @@ def status(
 
     report = _guarded(runs.status, run_dir)
     if as_json:
-        print(json.dumps(report, indent=2))
+        print(_json(report))
     else:
         _print_status(report, show_all)
     totals = report["stack_totals"]
@@ -334,16 +334,18 @@ def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
     shown = [job for job in report["jobs"] if show_all or job["status"] != "DONE"]
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if not show_all and len(shown) > STATUS_ROWS:
+        listed = [job for job in shown if job["status"] in NEEDS_DECISION or job.get("warning")]
         for job in shown:
-            if job["status"] not in NEEDS_DECISION:
+            if job not in listed:
                 grouped.setdefault((job["module"], job["status"]), []).append(job)
-        shown = [job for job in shown if job["status"] in NEEDS_DECISION]
+        shown = listed
     table = Table(title=f"jobs of {report['run_dir']}")
     for column in ("job", "module", "status", "id", "age", "error"):
         table.add_column(column, overflow="fold")
     for job in shown:
         age = job["age_seconds"]
-        table.add_row(job["key"], job["module"], job["status"], str(job["id"] or ""), _age(age), job["error"] or "")
+        note = job["error"] or (f"warning: {job['warning']}" if job.get("warning") else "")
+        table.add_row(job["key"], job["module"], job["status"], str(job["id"] or ""), _age(age), note)
     if shown:
         out.print(table)
     if grouped:
@@ -420,7 +422,7 @@ def _print_report(data: dict[str, Any], chosen: str, aggregated: bool) -> None:
     from quark_cli.report import rich_tables, to_csv, to_markdown
 
     if chosen == "json":
-        print(json.dumps(data, indent=2, default=str))
+        print(_json(data))
     elif chosen == "markdown":
         print(to_markdown(data, aggregated))
     elif chosen == "csv":
@@ -460,7 +462,7 @@ def cancel(
             "failed_stacks": sorted(key for key in set(summary.changed) if summary.stacks.get(key) == "FAILED"),
             "exit_code": outcome.exit_code,
         }
-        print(json.dumps(document, indent=2))
+        print(_json(document))
         raise typer.Exit(outcome.exit_code)
     for key in result.cancelled:
         out.print(f"cancelled {key}", markup=False)
@@ -490,7 +492,7 @@ def runs_command(
     folder = root if root is not None else runs.default_runs_root()
     listed = _guarded(runs.list_runs, folder)
     if as_json:
-        print(json.dumps({"schema_version": 1, "root": str(folder), "runs": listed}, indent=2))
+        print(_json({"schema_version": 1, "root": str(folder), "runs": listed}))
         return
     if not listed:
         out.print(f"{folder}: no run directories", markup=False)
@@ -534,12 +536,12 @@ def validate(
     except QuarkError as error:
         if not as_json:
             _fail(error)
-        print(json.dumps({"schema_version": 1, "config": str(config), "valid": False, "error": str(error)}, indent=2))
+        print(_json({"schema_version": 1, "config": str(config), "valid": False, "error": str(error)}))
         raise typer.Exit(error.exit_code) from None
     except Exception as error:
         _fail(error)
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(_json(summary))
         return
     out.print(f"{config}: valid", markup=False)
     for branch in summary["branches"]:
@@ -568,7 +570,7 @@ def modules(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
 
     described = _guarded(describe_modules)
     if as_json:
-        print(json.dumps(described, indent=2))
+        print(_json(described))
         return
     for entry in described:
         out.print(f"[bold]{entry['name']}[/bold]  ({entry['class']})")
@@ -584,7 +586,7 @@ def modules(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
 def _print_results(outcome, as_json: bool) -> None:
     if as_json:
         records = outcome.run.rebuild_results()
-        print(json.dumps(records, indent=2, default=str))
+        print(_json(records))
         return
     from quark_cli.report import build_report, rich_tables
 
@@ -601,6 +603,13 @@ def _print_wide(renderables: list[Any]) -> None:
         console = Console(file=sys.stdout, width=width, highlight=False, soft_wrap=True)
     for renderable in renderables:
         console.print(renderable)
+
+
+def _json(document: Any) -> str:
+    """A ``--json`` document: strict JSON (a NaN or Infinity is null), indented; other objects as text."""
+    from quark_cli.plain import finite
+
+    return json.dumps(finite(document), indent=2, allow_nan=False, default=str)
 
 
 def main() -> None:

@@ -83,6 +83,7 @@ JOB_SUMMARY_FIELDS = (
     "submitted_at",
     "status_since",
     "error",
+    "warning",
 )
 
 
@@ -486,8 +487,9 @@ class BenchmarkManager:
         """
         self.run.mark_open(key)
         walk = StackWalk(self, key, item, repetition, jobs, sequential, previous)
-        status, error = walk.run()
-        self._store(key, walk.record(status, error))
+        record = walk.record(*walk.run())
+        status, error = record["quark_job_status"], record["error"]
+        self._store(key, record)
         summary.stacks[key] = status
         summary.changed.append(key)
         if error:

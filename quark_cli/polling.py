@@ -14,7 +14,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 from quark_cli.errors import ServiceAuthError
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, TransientServiceError, load_job_manager_class
+from quark_cli.jobs.base import (
+    AsyncJobManager,
+    AsyncStatus,
+    JobContext,
+    JobManagerError,
+    TransientServiceError,
+    checked_status,
+    load_job_manager_class,
+)
 from quark_cli.state import RunDir
 from quark_cli.walk import apply_status
 
@@ -34,6 +42,18 @@ def _status_or_error(manager: AsyncJobManager) -> Any:
         return manager.get_status()
     except Exception as error:
         return error
+
+
+def _checked(manager: AsyncJobManager, status: Any, call: str) -> Any:
+    """``status`` if it is an AsyncStatus, else the JobManagerError that says what the manager answered."""
+    try:
+        return checked_status(manager, status, call)
+    except JobManagerError as error:
+        return error
+
+
+def _message(error: BaseException) -> str:
+    return str(error) if isinstance(error, JobManagerError) else f"{type(error).__name__}: {error}"
 
 
 class JobPoller:
@@ -94,7 +114,7 @@ class JobPoller:
                         raise outcome
                     if isinstance(outcome, BaseException):
                         log.warning("polling job %s failed: %s", job["key"], outcome)
-                        summary.errors[job["key"]] = f"{type(outcome).__name__}: {outcome}"
+                        summary.errors[job["key"]] = _message(outcome)
                     elif outcome:
                         summary.changed.append(job["key"])
                         log.info("job %s is now %s", job["key"], job["status"])
@@ -113,6 +133,10 @@ class JobPoller:
                 statuses: list[Any] = [_status_or_error(manager) for manager in managers]
             else:
                 statuses = list(cls.get_statuses(managers))
+                if len(statuses) != len(managers):
+                    raise JobManagerError(
+                        f"{cls.__name__}.get_statuses() answered {len(statuses)} statuses for {len(managers)} jobs"
+                    )
         except (TransientServiceError, ServiceAuthError) as error:
             statuses = [error] * len(managers)
         except Exception as error:
@@ -122,10 +146,15 @@ class JobPoller:
                 statuses = [_status_or_error(manager) for manager in managers]
         outcomes = []
         for (job, manager), status in zip(pairs, statuses, strict=True):
+            if not isinstance(status, BaseException):
+                status = _checked(manager, status, "get_status" if cls is None else "get_statuses")
             if isinstance(status, BaseException):
+                if self._warn(job, f"last poll failed: {_message(status)}"):
+                    self.run.write_job(job)
                 outcomes.append((job, status))
                 continue
             changed = apply_status(job, status, manager.status_reason)
+            changed = self._warn(job, manager.status_warning) or changed
             if changed:
                 job["info"] = manager.job_info
                 self.run.write_job(job)
@@ -133,6 +162,17 @@ class JobPoller:
                 self._fetch_result(job, manager)
             outcomes.append((job, changed))
         return outcomes
+
+    @staticmethod
+    def _warn(job: dict[str, Any], warning: str | None) -> bool:
+        """Set (or with None clear) the job's ``warning``, shown by ``status``; True if it changed."""
+        if job.get("warning") == warning:
+            return False
+        if warning is None:
+            job.pop("warning", None)
+        else:
+            job["warning"] = warning
+        return True
 
     def _fetch_result(self, job: dict[str, Any], manager: AsyncJobManager) -> None:
         """Fetch a done job's result from the polling thread, for the walk that collects it.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 from collections.abc import Iterable
 from datetime import datetime
@@ -112,8 +113,8 @@ def _scalar(value: Any) -> bool:
 
 
 def is_number(value: Any) -> bool:
-    """A real number (bools are ints to Python, not to us)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite real number (bools are ints to Python, not to us; NaN and Infinity are not measurements)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _seconds(milliseconds: Any) -> float | None:
@@ -166,12 +167,16 @@ def _between(start: datetime | None, end: datetime | None) -> float | None:
     return max(0.0, (end - start).total_seconds())
 
 
-def stats(values: list[float]) -> dict[str, Any]:
-    """Mean and sample standard deviation (None with fewer than two values) of some numbers."""
+def stats(values: list[Any], of: int | None = None) -> dict[str, Any]:
+    """Mean and sample standard deviation (None with fewer than two values) of the finite numbers in
+    ``values``; ``missing`` counts the entries (of ``of``, default all) that had none."""
+    numbers = [value for value in values if is_number(value)]
+    expected = len(values) if of is None else of
     return {
-        "mean": statistics.fmean(values) if values else None,
-        "std": statistics.stdev(values) if len(values) > 1 else None,
-        "n": len(values),
+        "mean": statistics.fmean(numbers) if numbers else None,
+        "std": statistics.stdev(numbers) if len(numbers) > 1 else None,
+        "n": len(numbers),
+        "missing": expected - len(numbers),
     }
 
 
@@ -192,18 +197,11 @@ def _aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "repetitions": len(group),
                 "finished": len(finished),
                 "failed": sum(1 for row in group if row["status"] == "FAILED"),
-                "metrics": {
-                    name: stats([row["metrics"][name] for row in finished if is_number(row["metrics"].get(name))])
-                    for name in metric_names
-                },
+                "metrics": {name: stats([row["metrics"].get(name) for row in finished]) for name in metric_names},
                 "module_times_s": {
-                    name: stats([row["module_times_s"][name] for row in finished if row["module_times_s"].get(name)])
-                    for name in module_names
+                    name: stats([row["module_times_s"].get(name) for row in finished]) for name in module_names
                 },
-                **{
-                    column: stats([row[column] for row in finished if row[column] is not None])
-                    for column in TIME_COLUMNS
-                },
+                **{column: stats([row[column] for row in finished]) for column in TIME_COLUMNS},
             }
         )
     return items
@@ -259,11 +257,11 @@ def fmt(value: Any) -> str:
 
 
 def fmt_stats(entry: dict[str, Any] | None) -> str:
+    """``mean ± std``, and how many repetitions had no finite value (``(1 missing)``)."""
     if not entry or entry["mean"] is None:
         return ""
-    if entry["std"] is None:
-        return fmt(entry["mean"])
-    return f"{fmt(entry['mean'])} ± {entry['std']:.2g}"
+    text = fmt(entry["mean"]) if entry["std"] is None else f"{fmt(entry['mean'])} ± {entry['std']:.2g}"
+    return f"{text} ({entry['missing']} missing)" if entry.get("missing") else text
 
 
 TIME_LABELS = {"time_s": "time (s)", "queue_s": "queue (s)", "run_s": "run (s)", "turnaround_s": "turnaround (s)"}

@@ -342,6 +342,7 @@ def status(path: Path) -> dict[str, Any]:
             "age_seconds": _rounded(age_seconds(job.get("submitted_at"))),
             "status_since": job.get("status_since"),
             "error": job.get("error"),
+            "warning": job.get("warning"),
         }
         for job in sorted(jobs, key=lambda job: job["key"])
     ]

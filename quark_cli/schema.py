@@ -132,7 +132,8 @@ def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
         value,
         [("key", str, False), ("stack", str, False), ("status", str, False), ("job_manager", str, False)]
         + [("info", dict, False), ("level", int, False), ("phase", str, False), ("attempt", int, True)]
-        + [("module_config", dict, True), ("error", str, True), ("submit_ms", (int, float), True)],
+        + [("module_config", dict, True), ("error", str, True), ("submit_ms", (int, float), True)]
+        + [("warning", str, True)],
     )
     if problem:
         return problem

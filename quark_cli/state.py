@@ -44,9 +44,9 @@ from quark_cli.atomic import (
     deferred_dir_sync,
     fsync_dir,
     json_bytes,
-    json_default,
     private_dirs,
     staged_write,
+    strict_dumps,
 )
 from quark_cli.errors import RunDirError, RunLockedError
 from quark_cli.schema import MODULES_FILE, SCHEMA_VERSION, read_json
@@ -489,7 +489,7 @@ class RunDir:
 
 
 def _result_line(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, separators=(", ", ": "), default=json_default).encode()
+    return strict_dumps(record, separators=(", ", ": ")).encode()
 
 
 def _results_bytes(lines: list[bytes]) -> bytes:

@@ -22,7 +22,18 @@ from quark_cli.config import BacklogItem, module_search_path
 from quark_cli.contract import ModuleAdapter, build_module
 from quark_cli.core import Instruction, Metrics
 from quark_cli.errors import ConfigError, QuarkError
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, JobContext, JobFailedError, TransientServiceError
+from quark_cli.jobs.base import (
+    AsyncJobManager,
+    AsyncStatus,
+    JobContext,
+    JobFailedError,
+    JobManagerError,
+    SubmitError,
+    TransientServiceError,
+    can_find_submitted,
+    load_job_manager_class,
+)
+from quark_cli.plain import NONFINITE_KEY, NotJSON, plain
 from quark_cli.quark2 import git_revision
 from quark_cli.state import RunDir, now_iso
 
@@ -166,7 +177,10 @@ class StackWalk:
                 instruction, data = self._phase(level, "post", data)
                 if instruction is Instruction.INTERRUPT:
                     return INTERRUPTED, None
-        except JobFailedError as error:
+        except (JobFailedError, JobManagerError) as error:
+            if self.uncertain:  # stays open: the next collect asks the service whether the submission arrived
+                log.error("stack %s: %s", self.key, error)
+                return INTERRUPTED, f"{error} (submission uncertain: the next collect asks the service)"
             return FAILED, str(error)
         except QuarkError:
             raise
@@ -246,11 +260,8 @@ class StackWalk:
         except QuarkError:
             raise
         except (Exception, SystemExit) as error:
-            if job.get("status") == SUBMITTING:  # the submit raised: it may or may not have reached the service
-                self.uncertain.append(job_key)
-                if not isinstance(error, TransientServiceError):
-                    job["error"] = f"{type(error).__name__}: {error}"
-                    self.manager.run.write_job(job)
+            if job.get("status") == SUBMITTING:
+                self._submission_failed(job, error)
             raise
         finally:
             if job.get("job_manager"):
@@ -260,8 +271,30 @@ class StackWalk:
             module.save(str(self.store_dir), self.repetition)
         return instruction, output
 
+    def _submission_failed(self, job: dict[str, Any], error: BaseException) -> None:
+        """A submission raised (or its answer could not be read): did the job reach the service?
+
+        A transient service error, or a manager whose service can be asked (``find_submitted``):
+        perhaps; the job stays "submission uncertain" and the next collect asks. Otherwise nothing
+        can ever tell, so the job fails with the error (``collect --retry-failed`` submits it again).
+        """
+        reason = str(error) if isinstance(error, SubmitError) else f"{type(error).__name__}: {error}"
+        if isinstance(error, TransientServiceError) or can_find_submitted(load_job_manager_class(job["job_manager"])):
+            self.uncertain.append(job["key"])
+            if not isinstance(error, TransientServiceError):
+                job["error"] = reason
+                self.manager.run.write_job(job)
+            return
+        job.update(status=AsyncStatus.FAILED.value, error=reason, status_since=now_iso(), finished_at=now_iso())
+        self.manager.run.write_job(job)
+
     def record(self, status: str, error: str | None) -> dict[str, Any]:
-        """The stack's record: QUARK 2's fields and nested module levels, then quark-cli's own fields."""
+        """The stack's record: QUARK 2's fields and nested module levels, then quark-cli's own fields.
+
+        Every level is made strict JSON (``quark_cli.plain``). A metric with no faithful JSON form is
+        written as null and fails a stack that had finished, naming the module and the metric: its
+        other metrics are kept, and the stack is no longer counted as a result.
+        """
         from quark_cli import __version__
 
         module_record: dict[str, Any] | None = None
@@ -271,6 +304,13 @@ class StackWalk:
             application = Metrics(self.item.levels[0].name)
             application.set_module_config(self.item.levels[0].config)
             module_record = {**application.get(), "module_level": 0, "submodule": {}}
+        problems = _make_plain(module_record)
+        if problems:
+            log.error("stack %s: %s", self.key, "; ".join(problems))
+            if status == FINISHED:
+                status, error = FAILED, problems[0]
+            elif status == INTERRUPTED:
+                error = error or problems[0]
         # as QUARK 2 has it: the application's status among its metrics, before module_level and submodule
         tail = {name: module_record.pop(name) for name in ("module_level", "submodule")}
         module_record.update(quark_job_status=status, **tail)
@@ -295,3 +335,21 @@ class StackWalk:
             "jobs": sorted(set(self.job_keys)),
             "quark_cli_version": __version__,
         }
+
+
+def _make_plain(module_record: dict[str, Any]) -> list[str]:
+    """Turn every level of a record into strict JSON in place; the problems, naming module and metric."""
+    problems = []
+    for level in record_levels(module_record):
+        module = level.get("module_name")
+        nonfinite: dict[str, str] = {}
+        for name in [key for key in level if key != "submodule"]:
+            try:
+                level[name] = plain(level[name], name, nonfinite)
+            except NotJSON as error:
+                level[name] = None
+                problems.append(f"{module}: metric {error}")
+        if nonfinite:
+            tail = {key: level.pop(key) for key in ("module_level", "submodule") if key in level}
+            level.update({NONFINITE_KEY: nonfinite, **tail})
+    return problems

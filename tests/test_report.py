@@ -62,8 +62,8 @@ def test_repetitions_are_averaged_with_mean_and_sample_std(quark, noisy_run):
         ("001-r3", 30),
     ]
     first, second = report["items"]
-    assert first["metrics"]["value"] == {"mean": 2.0, "std": 1.0, "n": 3}
-    assert second["metrics"]["value"] == {"mean": 20.0, "std": 10.0, "n": 3}
+    assert first["metrics"]["value"] == {"mean": 2.0, "std": 1.0, "n": 3, "missing": 0}
+    assert second["metrics"]["value"] == {"mean": 20.0, "std": 10.0, "n": 3, "missing": 0}
     assert "label" not in first["metrics"], "only numbers are averaged"
     times = [r["time_s"] for r in report["rows"][:3]]
     assert first["time_s"]["mean"] == pytest.approx(statistics.fmean(times))
@@ -122,7 +122,7 @@ def test_failed_and_pending_stacks_are_listed_but_not_averaged(quark, write_conf
     assert "node crashed" in report["rows"][0]["error"]
     (item,) = report["items"]
     assert (item["repetitions"], item["finished"], item["failed"]) == (3, 1, 1)
-    assert item["metrics"]["total"] == {"mean": 14.0, "std": None, "n": 1}, "only the finished repetition"
+    assert item["metrics"]["total"] == {"mean": 14.0, "std": None, "n": 1, "missing": 0}, "only the finished repetition"
     assert report["rows"][1]["job_ids"] == ["ctl-000-r2-Numbers.AsyncSquare-pre-1"]
     assert report["rows"][1]["jobs"][0]["timing"] == "observed", "this backend saves no service times"
     assert report["rows"][1]["turnaround_s"] >= 0

@@ -95,13 +95,17 @@ def test_a_submit_that_raised_fails_its_stack_only_once_the_service_has_no_such_
     monkeypatch.setattr(ControlledJobManager, "submit", broken)
     submitted = quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run)
     assert submitted.exit_code == 3, "the stack waits: did the submission reach the service or not?"
-    assert "ValueError: payload too large (submission uncertain)" in submitted.stderr
+    assert (
+        "001-r1: AsyncSquare.submit_preprocess raised ValueError: payload too large "
+        "(submission uncertain: the next collect asks the service)"
+    ) in submitted.stderr
     finish_all(run)
 
     collected = quark("collect", run)
     assert collected.exit_code == 1
     job = next(job for key, job in _jobs(run).items() if key.startswith("001-r1"))
-    assert job["status"] == "FAILED" and job["error"] == "not submitted: ValueError: payload too large"
+    assert job["status"] == "FAILED"
+    assert job["error"] == "not submitted: AsyncSquare.submit_preprocess raised ValueError: payload too large"
     assert "001-r1" in collected.stdout and "payload too large" in collected.stdout
 
     monkeypatch.setattr(ControlledJobManager, "submit", original)

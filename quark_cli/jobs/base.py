@@ -77,6 +77,19 @@ class TransientServiceError(Exception):
     """
 
 
+class JobManagerError(Exception):
+    """A job manager, or its module's submit hook, answered something quark cannot use.
+
+    The message names the class, the call and the value. The job it concerns is not failed for it:
+    a poll answer leaves the job as it was; a submission answer fails the job only when the service
+    cannot be asked whether the job arrived (``can_find_submitted``).
+    """
+
+
+class SubmitError(JobManagerError):
+    """A submit hook raised, or returned an answer the manager's ``_handle_submit_info`` cannot read."""
+
+
 class JobFailedError(Exception):
     """A job reached FAILED or CANCELLED; the stack that waited for it cannot go on."""
 
@@ -109,6 +122,9 @@ class AsyncJobManager(ABC):
         self.context = context
         self._job_info: dict[str, Any] = dict(job_info or {})
         self.status_reason: str | None = None
+        #: Set by ``get_status`` when the job is not final but something is off (a state the manager does
+        #: not know, a result not visible yet); ``quark status`` shows it, and the next good poll clears it.
+        self.status_warning: str | None = None
 
     @classmethod
     def from_job_info(cls, job_info: dict[str, Any], context: JobContext | None = None) -> AsyncJobManager:
@@ -126,11 +142,11 @@ class AsyncJobManager(ABC):
 
     @property
     def job_info(self) -> dict[str, Any]:
-        """The saved part of ``_job_info``: the JSON-serialisable values only."""
+        """The saved part of ``_job_info``: the values strict JSON can hold (no NaN), only."""
         saved = {}
         for name, value in self._job_info.items():
             try:
-                json.dumps(value)
+                json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
                 continue
             saved[name] = value
@@ -200,3 +216,24 @@ def load_job_manager_class(path: str) -> type[AsyncJobManager]:
     if not (isinstance(cls, type) and issubclass(cls, AsyncJobManager)):
         raise TypeError(f"{path} is not an AsyncJobManager")
     return cls
+
+
+def checked_status(manager: AsyncJobManager, value: Any, call: str = "get_status") -> AsyncStatus:
+    """``value`` if it is an ``AsyncStatus``; else a JobManagerError naming the manager, the call and the value."""
+    if isinstance(value, AsyncStatus):
+        return value
+    raise JobManagerError(
+        f"{type(manager).__name__}.{call}() returned {short_repr(value)}, not an AsyncStatus "
+        f"(one of {', '.join(status.name for status in AsyncStatus)})"
+    )
+
+
+def can_find_submitted(cls: type[AsyncJobManager]) -> bool:
+    """True when ``cls`` overrides ``find_submitted``: its service can say whether a submission arrived."""
+    return cls.find_submitted is not AsyncJobManager.find_submitted
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a value quoted in a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
