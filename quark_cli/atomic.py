@@ -80,11 +80,13 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
-    except BaseException:
+    except BaseException as error:
         try:
             os.unlink(temp_name)
         except FileNotFoundError:
             pass
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # a failed write names no file: say which one it was
         raise
     if not sync_dir and not durable:
         return
@@ -228,9 +230,17 @@ class GroupCommit:
             if not items:
                 return False
             writes = [(index, item[2]) for index, item in enumerate(items) if item[0] == "file"]
-            written = self._write_temps([data for _, data in writes])
-            temps = {index: temp for (index, _), temp in zip(writes, written, strict=True)}
-            _sync_files(self.root, list(temps.values()))
+            temps: dict[int, str] = {}
+            try:
+                written = self._write_temps([data for _, data in writes])
+                temps = {index: temp for (index, _), temp in zip(writes, written, strict=True)}
+                _sync_files(self.root, list(temps.values()))
+            except BaseException:  # a full disk: the targets keep their last version, no temporary stays
+                for name in os.listdir(self.staging) if os.path.isdir(self.staging) else []:
+                    if name.startswith(f"{os.getpid()}-"):
+                        with suppress(OSError):
+                            os.unlink(os.path.join(self.staging, name))
+                raise
             for index, (kind, first, second, sync_dir) in enumerate(items):
                 if kind == "call":
                     first(*second)
@@ -286,6 +296,9 @@ def _write_files(paths: list[str], contents: list[bytes]) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+        except OSError as error:
+            error.filename = error.filename or os.path.dirname(path)
+            raise
         finally:
             os.close(fd)
 

@@ -17,11 +17,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from quark_cli import __version__
-from quark_cli.errors import EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_PENDING, QuarkError
+from quark_cli import __version__, interrupts
+from quark_cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OS_ERROR,
+    EXIT_PENDING,
+    EXIT_TERMINATED,
+    QuarkError,
+    describe_os_error,
+)
 from quark_cli.jobs.base import POLL_WORKERS
-
-EXIT_INTERNAL = 70
 
 app = typer.Typer(
     name="quark",
@@ -89,15 +97,32 @@ def _progress(quiet: bool, title: str):
     return Progress(err, mode_for(err, quiet), title)
 
 
-def _fail(error: BaseException) -> None:
-    """The one place that turns an exception into a message and an exit code."""
+def _explain(error: BaseException) -> tuple[str, int]:
+    """The one place that turns an exception into a one-line message and an exit code."""
     if _options["debug"]:
         traceback.print_exception(error, file=sys.stderr)
     if isinstance(error, QuarkError):
-        err.print(f"error: {error}", markup=False)
-        raise typer.Exit(error.exit_code)
-    err.print(f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)", markup=False)
-    raise typer.Exit(EXIT_INTERNAL)
+        return f"error: {error}", error.exit_code
+    described = describe_os_error(error)
+    if described:
+        return f"error: {described}", EXIT_OS_ERROR
+    return f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)", EXIT_INTERNAL
+
+
+def _fail(error: BaseException) -> None:
+    message, code = _explain(error)
+    err.print(message, markup=False)
+    raise typer.Exit(code)
+
+
+def _stopped(error: KeyboardInterrupt) -> None:
+    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line; every write before it is complete."""
+    from quark_cli.interrupts import Terminated
+
+    terminated = isinstance(error, Terminated)
+    what = "terminated (SIGTERM)" if terminated else "interrupted"
+    err.print(f"{what}; the run directory is consistent, 'quark collect' continues it", markup=False)
+    raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
 
 
 def _guarded(function, *args: Any, **kwargs: Any) -> Any:
@@ -105,9 +130,8 @@ def _guarded(function, *args: Any, **kwargs: Any) -> Any:
         return function(*args, **kwargs)
     except typer.Exit:
         raise
-    except KeyboardInterrupt:
-        err.print("interrupted; the run directory is consistent, 'quark collect' continues it")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as error:
+        _stopped(error)
     except Exception as error:
         _fail(error)
 
@@ -229,22 +253,20 @@ def collect(
                     progress=progress if wait else None,
                     poll_workers=poll_workers,
                 )
-        except KeyboardInterrupt:
-            err.print("interrupted; the run directory is consistent, 'quark collect' continues it")
-            raise typer.Exit(130) from None
-        except QuarkError as error:
-            if _options["debug"]:
-                traceback.print_exception(error, file=sys.stderr)
-            if error.exit_code == EXIT_LOCKED and len(paths) > 1:
+        except KeyboardInterrupt as error:
+            _stopped(error)
+        except Exception as error:  # one run's fault never stops the others (collect --all from cron)
+            message, code = _explain(error)
+            if code == EXIT_LOCKED and len(paths) > 1:
                 codes.append(EXIT_PENDING)
                 if not quiet:
-                    err.print(f"skipped: {error}", markup=False)
+                    err.print(f"skipped: {message.removeprefix('error: ')}", markup=False)
                 continue
-            err.print(f"error: {error}", markup=False)
-            codes.append(error.exit_code)
+            if not isinstance(error, QuarkError):
+                message = f"{message.split(': ', 1)[0]}: {path}: {message.split(': ', 1)[1]}"
+            err.print(message, markup=False)
+            codes.append(code)
             continue
-        except Exception as error:
-            _fail(error)
         codes.append(outcome.exit_code)
         reports.append(_collect_report(outcome))
         if not as_json:
@@ -255,8 +277,8 @@ def collect(
 
 
 def _combine(codes: list[int]) -> int:
-    """One exit code for many runs: bad input, then failure, then lock, then pending, then success."""
-    for code in (EXIT_BAD_INPUT, 1, EXIT_LOCKED, EXIT_PENDING, EXIT_INTERNAL):
+    """One exit code for many runs, the worst: a bug, an OS error, bad input, a failure, a lock, pending."""
+    for code in (EXIT_INTERNAL, EXIT_OS_ERROR, EXIT_BAD_INPUT, 1, EXIT_LOCKED, EXIT_PENDING):
         if code in codes:
             return code
     return 0
@@ -557,6 +579,9 @@ def validate(
         f"config hash {summary['config_hash'][:12]}",
         markup=False,
     )
+    for branch in summary["branches"]:
+        for path, folder in branch["job_folders"].items():
+            out.print(f"  note: jobs of {path} are kept in folders named {folder} (the full name is too long)")
     _print_warnings(summary["warnings"])
 
 
@@ -617,6 +642,7 @@ def main() -> None:
     # Our log goes to the run's logging.log (and stderr with -v), never through handlers that module
     # code put on the root logger (a bare logging.info() call installs one that prints to stderr).
     logging.getLogger("quark_cli").propagate = False
+    interrupts.install()
     app()
 
 

@@ -12,7 +12,6 @@ Finished and failed stacks are never walked again (``retry_failed`` resubmits fa
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,10 +31,12 @@ from quark_cli.jobs.base import (
     load_job_manager_class,
 )
 from quark_cli.polling import JobPoller
-from quark_cli.state import RunDir, now_iso, stack_key
+from quark_cli.state import RunDir, file_name, now_iso, stack_key
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status
 
 log = logging.getLogger("quark_cli")
+#: ``extra`` of a log line after which the run's log is written out (a stack's end).
+FLUSH = {"flush_log": True}
 
 PENDING_JOB_STATES = {AsyncStatus.SUBMITTED.value, AsyncStatus.RUNNING.value}
 FAILED_JOB_STATES = {AsyncStatus.FAILED.value, AsyncStatus.CANCELLED.value}
@@ -92,10 +93,6 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
     return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
-
-
 class BenchmarkManager:
     """Runs a validated config's backlog inside one run directory.
 
@@ -133,7 +130,7 @@ class BenchmarkManager:
         names = tuple(item.module_names)
         paths = self._module_paths.get(names)
         if paths is None:
-            paths = [(".".join(names[: i + 1]), _safe(".".join(names[: i + 1]))) for i in range(len(names))]
+            paths = [(".".join(names[: i + 1]), file_name(".".join(names[: i + 1]))) for i in range(len(names))]
             self._module_paths[names] = paths
         return paths
 
@@ -494,5 +491,5 @@ class BenchmarkManager:
         summary.changed.append(key)
         if error:
             summary.errors[key] = error
-        log.info("stack %s %s%s", key, status, f": {error}" if error else "")
+        log.info("stack %s %s%s", key, status, f": {error}" if error else "", extra=FLUSH)
         return status

@@ -6,11 +6,30 @@ Code below the CLI raises these; the CLI turns them into a one-line message (a t
 
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_PENDING = 3
+EXIT_INTERNAL = 70
+EXIT_OS_ERROR = 74
 EXIT_LOCKED = 75
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+#: Operating-system errors on files that are the machine's state, not a bug: what to do about each.
+OS_ERRORS = {
+    errno.ENOSPC: "no space left on its file system; free some, then run the command again",
+    errno.EDQUOT: "your disk quota is used up; free some, then run the command again",
+    errno.EACCES: "permission denied; check the owner and permissions of it and its folders",
+    errno.EPERM: "operation not permitted; check the owner and permissions of it and its folders",
+    errno.EROFS: "its file system is read-only",
+    errno.ENAMETOOLONG: "a name is too long for its file system",
+    errno.EIO: "the device reported an input/output error",
+    errno.EMFILE: "this process has too many open files; raise 'ulimit -n'",
+    errno.ENFILE: "the system has too many open files",
+}
 
 
 class QuarkError(Exception):
@@ -52,3 +71,14 @@ class ServiceAuthError(NotSubmittedError):
 
     A NotSubmittedError too: when it happens at a submission, nothing reached the service.
     """
+
+
+def describe_os_error(error: BaseException) -> str | None:
+    """One line naming the file and what to do, for an operating-system error of ``OS_ERRORS``; else None.
+
+    Nothing is lost by such an error: every write is atomic, so the file keeps its previous content.
+    """
+    if not isinstance(error, OSError) or error.errno not in OS_ERRORS:
+        return None
+    where = error.filename if error.filename is not None else "a file of the run"
+    return f"{where}: {OS_ERRORS[error.errno]} (nothing was lost: the files keep their last complete version)"

@@ -39,10 +39,20 @@ from quark_cli.errors import (
     ConfigError,
     QuarkError,
     RunDirError,
+    describe_os_error,
 )
 from quark_cli.launcher import hash_seed
 from quark_cli.quark2 import read_module_file
-from quark_cli.state import CONFIG_FILE, SCHEMA_VERSION, RunDir, age_seconds, now_iso
+from quark_cli.state import (
+    CONFIG_FILE,
+    MAX_NAME_BYTES,
+    RUN_FILE,
+    SCHEMA_VERSION,
+    RunDir,
+    age_seconds,
+    file_name,
+    now_iso,
+)
 
 NOT_STARTED = "NOT_STARTED"
 
@@ -85,22 +95,43 @@ def default_runs_root() -> Path:
 def new_run_path(config_path: Path) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     root = default_runs_root()
-    candidate = root / f"{config_path.stem}-{stamp}"
+    name = file_name(config_path.stem)
+    candidate = root / f"{name}-{stamp}"
     suffix = 1
     while candidate.exists():
         suffix += 1
-        candidate = root / f"{config_path.stem}-{stamp}-{suffix}"
+        candidate = root / f"{name}-{stamp}-{suffix}"
     return candidate
+
+
+class _RunLog(logging.FileHandler):
+    """The run's logging.log. After its first failed write (a full disk) it drops what follows: the
+    command's own error says what happened, instead of a traceback for every log line."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed = True
+
+
+class _Buffer(logging.handlers.MemoryHandler):
+    """Lines in blocks; flushed at once for warnings, errors and a finished stack (``extra=FLUSH``)."""
+
+    def shouldFlush(self, record: logging.LogRecord) -> bool:
+        return super().shouldFlush(record) or getattr(record, "flush_log", False)
 
 
 @contextmanager
 def command_log(run: RunDir, command: str):
     """Send this command's log lines (with tracebacks of module errors) to the run's logging.log."""
     os.close(os.open(run.log_file(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # user-only, like the run
-    target = logging.FileHandler(run.log_file(), encoding="utf-8")
+    target = _RunLog(run.log_file(), encoding="utf-8")
     target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
-    # Buffered: a line per job and stack, flushed in blocks (warnings and errors at once).
-    handler = logging.handlers.MemoryHandler(512, flushLevel=logging.WARNING, target=target)
+    handler = _Buffer(512, flushLevel=logging.WARNING, target=target)
     logger = logging.getLogger("quark_cli")
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > logging.INFO:
@@ -295,12 +326,29 @@ def _collect_locked(
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Run directories at ``root`` or up to two levels below it (e.g. ``~/quark-runs/<run>``)."""
+    """Run directories at ``root`` or up to two levels below it (e.g. ``~/quark-runs/<run>``).
+
+    A folder that cannot be looked into is listed too: whether it is a run is unknown, and the
+    command that reads it says why it cannot (a cron sweep must not skip a run without a word).
+    """
     root = Path(root)
     if not root.is_dir():
         raise RunDirError(f"{root}: no such directory")
-    found = [p.parent for pattern in ("run.json", "*/run.json", "*/*/run.json") for p in root.glob(pattern)]
-    return sorted(set(found))
+    found: set[Path] = set()
+    folders = [(root, 0)]
+    while folders:
+        folder, depth = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except PermissionError:
+            found.add(folder)
+            continue
+        if any(entry.name == RUN_FILE for entry in entries):
+            found.add(folder)  # a run: its own folders (thousands of jobs) are not searched
+            continue
+        if depth < 2:
+            folders.extend((Path(entry.path), depth + 1) for entry in entries if entry.is_dir(follow_symlinks=False))
+    return sorted(found)
 
 
 def _counts(summary: Summary) -> dict[str, Any]:
@@ -441,9 +489,11 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
                 last_command={k: history[-1].get(k) for k in ("command", "at")} if history else None,
                 error=None,
             )
-        except QuarkError as error:
+        except (QuarkError, OSError) as error:
+            if isinstance(error, OSError) and not describe_os_error(error):
+                raise
             entry.update(created=None, config=None, config_source=None, stack_totals=None, last_command=None)
-            entry["error"] = str(error)
+            entry["error"] = describe_os_error(error) or str(error)
         listed.append(entry)
     return sorted(listed, key=lambda entry: (entry["created"] is None, entry["created"] or "", entry["run_dir"]))
 
@@ -461,7 +511,7 @@ def validate(config_path: Path, modules_file: Path | None = None) -> dict[str, A
     for item in config.backlog:
         branch = branches.setdefault(
             tuple(item.module_names),
-            {"modules": item.module_names, "backlog_items": 0, "parameters": {}},
+            {"modules": item.module_names, "backlog_items": 0, "parameters": {}, "job_folders": {}},
         )
         branch["backlog_items"] += 1
         for level in item.levels:
@@ -469,6 +519,11 @@ def validate(config_path: Path, modules_file: Path | None = None) -> dict[str, A
                 values = branch["parameters"].setdefault(f"{level.name}.{name}", [])
                 if value not in values:
                     values.append(value)
+    for branch in branches.values():  # module paths too long for a file name, and what their jobs' folders use
+        for depth in range(1, len(branch["modules"]) + 1):
+            path = ".".join(branch["modules"][:depth])
+            if len(file_name(path, limit=len(path))) > MAX_NAME_BYTES:
+                branch["job_folders"][path] = f"<stack>-{file_name(path)}-<phase>"
     return {
         "schema_version": SCHEMA_VERSION,
         "config": str(config_path),

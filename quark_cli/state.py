@@ -22,6 +22,7 @@ before anything is written.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import os
@@ -106,6 +107,22 @@ def _interrupted_creation(names: set[str]) -> bool:
     ours = {LOCK_FILE, CONFIG_FILE, MODULES_FILE}
     leftovers = {name for name in names if name.startswith((f".{CONFIG_FILE}.", f".{MODULES_FILE}.", f".{RUN_FILE}."))}
     return LOCK_FILE in names and names - leftovers <= ours
+
+
+#: Longest part of a file name quark makes from names the user chose (module names, a config's name).
+#: File systems allow 255 bytes a name; job folders add a stack key and a phase, queue files a stamp.
+MAX_NAME_BYTES = 120
+
+
+def file_name(text: str, limit: int = MAX_NAME_BYTES) -> str:
+    """``text`` as part of a file name: characters other than letters, digits, ``_.-`` become ``_``;
+    over ``limit`` bytes, a readable prefix and ``~`` and 16 hex digits of the whole text's sha256, so
+    distinct long names stay distinct and the same name always gives the same file name."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+    if len(safe) <= limit:
+        return safe
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{safe[: limit - 17]}~{digest}"
 
 
 def stack_key(item: int, repetition: int) -> str:

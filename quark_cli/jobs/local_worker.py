@@ -370,6 +370,7 @@ def run_runner(jobs_dir: Path, workers: int, idle_seconds: float = RUNNER_IDLE_S
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m quark_cli.jobs.local_worker``."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # started by a quark that blocks it
     parser = argparse.ArgumentParser(prog="python -m quark_cli.jobs.local_worker")
     sub = parser.add_subparsers(dest="role", required=True)
     runner = sub.add_parser("runner", help="serve the queue of a jobs folder")

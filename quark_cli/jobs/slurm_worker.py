@@ -9,6 +9,7 @@ records the job FAILED and the manager quotes that line.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import traceback
@@ -28,6 +29,7 @@ def run(job_file: Path, result_file: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # sbatch from a quark that blocks it
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m quark_cli.jobs.slurm_worker JOB_FILE RESULT_FILE", file=sys.stderr)

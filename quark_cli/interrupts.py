@@ -1,0 +1,57 @@
+"""Ctrl-C and SIGTERM end a command with our message and exit 130 / 143, whatever library is running.
+
+myQLM's simulator replaces the SIGINT handler while it computes (``qat.comm.override_signals``): a
+Ctrl-C there printed "Interrupted by user" and ended the process with exit 2, skipping our own
+cleanup. So SIGINT is blocked in every thread of a quark command and waited for by one thread of
+ours (``sigwait``), which then interrupts the main thread with a signal myQLM leaves alone: the
+main thread raises ``KeyboardInterrupt`` as soon as it runs Python again (at once when it sleeps),
+never inside native code. A second Ctrl-C ends the process at once (exit 130): every write is atomic,
+so the run directory is as consistent as after a kill. SIGTERM raises ``Terminated`` in the main
+thread (exit 143); myQLM does not touch it.
+
+Processes started by quark inherit the blocked SIGINT; quark's own workers unblock it at start. Only
+``quark_cli.cli.main`` installs this: the library used from Python is untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any
+
+#: The signal the waiting thread sends the main thread for a Ctrl-C (one myQLM does not replace).
+RELAY = signal.SIGRTMIN + 1 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR1
+_installed = False
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop like Ctrl-C does, then exit 143."""
+
+
+def install() -> None:
+    """Route SIGINT and SIGTERM as described above; call once, first thing, from the main thread."""
+    global _installed
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(RELAY, _interrupt)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    threading.Thread(target=_wait_for_sigint, args=(threading.main_thread().ident,), daemon=True).start()
+    _installed = True
+
+
+def _wait_for_sigint(main: int) -> None:
+    signal.sigwait({signal.SIGINT})
+    signal.pthread_kill(main, RELAY)
+    signal.sigwait({signal.SIGINT})
+    os.write(2, b"interrupted again: stopping at once; the run directory is consistent\n")
+    os._exit(130)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
