@@ -28,6 +28,7 @@ from quark_cli.jobs.base import (
     AsyncStatus,
     JobContext,
     SubmissionUnknownError,
+    checked_status,
     load_job_manager_class,
 )
 from quark_cli.polling import JobPoller
@@ -274,18 +275,16 @@ class BenchmarkManager:
         state = record.get("quark_job_status") if record else None
         pending = any(job.get("status") in PENDING_JOB_STATES for job in jobs)
         uncertain = [job["key"] for job in jobs if job.get("status") == SUBMITTING]
-        settled = state == FINISHED or (
-            state == FAILED and not (retry_failed and any(j.get("status") in FAILED_JOB_STATES for j in jobs))
-        )
+        settled = state == FINISHED or (state == FAILED and not retry_failed)
         if settled:
             self.run.mark_closed(key)
             summary.stacks[key] = state
             if index.get(key) != state:
                 summary.changed.append(key)
             return
-        if retry_failed and any(job.get("status") in FAILED_JOB_STATES for job in jobs):
+        if retry_failed and state == FAILED:  # walked again: failed jobs resubmitted, done ones collected again
             self.run.mark_open(key)
-            jobs = [self._retire(job) if job.get("status") in FAILED_JOB_STATES else job for job in jobs]
+            jobs = [self._retry(job, summary) if job.get("status") in FAILED_JOB_STATES else job for job in jobs]
         if uncertain and not resubmit_uncertain:
             summary.stacks[key] = INTERRUPTED
             summary.uncertain.extend(uncertain)
@@ -446,11 +445,38 @@ class BenchmarkManager:
         if record is not None and record.get("quark_job_status") != FAILED:
             self._fail_from_job(job["stack"], record, job, result.summary)
 
+    def _retry(self, job: dict[str, Any], summary: Summary) -> dict[str, Any]:
+        """A failed job, before ``--retry-failed`` pays for it again: still failed on its service?
+
+        A job the service knows is asked first. Reported DONE now (a result that showed up late): it is
+        collected, not resubmitted. Still failed or cancelled, or never accepted: its attempt is
+        retired and the walk submits it again. The service cannot be asked: it is left as it was.
+        """
+        if (job.get("info") or {}).get("id"):
+            try:
+                manager = load_job_manager_class(job["job_manager"]).from_job_info(job["info"], self._context(job))
+                status = checked_status(manager, manager.get_status())
+            except Exception as error:
+                summary.errors[job["key"]] = (
+                    f"not resubmitted: asking its service failed ({type(error).__name__}: {error})"
+                )
+                return job
+            if status is AsyncStatus.DONE:
+                job.update(status=AsyncStatus.DONE.value, error=None, info=manager.job_info, status_since=now_iso())
+                self.run.write_job(job)
+                log.info("job %s: its service reports it done: collected, not submitted again", job["key"])
+                return job
+        return self._retire(job)
+
     def _retire(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Keep a failed attempt in the job's history and let the next walk submit it again."""
+        """Keep a failed attempt (its files in ``attempts/<n>/``) and let the next walk submit it afresh."""
+        attempt = job.get("attempt", 1)
+        folder = self.run.archive_attempt(job["key"], attempt)
         attempts = job.setdefault("previous_attempts", [])
-        attempts.append({k: job.get(k) for k in ("attempt", "status", "error", "info", "submitted_at", "finished_at")})
-        job.update(status="RETRY", info={}, error=None, attempt=job.get("attempt", 1) + 1)
+        fields = ("attempt", "status", "error", "info", "submitted_at", "finished_at")
+        attempts.append({**{k: job.get(k) for k in fields}, "folder": folder})
+        job.update(status="RETRY", info={}, error=None, attempt=attempt + 1)
+        job.pop("warning", None)
         self.run.write_job(job)
         return job
 

@@ -309,6 +309,23 @@ class RunDir:
             staged_write(path, json_bytes(value, compact=True), sync_dir=False)
         self.written_jobs[job["key"]] = dict(job)
 
+    def archive_attempt(self, key: str, attempt: int) -> str:
+        """Move a job's backend files into its ``attempts/<attempt>/`` folder; the folder, relative to the job's.
+
+        The job folder is then fresh for the next attempt but for ``job_info.json``. Safe to repeat
+        after a kill part-way: what was moved stays moved, the rest follows.
+        """
+        folder = self.jobs_dir / key
+        kept = Path("attempts") / str(attempt)
+        if folder.is_dir():
+            kept_here = ("attempts", "job_info.json")
+            names = [name for name in os.listdir(folder) if name not in kept_here and not name.startswith(".job_info")]
+            if names:
+                private_dirs(folder / kept)
+                for name in names:
+                    os.replace(folder / name, folder / kept / name)
+        return str(kept)
+
     def read_job(self, key: str) -> dict[str, Any]:
         return read_json(self.job_file(key), "job_info.json")
 

@@ -248,6 +248,10 @@ def test_failed_job_is_recorded_not_resubmitted_and_retry_works(quark, write_con
     retried = _jobs(run)[broken]
     assert retried["attempt"] == 2 and retried["status"] == "SUBMITTED"
     assert retried["previous_attempts"][0]["error"] == "qubit 3 out of calibration"
+    # a fresh folder for the new attempt; the failed one's files are kept beside it
+    assert retried["previous_attempts"][0]["folder"] == "attempts/1"
+    kept = json.loads((run / "jobs" / broken / "attempts" / "1" / "controlled.json").read_text())
+    assert kept["state"] == "FAILED" and kept["reason"] == "qubit 3 out of calibration"
     finish_job(run / "jobs" / broken)
     assert quark("collect", run).exit_code == 0
 

@@ -50,8 +50,10 @@ def fail_job(job_dir: Path, reason: str = "node crashed") -> None:
 
 
 def submissions(run_dir: Path) -> int:
-    """How many times anything was submitted in a run (each submission bumps its job's counter)."""
-    return sum(json.loads(p.read_text())["submissions"] for p in Path(run_dir).glob(f"jobs/*/{SERVICE_FILE}"))
+    """How many times anything was submitted in a run (each submission bumps its job's counter; a retried
+    job's earlier attempts keep theirs in ``attempts/<n>/``)."""
+    files = [*Path(run_dir).glob(f"jobs/*/{SERVICE_FILE}"), *Path(run_dir).glob(f"jobs/*/attempts/*/{SERVICE_FILE}")]
+    return sum(json.loads(p.read_text())["submissions"] for p in files)
 
 
 class ControlledJobManager(AsyncJobManager):

@@ -8,8 +8,8 @@ under cron. Only the job id, host and port are saved; never a password or a toke
 
 Status mapping (the client's status name -> AsyncStatus):
 WAITING, PENDING, IN_BUCKET, SLURM_OFFLOAD, SLURM_SENT -> SUBMITTED; RUNNING -> RUNNING; DONE -> DONE;
-CANCELLED -> CANCELLED; FAILED, STOPPED, DELETED, UNKNOWN_JOB and anything unknown -> FAILED, with the
-status name as the reason.
+CANCELLED -> CANCELLED; FAILED, STOPPED, DELETED, UNKNOWN_JOB -> FAILED, with the status name as the
+reason. A status this list does not know is not an end: the job stays RUNNING, with a warning.
 """
 
 from __future__ import annotations
@@ -57,11 +57,18 @@ TRANSIENT_MARKERS = (
 _connections: dict[tuple[str, int, bool], Any] = {}
 
 
-def map_status(name: str) -> tuple[AsyncStatus, str | None]:
-    """AsyncStatus and failure reason for a QLMaaS status name such as ``'waiting'``."""
+FAILED_STATES = {"FAILED", "STOPPED", "DELETED", "UNKNOWN_JOB"}
+
+
+def map_status(name: str) -> tuple[AsyncStatus, str | None, str | None]:
+    """AsyncStatus, failure reason and warning for a QLMaaS status name such as ``'waiting'``."""
     upper = str(name).upper()
-    status = STATUS_MAP.get(upper, AsyncStatus.FAILED)
-    return status, (upper if status in (AsyncStatus.FAILED, AsyncStatus.CANCELLED) else None)
+    if upper in FAILED_STATES:
+        return AsyncStatus.FAILED, upper, None
+    if upper not in STATUS_MAP:
+        return AsyncStatus.RUNNING, None, f"Qaptiva status {upper} is not one quark knows; the job stays pending"
+    status = STATUS_MAP[upper]
+    return status, (upper if status is AsyncStatus.CANCELLED else None), None
 
 
 def service_times(info: Any) -> dict[str, str]:
@@ -292,7 +299,7 @@ class QaptivaAsyncJobManager(AsyncJobManager):
         connection = self.connection()
         with quiet_client():
             name = self._retry("get_status", connection.get_status, self._job_info["id"])
-        status, self.status_reason = map_status(name)
+        status, self.status_reason, self.status_warning = map_status(name)
         return status
 
     @classmethod
@@ -313,7 +320,7 @@ class QaptivaAsyncJobManager(AsyncJobManager):
             for manager in jobs:
                 info = known.get(manager._job_info["id"])
                 name = JobStatus._VALUES_TO_NAMES.get(info.status, str(info.status)) if info else "UNKNOWN_JOB"
-                status, manager.status_reason = map_status(name)
+                status, manager.status_reason, manager.status_warning = map_status(name)
                 if info is not None:
                     manager.set_info(**service_times(info))
                 statuses[id(manager)] = status

@@ -16,10 +16,12 @@ One job folder (``context.job_dir``)::
 
 Status (SLURM state -> AsyncStatus): PENDING, CONFIGURING, REQUEUED, SUSPENDED and the other waiting
 states -> SUBMITTED; RUNNING, COMPLETING -> RUNNING; COMPLETED with a result file -> DONE; CANCELLED ->
-CANCELLED; FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, BOOT_FAIL, DEADLINE, COMPLETED
-without a result, a job SLURM no longer knows and that left no result, and any state we do not know
--> FAILED. The SLURM state is the first word of ``status_reason``, which the engine saves as the
-job's ``error`` and puts in the stack's record.
+CANCELLED; FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, BOOT_FAIL, DEADLINE, a job SLURM no
+longer knows and that left no result -> FAILED. Not taken for an end: a state we do not know (STOPPED,
+...) stays RUNNING with a warning; COMPLETED without a result stays RUNNING with a warning until
+``result_grace`` seconds (default 300) after the job's end, then FAILED (a shared filesystem may show
+the worker's result file late). The SLURM state is the first word of ``status_reason``, which the
+engine saves as the job's ``error`` and puts in the stack's record.
 
 One ``squeue`` call per collect covers every pending job of a run (``get_statuses``); ``squeue -t
 all`` still lists finished jobs for ``MinJobAge`` seconds. Jobs it no longer lists cost one more
@@ -63,7 +65,10 @@ JOB_FILE = "slurm.job"
 RESULT_FILE = "slurm.result.json"
 LOG_FILE = "slurm.log"
 
-COMMAND_TIMEOUT = 120.0  # sbatch and squeue retry an unreachable controller for about MessageTimeout
+COMMAND_TIMEOUT = 120.0
+#: Seconds after a COMPLETED job's end during which its result file is waited for: an NFS client may
+#: see a file another node wrote only after its attribute cache expires (60 s by default).
+DEFAULT_RESULT_GRACE = 300.0  # sbatch and squeue retry an unreachable controller for about MessageTimeout
 
 WAITING_STATES = {
     "PENDING",
@@ -103,10 +108,13 @@ def slurm_state(text: str) -> str:
 
 
 def map_state(state: str, has_result: bool) -> AsyncStatus:
-    """The AsyncStatus of a SLURM job state; a COMPLETED job is DONE only once its result exists."""
+    """The AsyncStatus of a SLURM job state; a COMPLETED job is DONE only once its result exists.
+
+    A state not listed here is not taken for an end: the job stays RUNNING (``_status_from`` warns).
+    """
     if state in WAITING_STATES:
         return AsyncStatus.SUBMITTED
-    if state in RUNNING_STATES:
+    if state in RUNNING_STATES or state not in FINAL_STATES:
         return AsyncStatus.RUNNING
     if state == "COMPLETED" and has_result:
         return AsyncStatus.DONE
@@ -323,6 +331,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
 
     def _status_from(self, row: dict[str, str] | None) -> AsyncStatus:
         self.status_reason = None
+        self.status_warning = None
         has_result = (self.job_dir / RESULT_FILE).exists()
         if row is None:
             if has_result:  # ended long ago and forgotten; the worker writes a result only on success
@@ -332,9 +341,33 @@ class SlurmAsyncJobManager(AsyncJobManager):
         state = slurm_state(row["state"])
         status = map_state(state, has_result)
         self._note_times(row, status)
+        if state not in FINAL_STATES | WAITING_STATES | RUNNING_STATES:
+            self.status_warning = f"SLURM state {state} is not one quark knows; the job stays pending"
+        elif state == "COMPLETED" and not has_result and self._within_grace(row):
+            self.status_warning = (
+                f"COMPLETED, but its result is not visible in {self.job_dir / RESULT_FILE} yet (a shared "
+                f"filesystem may show it late); waited for until {self.result_grace:g} s after the job's end"
+            )
+            return AsyncStatus.RUNNING
         if status in (AsyncStatus.FAILED, AsyncStatus.CANCELLED):
             self.status_reason = self._reason(state, row, has_result)
         return status
+
+    @property
+    def result_grace(self) -> float:
+        """Seconds after a job's end during which a missing result is waited for (``result_grace``)."""
+        config = self.context.config if self.context else {}
+        return float(config.get("result_grace", DEFAULT_RESULT_GRACE))
+
+    def _within_grace(self, row: dict[str, str]) -> bool:
+        """True while the job ended less than ``result_grace`` seconds ago by the cluster's clock, or when
+        its end time is unknown (the wait then starts when quark first sees it COMPLETED)."""
+        ended = _local_iso(row.get("end") or "")
+        if ended is None:
+            first = self._job_info.setdefault("completed_seen", datetime.now().astimezone().isoformat())
+            ended = first
+        waited = (datetime.now().astimezone() - datetime.fromisoformat(ended)).total_seconds()
+        return waited < self.result_grace
 
     def _note_times(self, row: dict[str, str], status: AsyncStatus) -> None:
         """SLURM's submit, start and end times; a waiting job's start and end are only forecasts."""

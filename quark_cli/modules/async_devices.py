@@ -155,6 +155,12 @@ class SlurmSampler(_AsyncSampler):
                     "custom_input": True,
                     "description": "Further sbatch options, one per list entry, e.g. [--qos=debug, --hold]",
                 },
+                "result_grace": {
+                    "values": [300],
+                    "default": 300,
+                    "custom_input": True,
+                    "description": "Seconds after a job's end to wait for its result file on a shared filesystem",
+                },
             }
         )
         return options
