@@ -119,10 +119,30 @@ class _RunLog(logging.FileHandler):
 
 
 class _Buffer(logging.handlers.MemoryHandler):
-    """Lines in blocks; flushed at once for warnings, errors and a finished stack (``extra=FLUSH``)."""
+    """Lines in blocks; flushed at once for warnings, errors and a finished stack (``extra=FLUSH``).
+
+    A command that logs nothing but its own first line (a cron collect that found nothing new) writes
+    nothing: the log of a finished run does not grow by a line every ten minutes.
+    """
+
+    said_something = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.said_something = self.said_something or not getattr(record, "command_line", False)
+        super().emit(record)
 
     def shouldFlush(self, record: logging.LogRecord) -> bool:
-        return super().shouldFlush(record) or getattr(record, "flush_log", False)
+        return self.said_something and (super().shouldFlush(record) or getattr(record, "flush_log", False))
+
+    def flush(self) -> None:
+        if not self.said_something:
+            self.acquire()
+            try:
+                self.buffer.clear()
+            finally:
+                self.release()
+            return
+        super().flush()
 
 
 @contextmanager
@@ -136,7 +156,7 @@ def command_log(run: RunDir, command: str):
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
-    logger.info("%s (quark-cli %s)", command, __version__)
+    logger.info("%s (quark-cli %s)", command, __version__, extra={"command_line": True})
     try:
         yield
     finally:
@@ -321,7 +341,8 @@ def _collect_locked(
             on_pass=progress.passed if progress else None,
             on_stack=progress.stack if progress else None,
         )
-    run.add_history("collect", _counts(summary))
+    if summary.changed or summary.errors or summary.uncertain:  # a collect that found nothing leaves no trace
+        run.add_history("collect", _counts(summary))
     return summary
 
 

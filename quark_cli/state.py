@@ -59,6 +59,7 @@ RESULTS_FILE = "results.json"
 INDEX_FILE = "index.json"
 ITEMS_DIR = "benchmarks"
 LOCK_FILE = ".lock"
+HISTORY_LIMIT = 200
 
 
 def now_iso() -> str:
@@ -254,8 +255,11 @@ class RunDir:
             raise RunDirError(f"{self.path / CONFIG_FILE}: missing; the run directory is incomplete") from None
 
     def add_history(self, command: str, outcome: dict[str, Any]) -> None:
+        """Note a command that changed the run in run.json's ``history`` (its last ``HISTORY_LIMIT`` entries)."""
         run = self.read_run()
-        run.setdefault("history", []).append({"command": command, "at": now_iso(), "pid": os.getpid(), **outcome})
+        history = run.setdefault("history", [])
+        history.append({"command": command, "at": now_iso(), "pid": os.getpid(), **outcome})
+        run["history"] = history[-HISTORY_LIMIT:]
         atomic_write_json(self.path / RUN_FILE, run)
 
     @contextmanager

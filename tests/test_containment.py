@@ -218,3 +218,12 @@ def test_a_status_that_is_not_an_asyncstatus_leaves_the_job_pending_with_a_warni
     assert sequential.exit_code == 1  # quark run cannot wait on a job it cannot read: that stack fails
     (record,) = json.loads((tmp_path / "sequential" / "results.json").read_text())
     assert record["error"].startswith("FileJobManager.get_status() returned 'DONE', not an AsyncStatus")
+
+
+def test_collects_that_find_nothing_leave_no_trace_on_a_finished_run(quark_process, wild, tmp_path):
+    run = tmp_path / "run"
+    assert quark_process("run", wild("set"), "-o", run, "--quiet").returncode == 0
+    before = {name: (run / name).read_bytes() for name in ("run.json", "logging.log", "results.json", "index.json")}
+    for _ in range(3):  # cron, every ten minutes
+        assert quark_process("collect", "--all", tmp_path, "--quiet").returncode == 0
+    assert {name: (run / name).read_bytes() for name in before} == before
