@@ -455,7 +455,8 @@ def cancel(path: Path, keys: list[str] | None = None, wait_lock: float = 0.0) ->
     with run.lock(wait_lock), command_log(run, "cancel"):
         config = load_run_config(run)  # also imports the config's modules, whose job managers cancel() needs
         result = BenchmarkManager(run, config).cancel(keys or None)
-        run.add_history("cancel", {"cancelled": len(result.cancelled), "errors": len(result.errors)})
+        if result.cancelled or result.errors or result.summary.changed:  # a cancel that found nothing leaves no trace
+            run.add_history("cancel", {"cancelled": len(result.cancelled), "errors": len(result.errors)})
     return CancelOutcome(run, result)
 
 

@@ -122,7 +122,7 @@ def test_cancel_stops_a_queued_and_a_running_local_job(quark, slow_run):
     assert quark("collect", slow_run).exit_code == 1, "collect leaves cancelled stacks failed"
     assert jobs(slow_run)[running_key]["attempt"] == 1, "and does not resubmit them"
     history = json.loads((slow_run / "run.json").read_text())["history"]
-    assert [entry["command"] for entry in history] == ["submit", "cancel", "cancel", "cancel", "collect"]
+    assert [entry["command"] for entry in history] == ["submit", "cancel", "cancel"], "what did nothing left no trace"
 
 
 def test_cancel_on_qaptiva_cancels_on_the_service_and_leaves_finished_jobs(quark, server, tmp_path):  # noqa: F811

@@ -162,11 +162,11 @@ def finish_files(run: Path) -> None:
 
 @pytest.fixture
 def flaky(tmp_path, write_config):
-    (tmp_path / "flaky.py").write_text(FLAKY)
+    (tmp_path / "bad_answers.py").write_text(FLAKY)
 
     def config(faults: list[str], answers: list[str]) -> Path:
         return write_config(
-            f"application: {{module: 'flaky:Device', config: {{fault: {faults}, status_answer: {answers}}}}}\n"
+            f"application: {{module: 'bad_answers:Device', config: {{fault: {faults}, status_answer: {answers}}}}}\n"
         )
 
     return config

@@ -1,0 +1,94 @@
+"""Ctrl-C and SIGTERM at any moment: exit 130 / 143 with our one line, never 2 (myQLM's own SIGINT
+handler, "Interrupted by user") or 134 (an abort in native code), and the run collectable after.
+
+20 signals at random moments of ``quark run configs/maxcut.yml`` (QAOA's optimiser simulating in
+myQLM most of the time), every fourth followed by one at a random moment of the ``collect`` that
+continues it; each run is then collected to the end and gives the uninterrupted run's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "maxcut.yml"
+EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+MESSAGES = {signal.SIGINT: "interrupted; ", signal.SIGTERM: "terminated (SIGTERM); "}
+
+
+def _start(*args: object) -> subprocess.Popen:
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONHASHSEED"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "quark_cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _signal_at(process: subprocess.Popen, delay: float, sent: signal.Signals) -> tuple[int | None, str]:
+    """Send ``sent`` after ``delay`` s; (exit code, stderr), or (None, "") if it had ended before."""
+    time.sleep(delay)
+    if process.poll() is not None:
+        process.communicate()
+        return None, ""
+    process.send_signal(sent)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+def _numbers(run: Path) -> list[tuple]:
+    records = json.loads((run / "results.json").read_text())
+    return [
+        (r["stack"], r["quark_job_status"], r["module"]["best_cut"], r["module"]["submodule"]["optimal_angles"])
+        for r in records
+    ]
+
+
+def test_signals_at_random_moments_end_cleanly_and_the_run_is_collected(tmp_path):
+    reference = tmp_path / "reference"
+    started = time.monotonic()
+    finished = _start("run", CONFIG, "-o", reference, "--quiet")
+    finished.communicate(timeout=600)
+    duration = time.monotonic() - started
+    assert finished.returncode == 0
+    expected = _numbers(reference)
+
+    chance = random.Random(20261129)
+    signalled = 0
+    for trial in range(20):
+        sent = signal.SIGINT if trial % 2 == 0 else signal.SIGTERM
+        run = tmp_path / f"run-{trial}"
+        code, stderr = None, ""
+        for _ in range(5):  # a run that ended before the signal proves nothing: start again, earlier
+            if run.exists():
+                subprocess.run(["rm", "-rf", str(run)], check=True)
+            code, stderr = _signal_at(
+                _start("run", CONFIG, "-o", run, "--quiet"), chance.uniform(0.3, 0.8) * duration, sent
+            )
+            if code is not None:
+                break
+        assert code == EXITS[sent], (trial, sent, code, stderr[-300:])
+        assert stderr.strip().splitlines()[-1].startswith(MESSAGES[sent]), stderr[-300:]
+        assert "Interrupted by user" not in stderr
+        finished = sum('"quark_job_status":"FINISHED"' in p.read_text() for p in run.glob("records/*.json"))
+        logged = (run / "logging.log").read_text().count(" FINISHED")
+        assert logged >= finished - 1, "the log is written out at every finished stack, not at the end"
+        signalled += 1
+        if trial % 4 == 0:
+            code, stderr = _signal_at(_start("collect", run), chance.uniform(0.05, 0.5) * duration, sent)
+            assert code in (None, EXITS[sent]), (trial, code, stderr[-300:])
+        collected = subprocess.run(
+            [sys.executable, "-m", "quark_cli", "collect", str(run)], capture_output=True, text=True, timeout=600
+        )
+        assert collected.returncode == 0, (trial, collected.stdout, collected.stderr)
+        assert _numbers(run) == expected, trial
+    assert signalled == 20
