@@ -33,6 +33,7 @@ from quark_cli.jobs.base import (
     AsyncStatus,
     JobContext,
     JobFailedError,
+    JobManagerError,
     SubmitError,
     TransientServiceError,
     checked_status,
@@ -198,7 +199,15 @@ class AsyncCore(Core):
         return Instruction.PROCEED, output, self._elapsed(start, submitted)
 
     def _poll(self, manager: AsyncJobManager, kwargs: dict[str, Any]) -> AsyncStatus:
-        status = checked_status(manager, manager.get_status())
+        try:
+            answer = manager.get_status()
+        except (TransientServiceError, QuarkError):
+            raise
+        except Exception as error:
+            raise JobManagerError(
+                f"{type(manager).__name__}.get_status() raised {type(error).__name__}: {error}"
+            ) from error
+        status = checked_status(manager, answer)
         listener: JobListener | None = kwargs.get("job_listener")
         if listener:
             listener.polled(manager, status)
@@ -215,16 +224,38 @@ class AsyncCore(Core):
     ) -> Any:
         if status is not AsyncStatus.DONE:
             raise JobFailedError(manager, status)
-        server_result = kwargs["job_result"] if "job_result" in kwargs else manager.get_result()
+        if "job_result" in kwargs:
+            server_result = kwargs["job_result"]
+        else:
+            try:
+                server_result = manager.get_result()
+            except (TransientServiceError, QuarkError):
+                raise
+            except Exception as error:
+                raise JobManagerError(
+                    f"{type(manager).__name__}.get_result() raised {type(error).__name__}: {error}"
+                ) from error
         collect = getattr(self, f"collect_{phase}process", None)
         if collect is None:
             return server_result
         extra = {**_module_kwargs(kwargs), "input_data": input_data}
-        try:
-            inspect.signature(collect).bind(server_result, config, **extra)
-        except TypeError:
-            return collect(server_result)
-        return collect(server_result, config, **extra)
+        signature = inspect.signature(collect)
+        for args, named in (((server_result, config), extra), ((server_result, config), {}), ((server_result,), {})):
+            try:
+                signature.bind(*args, **named)
+            except TypeError:
+                continue
+            try:
+                return collect(*args, **named)
+            except (TransientServiceError, QuarkError):
+                raise
+            except Exception as error:  # the job is done and paid: 'collect --retry-failed' collects it again
+                hook = f"{type(self).__name__}.collect_{phase}process"
+                raise JobManagerError(f"{hook} raised {type(error).__name__}: {error}") from error
+        raise TypeError(
+            f"{type(self).__name__}.collect_{phase}process{signature} takes neither (server_result) "
+            "nor (server_result, config, **kwargs)"
+        )
 
 
 ENGINE_KWARGS = {"sequential", "job_listener", "job_context", "wait_timeout", "job_result", "async_job"}

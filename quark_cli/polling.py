@@ -38,10 +38,17 @@ def _has_batch_status(cls: type[AsyncJobManager]) -> bool:
 
 
 def _status_or_error(manager: AsyncJobManager) -> Any:
+    """The manager's status, or the error its ``get_status`` raised (an unexpected one naming the manager)."""
     try:
         return manager.get_status()
-    except Exception as error:
+    except (TransientServiceError, ServiceAuthError) as error:
         return error
+    except Exception as error:
+        return _raised(type(manager), "get_status", error)
+
+
+def _raised(cls: type, call: str, error: Exception) -> JobManagerError:
+    return JobManagerError(f"{cls.__name__}.{call}() raised {type(error).__name__}: {error}")
 
 
 def _checked(manager: AsyncJobManager, status: Any, call: str) -> Any:
@@ -141,7 +148,10 @@ class JobPoller:
             statuses = [error] * len(managers)
         except Exception as error:
             if len(managers) == 1:
-                statuses = [error]
+                call = "get_status" if cls is None else "get_statuses"
+                statuses = [
+                    error if isinstance(error, JobManagerError) else _raised(cls or type(managers[0]), call, error)
+                ]
             else:  # one bad job must not hide the others: ask about each alone
                 statuses = [_status_or_error(manager) for manager in managers]
         outcomes = []

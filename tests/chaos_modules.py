@@ -33,9 +33,9 @@ SOURCES = {
     "submit_raises": "ChaosDevice.submit_preprocess",
     "submit_returns_none": "ChaosJobManager._handle_submit_info",
     "status_garbage": "ChaosJobManager.get_status()",
-    "status_raises": "RuntimeError: status service crashed",
-    "result_raises": "RuntimeError: result store corrupt",
-    "collect_raises": "KeyError",
+    "status_raises": "ChaosJobManager.get_status() raised RuntimeError: status service crashed",
+    "result_raises": "ChaosJobManager.get_result() raised RuntimeError: result store corrupt",
+    "collect_raises": "ChaosDevice.collect_preprocess raised KeyError",
     "job_fails": "calibration lost",
 }
 

@@ -115,7 +115,22 @@ def test_a_read_only_run_is_reported_and_collect_all_goes_on(quark_process, writ
     assert quark_process("collect", frozen).returncode == 0  # and once writable again, this one too
 
 
-def test_a_run_of_another_user_is_reported_and_collect_all_goes_on(quark_process, write_config):
+@pytest.fixture
+def passable_checkout():
+    """Let another user reach quark-cli's code: a clone in a private folder (``mktemp -d`` makes 0700
+    folders) gets others' search permission on its folders for the test, taken back afterwards."""
+    changed = []
+    for folder in (TESTS.parent, *TESTS.parent.parents) if os.geteuid() == 0 else ():
+        mode = folder.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(folder, mode | 0o001)
+            changed.append((folder, mode))
+    yield
+    for folder, mode in changed:
+        os.chmod(folder, mode)
+
+
+def test_a_run_of_another_user_is_reported_and_collect_all_goes_on(quark_process, write_config, passable_checkout):
     if os.geteuid() != 0:
         pytest.skip("acting as another user needs root")
     shared = Path(tempfile.mkdtemp(prefix="quark-users-"))

@@ -77,7 +77,7 @@ def test_a_job_that_cannot_be_polled_does_not_hold_up_the_others(quark, steady, 
 
     collected = quark("collect", run)
     assert collected.exit_code == 3
-    assert f"{broken.parent.name}: KeyError: 'id'" in collected.stdout
+    assert f"{broken.parent.name}: QaptivaAsyncJobManager.get_status() raised KeyError: 'id'" in collected.stdout
     statuses = {r["stack"]: r["quark_job_status"] for r in results(run)}
     assert sorted(statuses.values()) == ["FINISHED", "FINISHED", "INTERRUPTED"]
     assert statuses[job["stack"]] == "INTERRUPTED", "the job is left as it was, not failed"

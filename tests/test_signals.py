@@ -35,13 +35,16 @@ def _start(*args: object) -> subprocess.Popen:
 
 
 def _signal_at(process: subprocess.Popen, delay: float, sent: signal.Signals) -> tuple[int | None, str]:
-    """Send ``sent`` after ``delay`` s; (exit code, stderr), or (None, "") if it had ended before."""
+    """Send ``sent`` after ``delay`` s; (exit code, stderr), or (None, "") if the command had finished
+    its work before (it may still be shutting down: then it exits 0 having done everything)."""
     time.sleep(delay)
     if process.poll() is not None:
         process.communicate()
         return None, ""
     process.send_signal(sent)
-    _, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=120)
+    if process.returncode == 0 and not stderr.strip():
+        return None, ""
     return process.returncode, stderr
 
 
@@ -54,13 +57,15 @@ def _numbers(run: Path) -> list[tuple]:
 
 
 def test_signals_at_random_moments_end_cleanly_and_the_run_is_collected(tmp_path):
-    reference = tmp_path / "reference"
-    started = time.monotonic()
-    finished = _start("run", CONFIG, "-o", reference, "--quiet")
-    finished.communicate(timeout=600)
-    duration = time.monotonic() - started
-    assert finished.returncode == 0
-    expected = _numbers(reference)
+    durations = []
+    for name in ("cold", "reference"):  # the second run, warm, is what the trials take
+        started = time.monotonic()
+        finished = _start("run", CONFIG, "-o", tmp_path / name, "--quiet")
+        finished.communicate(timeout=600)
+        durations.append(time.monotonic() - started)
+        assert finished.returncode == 0
+    duration = min(durations)
+    expected = _numbers(tmp_path / "reference")
 
     chance = random.Random(20261129)
     signalled = 0
@@ -72,7 +77,7 @@ def test_signals_at_random_moments_end_cleanly_and_the_run_is_collected(tmp_path
             if run.exists():
                 subprocess.run(["rm", "-rf", str(run)], check=True)
             code, stderr = _signal_at(
-                _start("run", CONFIG, "-o", run, "--quiet"), chance.uniform(0.3, 0.8) * duration, sent
+                _start("run", CONFIG, "-o", run, "--quiet"), chance.uniform(0.2, 0.7) * duration, sent
             )
             if code is not None:
                 break
