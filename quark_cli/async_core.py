@@ -27,15 +27,14 @@ import time
 from typing import Any, Protocol
 
 from quark_cli.core import Core, Instruction
-from quark_cli.errors import NotSubmittedError, QuarkError
+from quark_cli.errors import NotSubmittedError
 from quark_cli.jobs.base import (
     AsyncJobManager,
     AsyncStatus,
     JobContext,
     JobFailedError,
-    JobManagerError,
     SubmitError,
-    TransientServiceError,
+    call_user,
     checked_status,
     short_repr,
 )
@@ -152,16 +151,13 @@ class AsyncCore(Core):
         if listener:
             listener.submitting(manager)
         hook = f"{type(self).__name__}.submit_{phase}process"
+        submit = getattr(self, f"submit_{phase}process")
         try:
-            response = getattr(self, f"submit_{phase}process")(input_data, config, **_module_kwargs(kwargs))
+            response = call_user(hook, submit, input_data, config, error=SubmitError, **_module_kwargs(kwargs))
         except NotSubmittedError:
             if listener:
                 listener.not_submitted(manager)
             raise
-        except (TransientServiceError, QuarkError):
-            raise
-        except Exception as error:
-            raise SubmitError(f"{hook} raised {type(error).__name__}: {error}") from error
         try:
             manager._handle_submit_info(response)
         except Exception as error:
@@ -199,15 +195,7 @@ class AsyncCore(Core):
         return Instruction.PROCEED, output, self._elapsed(start, submitted)
 
     def _poll(self, manager: AsyncJobManager, kwargs: dict[str, Any]) -> AsyncStatus:
-        try:
-            answer = manager.get_status()
-        except (TransientServiceError, QuarkError):
-            raise
-        except Exception as error:
-            raise JobManagerError(
-                f"{type(manager).__name__}.get_status() raised {type(error).__name__}: {error}"
-            ) from error
-        status = checked_status(manager, answer)
+        status = checked_status(manager, call_user(f"{type(manager).__name__}.get_status()", manager.get_status))
         listener: JobListener | None = kwargs.get("job_listener")
         if listener:
             listener.polled(manager, status)
@@ -227,14 +215,7 @@ class AsyncCore(Core):
         if "job_result" in kwargs:
             server_result = kwargs["job_result"]
         else:
-            try:
-                server_result = manager.get_result()
-            except (TransientServiceError, QuarkError):
-                raise
-            except Exception as error:
-                raise JobManagerError(
-                    f"{type(manager).__name__}.get_result() raised {type(error).__name__}: {error}"
-                ) from error
+            server_result = call_user(f"{type(manager).__name__}.get_result()", manager.get_result)
         collect = getattr(self, f"collect_{phase}process", None)
         if collect is None:
             return server_result
@@ -245,13 +226,8 @@ class AsyncCore(Core):
                 signature.bind(*args, **named)
             except TypeError:
                 continue
-            try:
-                return collect(*args, **named)
-            except (TransientServiceError, QuarkError):
-                raise
-            except Exception as error:  # the job is done and paid: 'collect --retry-failed' collects it again
-                hook = f"{type(self).__name__}.collect_{phase}process"
-                raise JobManagerError(f"{hook} raised {type(error).__name__}: {error}") from error
+            # if it raises, the job is still done and paid for: 'collect --retry-failed' collects it again
+            return call_user(f"{type(self).__name__}.collect_{phase}process", collect, *args, **named)
         raise TypeError(
             f"{type(self).__name__}.collect_{phase}process{signature} takes neither (server_result) "
             "nor (server_result, config, **kwargs)"

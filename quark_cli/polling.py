@@ -20,6 +20,7 @@ from quark_cli.jobs.base import (
     JobContext,
     JobManagerError,
     TransientServiceError,
+    call_user,
     checked_status,
     load_job_manager_class,
 )
@@ -40,15 +41,9 @@ def _has_batch_status(cls: type[AsyncJobManager]) -> bool:
 def _status_or_error(manager: AsyncJobManager) -> Any:
     """The manager's status, or the error its ``get_status`` raised (an unexpected one naming the manager)."""
     try:
-        return manager.get_status()
-    except (TransientServiceError, ServiceAuthError) as error:
-        return error
+        return call_user(f"{type(manager).__name__}.get_status()", manager.get_status)
     except Exception as error:
-        return _raised(type(manager), "get_status", error)
-
-
-def _raised(cls: type, call: str, error: Exception) -> JobManagerError:
-    return JobManagerError(f"{cls.__name__}.{call}() raised {type(error).__name__}: {error}")
+        return error
 
 
 def _checked(manager: AsyncJobManager, status: Any, call: str) -> Any:
@@ -139,7 +134,7 @@ class JobPoller:
             if cls is None:
                 statuses: list[Any] = [_status_or_error(manager) for manager in managers]
             else:
-                statuses = list(cls.get_statuses(managers))
+                statuses = list(call_user(f"{cls.__name__}.get_statuses()", cls.get_statuses, managers))
                 if len(statuses) != len(managers):
                     raise JobManagerError(
                         f"{cls.__name__}.get_statuses() answered {len(statuses)} statuses for {len(managers)} jobs"
@@ -148,10 +143,7 @@ class JobPoller:
             statuses = [error] * len(managers)
         except Exception as error:
             if len(managers) == 1:
-                call = "get_status" if cls is None else "get_statuses"
-                statuses = [
-                    error if isinstance(error, JobManagerError) else _raised(cls or type(managers[0]), call, error)
-                ]
+                statuses = [error]
             else:  # one bad job must not hide the others: ask about each alone
                 statuses = [_status_or_error(manager) for manager in managers]
         outcomes = []

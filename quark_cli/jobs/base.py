@@ -228,6 +228,20 @@ def checked_status(manager: AsyncJobManager, value: Any, call: str = "get_status
     )
 
 
+def call_user(
+    what: str, function: Any, *args: Any, error: type[JobManagerError] = JobManagerError, **kwargs: Any
+) -> Any:
+    """``function(*args, **kwargs)``: code of a user's module or job manager, called where quark uses
+    its answer. What it raises becomes ``error`` naming ``what`` (``"Manager.get_status()"``), except
+    a service's own errors (``TransientServiceError``, a ``QuarkError``), which keep their meaning."""
+    try:
+        return function(*args, **kwargs)
+    except (TransientServiceError, QuarkError):
+        raise
+    except Exception as raised:
+        raise error(f"{what} raised {type(raised).__name__}: {raised}") from raised
+
+
 def can_find_submitted(cls: type[AsyncJobManager]) -> bool:
     """True when ``cls`` overrides ``find_submitted``: its service can say whether a submission arrived."""
     return cls.find_submitted is not AsyncJobManager.find_submitted
