@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import wait
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -230,29 +231,28 @@ class GroupCommit:
             if not items:
                 return False
             writes = [(index, item[2]) for index, item in enumerate(items) if item[0] == "file"]
-            temps: dict[int, str] = {}
             try:
                 written = self._write_temps([data for _, data in writes])
                 temps = {index: temp for (index, _), temp in zip(writes, written, strict=True)}
                 _sync_files(self.root, list(temps.values()))
-            except BaseException:  # a full disk: the targets keep their last version, no temporary stays
+                for index, (kind, first, second, sync_dir) in enumerate(items):
+                    if kind == "call":
+                        first(*second)
+                        continue
+                    self._ensure_folder(os.path.dirname(first))
+                    os.replace(temps[index], first)
+                    with self._lock:
+                        left = self._queued.pop(first) - 1
+                        if left:
+                            self._queued[first] = left
+                    if sync_dir and not defer_dir_sync(Path(os.path.dirname(first))):
+                        fsync_dir(Path(os.path.dirname(first)))
+            except BaseException:  # a full disk, a folder we may not write: no temporary stays behind
                 for name in os.listdir(self.staging) if os.path.isdir(self.staging) else []:
                     if name.startswith(f"{os.getpid()}-"):
                         with suppress(OSError):
                             os.unlink(os.path.join(self.staging, name))
                 raise
-            for index, (kind, first, second, sync_dir) in enumerate(items):
-                if kind == "call":
-                    first(*second)
-                    continue
-                self._ensure_folder(os.path.dirname(first))
-                os.replace(temps[index], first)
-                with self._lock:
-                    left = self._queued.pop(first) - 1
-                    if left:
-                        self._queued[first] = left
-                if sync_dir and not defer_dir_sync(Path(os.path.dirname(first))):
-                    fsync_dir(Path(os.path.dirname(first)))
             return True
 
     def queued(self, path: Path | str) -> bool:
@@ -279,6 +279,7 @@ class GroupCommit:
             self._pool.submit(_write_files, temps[i : i + chunk], contents[i : i + chunk])
             for i in range(0, len(contents), chunk)
         ]
+        wait(futures)  # all of them, also after a failure: none may create a file after the clean-up
         for future in futures:
             future.result()
         return temps

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 import traceback
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from quark_cli import __version__, interrupts
 from quark_cli.errors import (
@@ -25,7 +29,6 @@ from quark_cli.errors import (
     EXIT_LOCKED,
     EXIT_OS_ERROR,
     EXIT_PENDING,
-    EXIT_TERMINATED,
     QuarkError,
     describe_os_error,
 )
@@ -40,8 +43,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 _options = {"debug": False}
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: module names, metric values and service messages are printed as they are, never
+# read as rich markup ("[/data/x]" in an error message broke the tables)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def _version(value: bool) -> None:
@@ -119,20 +124,50 @@ def _stopped(error: KeyboardInterrupt) -> None:
     """Ctrl-C (exit 130) or SIGTERM (exit 143): one line; every write before it is complete."""
     from quark_cli.interrupts import Terminated
 
-    terminated = isinstance(error, Terminated)
-    what = "terminated (SIGTERM)" if terminated else "interrupted"
+    if isinstance(error, Terminated):
+        what, code = f"terminated ({signal.Signals(error.signum).name})", 128 + error.signum
+    else:
+        what, code = "interrupted", EXIT_INTERRUPTED
     err.print(f"{what}; the run directory is consistent, 'quark collect' continues it", markup=False)
-    raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
+    raise typer.Exit(code) from None
+
+
+@contextmanager
+def _module_output_to_stderr():
+    """While modules and job managers run, what they print goes to stderr (Python's ``print`` and
+    native code's alike): stdout carries quark's own results and ``--json`` documents only."""
+    sys.stdout.flush()
+    try:
+        real = sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # not a file (a test runner's buffer)
+        real = False
+    saved = os.dup(1) if real else None
+    if saved is not None:
+        os.dup2(2, 1)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _guarded(function, *args: Any, **kwargs: Any) -> Any:
+    """Run a command's work: what modules print goes to stderr; any exception is one line and its code."""
+    with _module_output_to_stderr():
+        return _shown(function, *args, **kwargs)
+
+
+def _shown(function, *args: Any, **kwargs: Any) -> Any:
+    """``function(...)`` with any exception turned into one line and its exit code (no traceback)."""
     try:
         return function(*args, **kwargs)
     except typer.Exit:
         raise
     except KeyboardInterrupt as error:
         _stopped(error)
-    except Exception as error:
+    except BaseException as error:  # SystemExit from a module's import, say: still one line
         _fail(error)
 
 
@@ -141,9 +176,11 @@ _MODULES_HELP = "A QUARK 2 module file (JSON list of entries, or .settings/modul
 
 @app.command()
 def run(
-    config: Path = typer.Argument(..., help="A QUARK 2 style config.yml."),
-    output: Path = typer.Option(None, "-o", "--output", help="Run directory to create (default ~/quark-runs/...)."),
-    modules_file: Path = typer.Option(None, "-m", "--modules", help=_MODULES_HELP),
+    config: Path = typer.Argument(..., readable=False, help="A QUARK 2 style config.yml."),
+    output: Path = typer.Option(
+        None, "-o", "--output", readable=False, help="Run directory to create (default ~/quark-runs/...)."
+    ),
+    modules_file: Path = typer.Option(None, "-m", "--modules", readable=False, help=_MODULES_HELP),
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait for each asynchronous job."),
     failfast: bool = typer.Option(False, "--failfast", help="Stop at the first stack that fails (exit 1)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress display."),
@@ -167,7 +204,7 @@ def run(
             failfast=failfast,
         )
     _print_warnings(outcome.warnings)
-    _print_results(outcome, as_json)
+    _shown(_print_results, outcome, as_json)
     stopped = outcome.summary.stopped_at
     if stopped:
         left = int(outcome.run.read_run().get("stacks", 0)) - len(outcome.summary.stacks)
@@ -183,9 +220,11 @@ def _print_warnings(warnings: list[str]) -> None:
 
 @app.command()
 def submit(
-    config: Path = typer.Argument(..., help="A QUARK 2 style config.yml."),
-    output: Path = typer.Option(None, "-o", "--output", help="Run directory to create (default ~/quark-runs/...)."),
-    modules_file: Path = typer.Option(None, "-m", "--modules", help=_MODULES_HELP),
+    config: Path = typer.Argument(..., readable=False, help="A QUARK 2 style config.yml."),
+    output: Path = typer.Option(
+        None, "-o", "--output", readable=False, help="Run directory to create (default ~/quark-runs/...)."
+    ),
+    modules_file: Path = typer.Option(None, "-m", "--modules", readable=False, help=_MODULES_HELP),
 ) -> None:
     """Run every stack up to its asynchronous jobs, submit them and return; print the run directory.
 
@@ -208,8 +247,10 @@ def submit(
 
 @app.command()
 def collect(
-    run_dirs: list[Path] = typer.Argument(None, help="Run directories to collect."),
-    all_root: Path = typer.Option(None, "--all", help="Collect every run directory under this folder (for cron)."),
+    run_dirs: list[Path] = typer.Argument(None, readable=False, help="Run directories to collect."),
+    all_root: Path = typer.Option(
+        None, "--all", readable=False, help="Collect every run directory under this folder (for cron)."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Keep collecting until no job is pending."),
     timeout: float = typer.Option(None, "--timeout", help="With --wait: give up after this many seconds."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Submit failed jobs again."),
@@ -243,21 +284,22 @@ def collect(
     for path in paths:
         try:
             with _progress(quiet or not wait, f"collect {Path(path).name}") as progress:
-                outcome = runs.collect(
-                    path,
-                    wait=wait,
-                    timeout=timeout,
-                    retry_failed=retry_failed,
-                    resubmit_uncertain=resubmit_uncertain,
-                    wait_lock=wait_lock,
-                    progress=progress if wait else None,
-                    poll_workers=poll_workers,
-                )
+                with _module_output_to_stderr():
+                    outcome = runs.collect(
+                        path,
+                        wait=wait,
+                        timeout=timeout,
+                        retry_failed=retry_failed,
+                        resubmit_uncertain=resubmit_uncertain,
+                        wait_lock=wait_lock,
+                        progress=progress if wait else None,
+                        poll_workers=poll_workers,
+                    )
         except KeyboardInterrupt as error:
             _stopped(error)
-        except Exception as error:  # one run's fault never stops the others (collect --all from cron)
+        except BaseException as error:  # one run's fault never stops the others (collect --all from cron)
             message, code = _explain(error)
-            if code == EXIT_LOCKED and len(paths) > 1:
+            if code == EXIT_LOCKED and (all_root is not None or len(paths) > 1):
                 codes.append(EXIT_PENDING)
                 if not quiet:
                     err.print(f"skipped: {message.removeprefix('error: ')}", markup=False)
@@ -270,7 +312,7 @@ def collect(
         codes.append(outcome.exit_code)
         reports.append(_collect_report(outcome))
         if not as_json:
-            _print_collect(outcome, quiet)
+            _shown(_print_collect, outcome, quiet)
     if as_json:
         print(_json(reports))
     raise typer.Exit(_combine(codes))
@@ -320,7 +362,7 @@ def _print_collect(outcome, quiet: bool) -> None:
 
 @app.command()
 def status(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: Path = typer.Argument(..., readable=False, help="A run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON (schema in the README)."),
     show_all: bool = typer.Option(False, "--all", help="List done jobs too (by default only the others)."),
 ) -> None:
@@ -334,7 +376,7 @@ def status(
     if as_json:
         print(_json(report))
     else:
-        _print_status(report, show_all)
+        _shown(_print_status, report, show_all)
     totals = report["stack_totals"]
     if totals["FAILED"]:
         raise typer.Exit(1)
@@ -402,7 +444,7 @@ def _age(seconds: float | None) -> str:
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: Path = typer.Argument(..., readable=False, help="A run directory."),
     output_format: str = typer.Option(
         "table", "-f", "--format", help="table (terminal), markdown, csv or json.", case_sensitive=False
     ),
@@ -432,7 +474,7 @@ def report(
 
         written = _guarded(write_plots, data, run_dir)
         data["plots"] = [{"path": str(path), "shows": shows} for path, shows in written]
-    _print_report(data, chosen, aggregated)
+    _shown(_print_report, data, chosen, aggregated)
     if plots and chosen != "json":
         for entry in data["plots"]:
             err.print(f"wrote {entry['path']}: {entry['shows']}", markup=False)
@@ -455,7 +497,7 @@ def _print_report(data: dict[str, Any], chosen: str, aggregated: bool) -> None:
 
 @app.command()
 def cancel(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: Path = typer.Argument(..., readable=False, help="A run directory."),
     keys: list[str] = typer.Argument(None, help="Job keys or stack keys (quark status lists them); default: all."),
     wait_lock: float = typer.Option(0.0, "--wait-lock", help="Seconds to wait for another quark on the same run."),
     as_json: bool = typer.Option(False, "--json", help="Print what was cancelled as JSON."),
@@ -502,7 +544,9 @@ def cancel(
 
 @app.command("runs")
 def runs_command(
-    root: Path = typer.Argument(None, help="Folder holding run directories (default $QUARK_RUNS_DIR or ~/quark-runs)."),
+    root: Path = typer.Argument(
+        None, readable=False, help="Folder holding run directories (default $QUARK_RUNS_DIR or ~/quark-runs)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON (schema in the README)."),
 ) -> None:
     """List the run directories under ROOT, oldest first: created, config, finished / pending / failed.
@@ -541,8 +585,8 @@ def _run_line(entry: dict[str, Any]) -> str:
 
 @app.command()
 def validate(
-    config: Path = typer.Argument(..., help="A QUARK 2 style config.yml."),
-    modules_file: Path = typer.Option(None, "-m", "--modules", help=_MODULES_HELP),
+    config: Path = typer.Argument(..., readable=False, help="A QUARK 2 style config.yml."),
+    modules_file: Path = typer.Option(None, "-m", "--modules", readable=False, help=_MODULES_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the backlog summary (or the error) as JSON."),
 ) -> None:
     """Check a config without running anything: modules, parameters, values; describe its backlog.
@@ -598,7 +642,7 @@ def modules(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
         print(_json(described))
         return
     for entry in described:
-        out.print(f"[bold]{entry['name']}[/bold]  ({entry['class']})")
+        out.print(Text(entry["name"], style="bold"), f" ({entry['class']})")
         if entry["submodules"]:
             out.print(f"  submodules: {', '.join(entry['submodules'])}", markup=False)
         for name, option in entry["parameters"].items():
@@ -625,7 +669,7 @@ def _print_wide(renderables: list[Any]) -> None:
     if not out.is_terminal:
         natural = out.options.update(width=100_000)
         width = max([80, *(out.measure(renderable, options=natural).maximum for renderable in renderables)])
-        console = Console(file=sys.stdout, width=width, highlight=False, soft_wrap=True)
+        console = Console(file=sys.stdout, width=width, highlight=False, soft_wrap=True, markup=False)
     for renderable in renderables:
         console.print(renderable)
 

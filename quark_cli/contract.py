@@ -222,7 +222,9 @@ def _import(reference: str, source: str, field: str) -> type:
         raise ConfigError(source, field, f"cannot import {reference!r} ({error})") from None
     except ModuleNotFoundError as error:
         raise ConfigError(source, field, _missing_module(error, reference)) from None
-    except Exception as error:  # a user's module may raise anything while importing
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # a user's module may raise anything while importing, SystemExit too
         raise ConfigError(source, field, f"cannot import {reference!r} ({type(error).__name__}: {error})") from None
 
 
@@ -238,7 +240,9 @@ def _built(make: Any, what: str, source: str, field: str, entry: dict[str, Any] 
         raise
     except ModuleNotFoundError as error:
         raise ConfigError(source, field, _missing_module(error, what, entry)) from None
-    except Exception as error:  # user and QUARK 2 code may raise anything while importing or building
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # user and QUARK 2 code may raise anything while importing or building
         raise ConfigError(source, field, f"cannot create {what} ({type(error).__name__}: {error})") from None
 
 

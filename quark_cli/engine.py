@@ -28,6 +28,7 @@ from quark_cli.jobs.base import (
     AsyncStatus,
     JobContext,
     SubmissionUnknownError,
+    call_user,
     checked_status,
     load_job_manager_class,
 )
@@ -322,7 +323,9 @@ class BenchmarkManager:
             except SubmissionUnknownError as error:
                 log.info("job %s: submission uncertain: %s", job["key"], error)
                 continue
-            except Exception as error:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:  # a job manager's code: SystemExit and its kin too
                 log.warning("job %s: cannot ask its service about the interrupted submission: %s", job["key"], error)
                 summary.errors[job["key"]] = (
                     f"submission uncertain; asking the service failed ({type(error).__name__}: {error})"
@@ -422,9 +425,15 @@ class BenchmarkManager:
 
     def _cancel_job(self, job: dict[str, Any], result: Cancellation) -> None:
         try:
-            manager = load_job_manager_class(job["job_manager"]).from_job_info(job.get("info", {}), self._context(job))
-            stopped = manager.cancel()
-            status = AsyncStatus.CANCELLED if stopped else manager.get_status()
+            cls = load_job_manager_class(job["job_manager"])
+            manager = call_user(
+                f"{cls.__name__}.from_job_info()", cls.from_job_info, job.get("info", {}), self._context(job)
+            )
+            stopped = call_user(f"{cls.__name__}.cancel()", manager.cancel)
+            if not stopped:
+                status = checked_status(manager, call_user(f"{cls.__name__}.get_status()", manager.get_status))
+            else:
+                status = AsyncStatus.CANCELLED
         except Exception as error:
             log.warning("cancelling job %s failed: %s", job["key"], error, exc_info=True)
             result.errors[job["key"]] = error
@@ -448,23 +457,25 @@ class BenchmarkManager:
     def _retry(self, job: dict[str, Any], summary: Summary) -> dict[str, Any]:
         """A failed job, before ``--retry-failed`` pays for it again: still failed on its service?
 
-        A job the service knows is asked first. Reported DONE now (a result that showed up late): it is
-        collected, not resubmitted. Still failed or cancelled, or never accepted: its attempt is
-        retired and the walk submits it again. The service cannot be asked: it is left as it was.
+        A job the service knows is asked first. Reported done now (a result that showed up late): it is
+        collected, not resubmitted; pending again (requeued): it is waited for. Still failed or
+        cancelled, or never accepted: its attempt is retired and the walk submits it again. The service
+        cannot be asked: it is left as it was.
         """
         if (job.get("info") or {}).get("id"):
             try:
-                manager = load_job_manager_class(job["job_manager"]).from_job_info(job["info"], self._context(job))
-                status = checked_status(manager, manager.get_status())
-            except Exception as error:
-                summary.errors[job["key"]] = (
-                    f"not resubmitted: asking its service failed ({type(error).__name__}: {error})"
+                cls = load_job_manager_class(job["job_manager"])
+                manager = call_user(
+                    f"{cls.__name__}.from_job_info()", cls.from_job_info, job["info"], self._context(job)
                 )
+                status = checked_status(manager, call_user(f"{cls.__name__}.get_status()", manager.get_status))
+            except Exception as error:
+                summary.errors[job["key"]] = f"not resubmitted: asking its service failed ({error})"
                 return job
-            if status is AsyncStatus.DONE:
-                job.update(status=AsyncStatus.DONE.value, error=None, info=manager.job_info, status_since=now_iso())
+            if status not in (AsyncStatus.FAILED, AsyncStatus.CANCELLED):
+                job.update(status=status.value, error=None, info=manager.job_info, status_since=now_iso())
                 self.run.write_job(job)
-                log.info("job %s: its service reports it done: collected, not submitted again", job["key"])
+                log.info("job %s: its service reports it %s: not submitted again", job["key"], status.value)
                 return job
         return self._retire(job)
 

@@ -16,7 +16,6 @@ EXIT_INTERNAL = 70
 EXIT_OS_ERROR = 74
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
 
 #: Operating-system errors on files that are the machine's state, not a bug: what to do about each.
 OS_ERRORS = {
@@ -80,5 +79,7 @@ def describe_os_error(error: BaseException) -> str | None:
     """
     if not isinstance(error, OSError) or error.errno not in OS_ERRORS:
         return None
-    where = error.filename if error.filename is not None else "a file of the run"
+    # a rename names the temporary first and its target second: the target is the file that matters
+    target = error.filename2 if error.filename2 is not None else error.filename
+    where = target if target is not None else "a file of the run"
     return f"{where}: {OS_ERRORS[error.errno]} (nothing was lost: the files keep their last complete version)"

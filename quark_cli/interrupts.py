@@ -7,7 +7,7 @@ ours (``sigwait``), which then interrupts the main thread with a signal myQLM le
 main thread raises ``KeyboardInterrupt`` as soon as it runs Python again (at once when it sleeps),
 never inside native code. A second Ctrl-C ends the process at once (exit 130): every write is atomic,
 so the run directory is as consistent as after a kill. SIGTERM raises ``Terminated`` in the main
-thread (exit 143); myQLM does not touch it.
+thread (exit 143), and SIGHUP too (exit 129); myQLM touches neither.
 
 Processes started by quark inherit the blocked SIGINT; quark's own workers unblock it at start. Only
 ``quark_cli.cli.main`` installs this: the library used from Python is untouched.
@@ -26,7 +26,12 @@ _installed = False
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM: stop like Ctrl-C does, then exit 143."""
+    """SIGTERM or SIGHUP (a closed terminal, a dropped ssh session): stop like Ctrl-C does, then exit
+    128 + the signal's number (143, 129)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def install() -> None:
@@ -36,6 +41,7 @@ def install() -> None:
         return
     signal.signal(RELAY, _interrupt)
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     threading.Thread(target=_wait_for_sigint, args=(threading.main_thread().ident,), daemon=True).start()
     _installed = True
@@ -54,4 +60,4 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    raise Terminated
+    raise Terminated(signum)

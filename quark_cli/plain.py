@@ -29,43 +29,81 @@ NONFINITE_KEY = "nonfinite_values"
 class NotJSON(ValueError):
     """A value with no faithful JSON form; ``path`` says where (``energy``, ``counts[2]``, ``info.raw``)."""
 
-    def __init__(self, path: str, value: Any) -> None:
+    def __init__(self, path: str, value: Any, why: str | None = None) -> None:
         self.path = path
         self.type_name = type(value).__name__
-        super().__init__(f"{path} is {self.type_name}, which JSON cannot hold")
+        super().__init__(f"{path} is {why or self.type_name}, which JSON cannot hold")
 
 
-def plain(value: Any, path: str, nonfinite: dict[str, str]) -> Any:
+#: Deepest nesting of a value written to a record; deeper is refused (it is most likely a cycle).
+MAX_DEPTH = 64
+#: Largest integer written as a number; JSON allows more, but Python will not print one of 4,300 digits.
+MAX_INT_DIGITS = 4000
+
+
+def plain(value: Any, path: str, nonfinite: dict[str, str], depth: int = 0) -> Any:
     """``value`` as strict JSON (see the module's rules); non-finite numbers are noted in ``nonfinite``.
 
-    Raises ``NotJSON`` for the first part that has no faithful JSON form.
+    Raises ``NotJSON`` for the first part that has no faithful JSON form, and for values nested deeper
+    than ``MAX_DEPTH`` (which is what a value that contains itself looks like).
     """
-    if value is None or isinstance(value, bool | str):
+    if depth > MAX_DEPTH:
+        raise NotJSON(path, value, f"nested deeper than {MAX_DEPTH} levels (does it contain itself?)")
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return _text(value)
     if isinstance(value, int):
+        if abs(value).bit_length() > MAX_INT_DIGITS * 3.32:
+            raise NotJSON(path, value, f"an integer of more than {MAX_INT_DIGITS} digits")
         return int(value)
     if isinstance(value, float):
         return _number(float(value), path, nonfinite)
     if isinstance(value, dict):
-        return {_key(key, path): plain(item, f"{path}.{_key(key, path)}", nonfinite) for key, item in value.items()}
+        converted: dict[str, Any] = {}
+        for key, item in value.items():
+            text = plain_key(key, path)
+            if text in converted:
+                raise NotJSON(path, value, f"two of its keys are both written {text!r}")
+            converted[text] = plain(item, f"{path}.{text}", nonfinite, depth + 1)
+        return converted
     if isinstance(value, list | tuple):
-        return [plain(item, f"{path}[{i}]", nonfinite) for i, item in enumerate(value)]
+        return [plain(item, f"{path}[{i}]", nonfinite, depth + 1) for i, item in enumerate(value)]
     if isinstance(value, set | frozenset):
-        items = [plain(item, f"{path}[{i}]", nonfinite) for i, item in enumerate(value)]
+        items = [plain(item, f"{path}[{i}]", nonfinite, depth + 1) for i, item in enumerate(value)]
         return sorted(items, key=lambda item: (type(item).__name__, repr(item)))
     if isinstance(value, enum.Enum):
-        return plain(value.value, path, nonfinite)
+        return plain(value.value, path, nonfinite, depth + 1)
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
     if isinstance(value, PurePath):
-        return str(value)
+        return _text(str(value))
     if isinstance(value, numbers.Integral):  # numpy integers
-        return int(value)
+        return plain(int(value), path, nonfinite, depth)
     if isinstance(value, numbers.Real):  # numpy floats, fractions
         return _number(float(value), path, nonfinite)
-    if hasattr(value, "tolist") and not isinstance(value, numbers.Complex):  # numpy arrays and booleans
-        return plain(value.tolist(), path, nonfinite)
+    if callable(getattr(type(value), "tolist", None)) and not isinstance(value, numbers.Complex):  # numpy arrays
+        return plain(value.tolist(), path, nonfinite, depth + 1)
     raise NotJSON(path, value)
+
+
+def plain_key(key: Any, path: str) -> str:
+    """A dict key (or a metric's name) as JSON text: strings as they are, numbers, None, tuples and
+    Enum members as their text; anything else is ``NotJSON``."""
+    if isinstance(key, str):
+        return _text(key)
+    if key is None or isinstance(key, bool | int | float | tuple | enum.Enum):
+        return _text(str(key))
+    raise NotJSON(f"{path} key {key!r}", key)
+
+
+def _text(value: str) -> str:
+    """Text that UTF-8 can hold: a lone surrogate (from a bad decode) is written as its escape."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _number(value: float, path: str, nonfinite: dict[str, str]) -> float | None:
@@ -73,14 +111,6 @@ def _number(value: float, path: str, nonfinite: dict[str, str]) -> float | None:
         return value
     nonfinite[path] = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return None
-
-
-def _key(key: Any, path: str) -> str:
-    if isinstance(key, str):
-        return key
-    if key is None or isinstance(key, bool | int | float | tuple | enum.Enum):
-        return str(key)
-    raise NotJSON(f"{path} key {key!r}", key)
 
 
 def finite(value: Any) -> Any:
@@ -91,6 +121,6 @@ def finite(value: Any) -> Any:
         return {key: finite(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [finite(item) for item in value]
-    if hasattr(value, "tolist") and not isinstance(value, numbers.Complex):  # numpy
+    if callable(getattr(type(value), "tolist", None)) and not isinstance(value, numbers.Complex):  # numpy
         return finite(value.tolist())
     return value

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import atomic_write_bytes
-from quark_cli.errors import RunDirError
+from quark_cli.errors import RunDirError, describe_os_error
 from quark_cli.report import is_number, parse_time, stats, varying
 from quark_cli.state import stack_of
 
@@ -41,6 +41,8 @@ def write_plots(report: dict[str, Any], run_dir: Path) -> list[tuple[Path, str]]
         try:
             atomic_write_bytes(path, buffer.getvalue())
         except OSError as error:
+            if describe_os_error(error):  # a full disk, a read-only folder: the machine's, exit 74
+                raise
             raise RunDirError(f"{path}: cannot be written ({error.strerror or error}); check the folder") from None
         written.append((path, description))
     return written

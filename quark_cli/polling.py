@@ -88,14 +88,25 @@ class JobPoller:
         for class_path, jobs in by_class.items():
             try:
                 cls = load_job_manager_class(class_path)
-                batches.append(
-                    (cls, [(job, cls.from_job_info(job.get("info", {}), self.context(job))) for job in jobs])
-                )
             except Exception as error:
                 log.warning("cannot rebuild %d job(s) of %s: %s", len(jobs), class_path, error, exc_info=True)
                 for job in jobs:
                     summary.errors[job["key"]] = f"{type(error).__name__}: {error}"
                     yield job
+                continue
+            pairs = []
+            for job in jobs:  # one job whose saved info its manager cannot read holds up no other
+                try:
+                    what = f"{cls.__name__}.from_job_info()"
+                    pairs.append((job, call_user(what, cls.from_job_info, job.get("info", {}), self.context(job))))
+                except Exception as error:
+                    log.warning("job %s: %s", job["key"], error)
+                    summary.errors[job["key"]] = _message(error)
+                    if self._warn(job, f"last poll failed: {_message(error)}"):
+                        self.run.write_job(job)
+                    yield job
+            if pairs:
+                batches.append((cls, pairs))
         if not batches:
             return
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
@@ -166,8 +177,9 @@ class JobPoller:
         return outcomes
 
     @staticmethod
-    def _warn(job: dict[str, Any], warning: str | None) -> bool:
-        """Set (or with None clear) the job's ``warning``, shown by ``status``; True if it changed."""
+    def _warn(job: dict[str, Any], warning: Any) -> bool:
+        """Set (or with None clear) the job's ``warning`` (as text), shown by ``status``; True if it changed."""
+        warning = None if warning is None else str(warning)
         if job.get("warning") == warning:
             return False
         if warning is None:
@@ -184,6 +196,6 @@ class JobPoller:
         run in these threads; a failed fetch is left to the walk, which asks again.
         """
         try:
-            self.fetched[job["key"]] = manager.get_result()
+            self.fetched[job["key"]] = call_user(f"{type(manager).__name__}.get_result()", manager.get_result)
         except Exception as error:
             log.info("job %s: fetching its result failed (the walk asks again): %s", job["key"], error)

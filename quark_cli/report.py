@@ -269,7 +269,7 @@ TIME_LABELS = {"time_s": "time (s)", "queue_s": "queue (s)", "run_s": "run (s)",
 
 def _row_cells(group: dict[str, Any], row: dict[str, Any], short_ids: bool) -> list[str]:
     status = row["status"] + (f": {row['error']}" if row.get("error") else "")
-    ids = [job_id[:8] if short_ids else job_id for job_id in row["job_ids"]]
+    ids = [str(job_id)[:8] if short_ids else str(job_id) for job_id in row["job_ids"]]
     return [
         row["stack"],
         *(fmt(row["parameters"].get(name)) for name in group["varying"]),
@@ -373,7 +373,7 @@ def to_csv(report: dict[str, Any], aggregated: bool = False) -> str:
             + [_csv(row["parameters"].get(name)) for name in params]
             + [_csv(row["metrics"].get(name)) for name in metrics]
             + [_csv(row[column]) for column in TIME_COLUMNS]
-            + [";".join(row["job_ids"]), row["error"] or ""]
+            + [";".join(map(str, row["job_ids"])), row["error"] or ""]
         )
     return buffer.getvalue()
 

@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -161,8 +161,9 @@ def command_log(run: RunDir, command: str):
         yield
     finally:
         logger.removeHandler(handler)
-        handler.close()
-        target.close()
+        with suppress(OSError):  # a full disk: the command's own error is the one to report
+            handler.close()
+            target.close()
 
 
 def start(

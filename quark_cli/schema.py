@@ -133,7 +133,8 @@ def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
         [("key", str, False), ("stack", str, False), ("status", str, False), ("job_manager", str, False)]
         + [("info", dict, False), ("level", int, False), ("phase", str, False), ("attempt", int, True)]
         + [("module_config", dict, True), ("error", str, True), ("submit_ms", (int, float), True)]
-        + [("warning", str, True)],
+        + [("warning", str, True), ("previous_attempts", list, True), ("submission_id", str, True)]
+        + [(name, str, True) for name in ("submitted_at", "status_since", "finished_at", "intent_at", "adopted_at")],
     )
     if problem:
         return problem
@@ -145,6 +146,8 @@ def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
         return "status", f"{value['status']!r} is not one of {list(JOB_STATUSES)}"
     if value["phase"] not in ("pre", "post"):
         return "phase", f"{value['phase']!r} is not 'pre' or 'post'"
+    if not all(isinstance(attempt, dict) for attempt in value.get("previous_attempts") or []):
+        return "previous_attempts", "must list earlier attempts (objects)"
     return None
 
 

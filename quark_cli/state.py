@@ -115,6 +115,11 @@ def _interrupted_creation(names: set[str]) -> bool:
 MAX_NAME_BYTES = 120
 
 
+def _plain_field(value: Any) -> bool:
+    """A job summary's field as we write it: text, a number or null."""
+    return value is None or isinstance(value, str | int | float)
+
+
 def file_name(text: str, limit: int = MAX_NAME_BYTES) -> str:
     """``text`` as part of a file name: characters other than letters, digits, ``_.-`` become ``_``;
     over ``limit`` bytes, a readable prefix and ``~`` and 16 hex digits of the whole text's sha256, so
@@ -414,6 +419,15 @@ class RunDir:
             return None
         parts = {name: value.get(name) for name in ("stacks", "errors", "jobs")}
         if not all(isinstance(part, dict) for part in parts.values()):
+            return None
+        # a cache: if it was edited into shapes we do not write, it is rebuilt rather than trusted
+        if not all(isinstance(status, str) for status in parts["stacks"].values()):
+            return None
+        if not all(isinstance(error, str) for error in parts["errors"].values()):
+            return None
+        if not all(
+            isinstance(job, dict) and all(_plain_field(v) for v in job.values()) for job in parts["jobs"].values()
+        ):
             return None
         return parts
 

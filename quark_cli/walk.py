@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quark_cli.atomic import commit_staged
-from quark_cli.config import BacklogItem, module_search_path
+from quark_cli.config import BacklogItem, Level, module_search_path
 from quark_cli.contract import ModuleAdapter, build_module
 from quark_cli.core import Instruction, Metrics
 from quark_cli.errors import ConfigError, QuarkError
@@ -33,7 +33,7 @@ from quark_cli.jobs.base import (
     can_find_submitted,
     load_job_manager_class,
 )
-from quark_cli.plain import NONFINITE_KEY, NotJSON, plain
+from quark_cli.plain import NONFINITE_KEY, NotJSON, plain, plain_key
 from quark_cli.quark2 import git_revision
 from quark_cli.state import RunDir, now_iso
 
@@ -51,8 +51,11 @@ FAILED = "FAILED"
 SUBMITTING = "SUBMITTING"
 
 
-def apply_status(job: dict[str, Any], status: AsyncStatus, reason: str | None) -> bool:
-    """Update a job with a polled status; True (and the job needs saving) when the status changed."""
+def apply_status(job: dict[str, Any], status: AsyncStatus, reason: Any) -> bool:
+    """Update a job with a polled status; True (and the job needs saving) when the status changed.
+
+    ``reason`` is what the manager set as ``status_reason``, kept as text whatever its type.
+    """
     changed = job.get("status") != status.value
     if not changed:
         return False
@@ -61,7 +64,7 @@ def apply_status(job: dict[str, Any], status: AsyncStatus, reason: str | None) -
     if status.is_final:
         job["finished_at"] = job["status_since"]
     if status in (AsyncStatus.FAILED, AsyncStatus.CANCELLED):
-        job["error"] = reason or status.value
+        job["error"] = str(reason) if reason else status.value
     return changed
 
 
@@ -158,10 +161,13 @@ class StackWalk:
         self.store_dir: Path | None = None
 
     def run(self) -> tuple[str, str | None]:
-        """Walk the stack; ``(status, error)``. Module code that raises, even ``SystemExit``, fails the stack."""
+        """Walk the stack; ``(status, error)``. Module code that raises anything but KeyboardInterrupt (even
+        ``SystemExit``) fails the stack."""
         try:
             self._build()
-        except (Exception, SystemExit) as error:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # module code; SystemExit and its kin included
             log.error("stack %s: cannot build its modules\n%s", self.key, traceback.format_exc())
             what = str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}"
             return FAILED, f"cannot build modules: {what}"
@@ -187,7 +193,9 @@ class StackWalk:
         except TransientServiceError as error:
             log.warning("stack %s: %s: service unavailable: %s", self.key, self._where, error)
             return INTERRUPTED, f"{self._where}: service unavailable, the next collect tries again ({error})"
-        except (Exception, SystemExit) as error:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # module code; SystemExit and its kin included
             if self.uncertain:  # stays open: collect asks the service whether the submission arrived
                 log.error("stack %s: submitting failed\n%s", self.key, traceback.format_exc())
                 return INTERRUPTED, f"{self._where}: {type(error).__name__}: {error} (submission uncertain)"
@@ -259,7 +267,9 @@ class StackWalk:
             instruction, output = module.phase(phase, data, config, kwargs)
         except QuarkError:
             raise
-        except (Exception, SystemExit) as error:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
             if job.get("status") == SUBMITTING:
                 self._submission_failed(job, error)
             raise
@@ -298,13 +308,20 @@ class StackWalk:
         from quark_cli import __version__
 
         module_record: dict[str, Any] | None = None
+        problems: list[str] = []
         for index in reversed(range(min(self.deepest + 1, len(self.modules)))):
-            module_record = self.modules[index].level(index, module_record)
+            try:
+                module_record = self.modules[index].level(index, module_record)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as failure:  # the module's metrics cannot even be read (a lock, a cycle)
+                problems.append(
+                    f"{self.modules[index].label}: its metrics cannot be read ({type(failure).__name__}: {failure})"
+                )
+                module_record = _config_level(self.item.levels[index], index, module_record)
         if module_record is None:  # not even the application was built: its level from the config
-            application = Metrics(self.item.levels[0].name)
-            application.set_module_config(self.item.levels[0].config)
-            module_record = {**application.get(), "module_level": 0, "submodule": {}}
-        problems = _make_plain(module_record)
+            module_record = _config_level(self.item.levels[0], 0, None)
+        problems += _make_plain(module_record)
         if problems:
             log.error("stack %s: %s", self.key, "; ".join(problems))
             if status == FINISHED:
@@ -337,19 +354,31 @@ class StackWalk:
         }
 
 
+def _config_level(level: Level, index: int, submodule: dict[str, Any] | None) -> dict[str, Any]:
+    """A record level made from the config alone, for a module whose own metrics are not to be had."""
+    metrics = Metrics(level.name)
+    metrics.set_module_config(level.config)
+    return {**metrics.get(), "module_level": index, "submodule": submodule or {}}
+
+
 def _make_plain(module_record: dict[str, Any]) -> list[str]:
     """Turn every level of a record into strict JSON in place; the problems, naming module and metric."""
     problems = []
     for level in record_levels(module_record):
         module = level.get("module_name")
         nonfinite: dict[str, str] = {}
-        for name in [key for key in level if key != "submodule"]:
+        submodule = level.pop("submodule", {})
+        metrics = list(level.items())
+        level.clear()
+        for name, value in metrics:
             try:
-                level[name] = plain(level[name], name, nonfinite)
+                key = plain_key(name, "metric name")
+                level[key] = plain(value, key, nonfinite)
             except NotJSON as error:
-                level[name] = None
                 problems.append(f"{module}: metric {error}")
+                level[str(name)] = None
         if nonfinite:
-            tail = {key: level.pop(key) for key in ("module_level", "submodule") if key in level}
-            level.update({NONFINITE_KEY: nonfinite, **tail})
+            level[NONFINITE_KEY] = nonfinite
+        level["module_level"] = level.pop("module_level", None)
+        level["submodule"] = submodule
     return problems

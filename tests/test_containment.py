@@ -227,3 +227,51 @@ def test_collects_that_find_nothing_leave_no_trace_on_a_finished_run(quark_proce
     for _ in range(3):  # cron, every ten minutes
         assert quark_process("collect", "--all", tmp_path, "--quiet").returncode == 0
     assert {name: (run / name).read_bytes() for name in before} == before
+
+
+def test_what_modules_print_goes_to_stderr_and_json_stays_json(quark_process, tmp_path, write_config):
+    (tmp_path / "chatty.py").write_text(
+        "from quark_cli import Core\n\n\nclass Chatty(Core):\n"
+        "    def preprocess(self, data, config, **kwargs):\n"
+        "        print('HELLO FROM MODULE PRE')\n"
+        "        return data, 0.0\n"
+    )
+    config = write_config("application: {module: 'chatty:Chatty'}\n")
+    result = quark_process("run", config, "-o", tmp_path / "run", "--json", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["quark_job_status"] == "FINISHED"
+    assert "HELLO FROM MODULE PRE" in result.stderr
+    submitted = quark_process("submit", config, "-o", tmp_path / "run2", cwd=tmp_path)
+    assert submitted.stdout.strip() == str(tmp_path / "run2")  # RUN=$(quark submit ...) gets the folder only
+
+
+def test_a_damaged_cache_is_rebuilt_and_a_damaged_job_file_refused(quark, flaky, tmp_path):
+    run = tmp_path / "run"
+    assert quark("submit", flaky(["none"], ["real"]), "-o", run).exit_code == 3
+    index = json.loads((run / "index.json").read_text())
+    (run / "index.json").write_text(json.dumps({**index, "stacks": {"000-r1": ["x"]}, "jobs": {"k": "DONE"}}))
+    assert quark("status", run).exit_code == 3  # index.json is a cache: read past, not trusted
+    finish_files(run)
+    assert quark("collect", run).exit_code == 0
+
+    failed = tmp_path / "failed"
+    assert quark("submit", flaky(["connection_error"], ["real"]), "-o", failed).exit_code == 1
+    (job_file,) = failed.glob("jobs/*/job_info.json")
+    job_file.write_text(json.dumps({**json.loads(job_file.read_text()), "previous_attempts": "x"}))
+    refused = quark("collect", failed, "--retry-failed")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == (
+        f"error: {job_file}: previous_attempts: 'x' is not list; the file was edited or damaged: restore it or "
+        "remove the run"
+    )
+
+
+def test_collect_all_skips_a_locked_run_even_when_it_is_the_only_one(quark_process, flaky, tmp_path):
+    import fcntl
+
+    run = tmp_path / "runs" / "only"
+    assert quark_process("submit", flaky(["none"], ["real"]), "-o", run, cwd=tmp_path).returncode == 3
+    with open(run / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = quark_process("collect", "--all", tmp_path / "runs", "--quiet")
+    assert result.returncode == 3 and result.stderr == "", result.stderr  # pending, said only without --quiet

@@ -54,6 +54,14 @@ def test_two_hundred_faulty_stacks_in_a_cron_sweep(quark_process, write_config, 
             if FAULTS[fault] == "INTERRUPTED":
                 assert SOURCES[fault] in warnings[record["stack"]], (fault, warnings.get(record["stack"]))
     assert len(outcomes) == len(FAULTS), f"every kind of fault was drawn: {outcomes}"
+    for seed in FAULTY_SEEDS:  # and what they left reads back: every report format, status, runs
+        run = root / f"run-{seed}"
+        for command in (("status", run), ("status", run, "--json"), ("runs", root)):
+            shown = quark_process(*command)
+            assert shown.returncode in (0, 1, 3) and "Traceback" not in shown.stderr, (command, shown.stderr)
+        for output_format in ("table", "markdown", "csv", "json"):
+            shown = quark_process("report", run, "--format", output_format)
+            assert shown.returncode == 0, (output_format, shown.stderr)
 
     healthy = strict_json(root / "run-0" / "results.json")
     assert [r["quark_job_status"] for r in healthy] == ["FINISHED"] * 20

@@ -81,6 +81,10 @@ def test_a_full_disk_is_one_line_exit_74_and_collect_finishes_once_there_is_room
     for record in records:
         assert json.loads(record.read_text())["quark_job_status"] == "FINISHED"
 
+    plots = quark_process("report", run, "--plots")  # a figure on the full disk: the same class of fault
+    assert plots.returncode == 74 and "no space left on its file system" in plots.stderr, plots.stderr
+    assert _leftovers(run) == []
+
     (small_disk / "filler").unlink()
     collected = quark_process("collect", run)
     assert collected.returncode == 0, collected.stderr
@@ -160,13 +164,22 @@ def test_a_run_of_another_user_is_reported_and_collect_all_goes_on(quark_process
         assert mine.returncode == 3, mine.stderr
         for job in (root / "b-nobody").glob("jobs/*/job_info.json"):
             finish_job(job.parent)
-        result = subprocess.run(
-            [*as_nobody, "-m", "quark_cli.cli", "collect", "--all", root],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=home,
-        )
+
+        def as_user(*args: object) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [*as_nobody, "-m", "quark_cli.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=home
+            )
+
+        records = root / "b-nobody" / "records"
+        os.chmod(records, 0o555)  # a folder of its own run it may not write to
+        blocked = as_user("collect", root / "b-nobody")
+        assert blocked.returncode == 74, blocked.stderr
+        assert f"{records}/000-r1.json: permission denied" in blocked.stderr  # the file, not a temporary
+        assert not list((root / "b-nobody" / ".staging").glob("*"))
+        os.chmod(records, 0o755)
+        status = as_user("status", root / "a-root")
+        assert status.returncode == 74 and status.stderr.startswith(f"error: {root / 'a-root'}/run.json: permission")
+        result = as_user("collect", "--all", root)
         assert result.returncode == 74, result.stderr
         assert f"{root / 'a-root'}/run.json: permission denied; check the owner and permissions" in result.stderr
         assert "b-nobody: 1 finished" in result.stdout

@@ -1,9 +1,10 @@
 """Ctrl-C and SIGTERM at any moment: exit 130 / 143 with our one line, never 2 (myQLM's own SIGINT
 handler, "Interrupted by user") or 134 (an abort in native code), and the run collectable after.
 
-20 signals at random moments of ``quark run configs/maxcut.yml`` (QAOA's optimiser simulating in
-myQLM most of the time), every fourth followed by one at a random moment of the ``collect`` that
-continues it; each run is then collected to the end and gives the uninterrupted run's numbers.
+20 SIGINT / SIGTERM (and 2 SIGHUP, exit 129) at random moments of ``quark run configs/maxcut.yml``
+(QAOA's optimiser simulating in myQLM most of the time), every fourth followed by one at a random
+moment of the ``collect`` that continues it; each run is then collected to the end and gives the
+uninterrupted run's numbers.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "maxcut.yml"
-EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}
-MESSAGES = {signal.SIGINT: "interrupted; ", signal.SIGTERM: "terminated (SIGTERM); "}
+EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+MESSAGES = {
+    signal.SIGINT: "interrupted; ",
+    signal.SIGTERM: "terminated (SIGTERM); ",
+    signal.SIGHUP: "terminated (SIGHUP); ",
+}
 
 
 def _start(*args: object) -> subprocess.Popen:
@@ -69,8 +74,8 @@ def test_signals_at_random_moments_end_cleanly_and_the_run_is_collected(tmp_path
 
     chance = random.Random(20261129)
     signalled = 0
-    for trial in range(20):
-        sent = signal.SIGINT if trial % 2 == 0 else signal.SIGTERM
+    for trial in range(22):
+        sent = (signal.SIGINT, signal.SIGTERM)[trial % 2] if trial < 20 else signal.SIGHUP
         run = tmp_path / f"run-{trial}"
         code, stderr = None, ""
         for _ in range(5):  # a run that ended before the signal proves nothing: start again, earlier
@@ -96,4 +101,4 @@ def test_signals_at_random_moments_end_cleanly_and_the_run_is_collected(tmp_path
         )
         assert collected.returncode == 0, (trial, collected.stdout, collected.stderr)
         assert _numbers(run) == expected, trial
-    assert signalled == 20
+    assert signalled == 22

@@ -8,7 +8,6 @@ later process collects. Everything it must remember between processes goes throu
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.errors import QuarkError
+from quark_cli.plain import NotJSON, plain
 
 #: Jobs ``collect`` polls at once when their manager has no batch status call: the threads mostly
 #: wait on the network, and 1,000 jobs at 50 ms a call take under a second.
@@ -142,14 +142,17 @@ class AsyncJobManager(ABC):
 
     @property
     def job_info(self) -> dict[str, Any]:
-        """The saved part of ``_job_info``: the values strict JSON can hold (no NaN), only."""
+        """The saved part of ``_job_info``: each value in its strict JSON form (``quark_cli.plain``: a
+        numpy id becomes a number); a value with none, or a non-finite number, is left out."""
         saved = {}
         for name, value in self._job_info.items():
+            nonfinite: dict[str, str] = {}
             try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError):
+                converted = plain(value, str(name), nonfinite)
+            except NotJSON:
                 continue
-            saved[name] = value
+            if not nonfinite:
+                saved[str(name)] = converted
         return saved
 
     def _handle_submit_info(self, value: Any) -> None:
@@ -236,9 +239,9 @@ def call_user(
     a service's own errors (``TransientServiceError``, a ``QuarkError``), which keep their meaning."""
     try:
         return function(*args, **kwargs)
-    except (TransientServiceError, QuarkError):
+    except (TransientServiceError, QuarkError, KeyboardInterrupt):
         raise
-    except Exception as raised:
+    except BaseException as raised:  # SystemExit, GeneratorExit, ... from user code end no command
         raise error(f"{what} raised {type(raised).__name__}: {raised}") from raised
 
 
