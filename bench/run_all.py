@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import bench_collect
+import bench_config
 import bench_resume_curve
 import bench_startup
 import bench_status
@@ -15,6 +16,7 @@ import bench_submit
 def main() -> None:
     for name, bench in (
         ("start-up", bench_startup.main),
+        ("reading a config", bench_config.main),
         ("status on 10,000 jobs", bench_status.main),
         ("collect of 1,000 done jobs", bench_collect.main),
         ("collect with 10 pending jobs, growing run", bench_resume_curve.main),

@@ -636,6 +636,7 @@ def modules(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     Example: quark modules --json
     """
     from quark_cli.modules import describe_modules
+    from quark_cli.parameters import range_text
 
     described = _guarded(describe_modules)
     if as_json:
@@ -648,7 +649,8 @@ def modules(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
         for name, option in entry["parameters"].items():
             values = option.get("values")
             custom = " or any" if option.get("custom_input") else ""
-            text = f"  {name}: default {option.get('default')!r}; values {values}{custom}."
+            bounds = f"; {range_text(option)}" if range_text(option) else ""
+            text = f"  {name}: default {option.get('default')!r}; values {values}{custom}{bounds}."
             out.print(f"{text} {option.get('description', '')}", markup=False)
 
 

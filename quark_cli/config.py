@@ -19,19 +19,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, overload
 
-import yaml
-
+from quark_cli.config_yaml import ParsedYaml, YamlConfigError, read_yaml
 from quark_cli.contract import ModuleAdapter, build_module
 from quark_cli.errors import ConfigError
+from quark_cli.parameters import ParameterCheck, validate_parameters
 from quark_cli.quark2 import import_root
 
-MAX_CONFIG_BYTES = 1_000_000
-MAX_VALUES = 1_000_000  # scalars, lists and mappings once YAML aliases are expanded
 MAX_DEPTH = 16
 MAX_BACKLOG = 100_000
 TOP_LEVEL_KEYS = {"application", "repetitions"}
 NODE_KEYS = {"name", "module", "args", "config", "submodules"}
-TYPE_NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
 
 
 #: How backlog items are numbered. ``quark2``: QUARK 2's order (a module's parameter combinations,
@@ -211,69 +208,18 @@ class BenchmarkConfig:
         return config_hash(self.raw)
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """A safe loader (libyaml's when installed: ~10x faster) that refuses duplicate mapping keys."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def config_hash(raw: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of the config: the same in every process and on every machine."""
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def parse_config_text(text: str, source: str) -> dict[str, Any]:
-    """Parse YAML safely (no tags, no duplicate keys, bounded size) into a mapping."""
-    if len(text.encode(errors="replace")) > MAX_CONFIG_BYTES:
-        raise ConfigError(source, "", f"file is larger than {MAX_CONFIG_BYTES} bytes; a benchmark config is small")
+def parse_config_text(text: str, source: str, rules: str = "1.2") -> ParsedYaml:
+    """Parse a config's YAML ``text`` (see ``config_yaml``); ConfigError naming ``source``, line and column."""
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(source, where, f"not valid YAML ({problem}); fix the syntax there") from None
-    except RecursionError:
-        raise ConfigError(source, "", "nested too deeply to be a benchmark config") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(source, "", "must be a mapping with an 'application' key (QUARK 2 config.yml format)")
-    _check_expanded_size(raw, source)
-    return raw
-
-
-def _check_expanded_size(raw: dict[str, Any], source: str) -> None:
-    """Refuse configs whose aliases expand to a flood (a "billion laughs" file, or an alias to itself).
-
-    A YAML alias repeats what its anchor names without copying it, so a small file can stand for
-    billions of values; hashing, validating or even printing one of them would never end.
-    """
-    budget = MAX_VALUES
-    stack: list[tuple[Any, str]] = [(value, str(key)) for key, value in raw.items()]
-    while stack:
-        value, top = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise ConfigError(
-                source,
-                top,
-                f"expands to more than {MAX_VALUES} values (YAML aliases repeat what they name); remove them",
-            )
-        if isinstance(value, dict):
-            stack.extend((item, top) for item in value.values())
-        elif isinstance(value, list):
-            stack.extend((item, top) for item in value)
+        return read_yaml(text, rules, known=TOP_LEVEL_KEYS)
+    except YamlConfigError as error:
+        raise ConfigError(source, error.where, str(error)) from None
 
 
 def load_config(
@@ -288,9 +234,11 @@ def load_config(
         raise ConfigError(source, "", "no such file; give the path of a config.yml") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(source, "", f"cannot be read ({error.__class__.__name__}: {error})") from None
+    parsed = parse_config_text(text, source)
     return build_config(
-        parse_config_text(text, source),
+        parsed.raw,
         source,
+        parsed=parsed,
         search_path=str(path.resolve().parent),
         module_entries=module_entries,
         backlog_order=backlog_order,
@@ -303,11 +251,14 @@ def build_config(
     search_path: str | None = None,
     module_entries: list[dict[str, Any]] | None = None,
     backlog_order: str = "quark2",
+    parsed: ParsedYaml | None = None,
 ) -> BenchmarkConfig:
     """Validate a parsed config against its modules and expand its backlog.
 
     Every module of the tree is built once (which imports its code) and asked for its parameters and
-    submodules; raises ConfigError naming the file and field on the first problem.
+    submodules; raises ConfigError naming the file and field on the first problem. ``parsed`` (the
+    YAML reading of ``raw``, when it was just read) lets errors quote values as written and adds its
+    warnings.
     """
     unknown = sorted(set(raw) - TOP_LEVEL_KEYS)
     if unknown:
@@ -315,14 +266,15 @@ def build_config(
     if "application" not in raw:
         raise ConfigError(source, "application", "missing; name the benchmark application, e.g. 'name: MaxCut'")
     repetitions = raw.get("repetitions", 1)
+    check = ParameterCheck(source, parsed, [f"{source}: {warning}" for warning in parsed.warnings] if parsed else [])
     if not isinstance(repetitions, int) or isinstance(repetitions, bool) or not 1 <= repetitions <= 10_000:
-        raise ConfigError(source, "repetitions", f"must be a whole number from 1 to 10000, not {repetitions!r}")
+        shown = check.shown(raw, "repetitions")
+        raise ConfigError(source, "repetitions", f"must be a whole number from 1 to 10000, not {shown}")
     if backlog_order not in BACKLOG_ORDERS:
         raise ConfigError(source, "", f"unknown backlog order {backlog_order!r}; known: {list(BACKLOG_ORDERS)}")
-    warnings: list[str] = []
     roots: dict[str, None] = {}
     with module_search_path(search_path):
-        tree = _expand_node(raw["application"], None, "application", source, 0, module_entries, (warnings, roots))
+        tree = _expand_node(raw["application"], None, "application", 0, module_entries, (check, roots))
     backlog: Sequence[BacklogItem] = Backlog(tree) if backlog_order == "quark2" else LegacyBacklog(tree.paths())
     if len(backlog) > MAX_BACKLOG:
         raise ConfigError(source, "application", f"expands to more than {MAX_BACKLOG} backlog items")
@@ -334,7 +286,7 @@ def build_config(
         search_path=search_path,
         module_entries=module_entries,
         backlog_order=backlog_order,
-        warnings=warnings,
+        warnings=check.warnings,
         tree=tree,
         import_paths=list(roots),
     )
@@ -344,16 +296,16 @@ def _expand_node(
     node: Any,
     parent: ModuleAdapter | None,
     path: str,
-    source: str,
     depth: int,
     entries: list[dict[str, Any]] | None,
-    notes: tuple[list[str], dict[str, None]],
+    notes: tuple[ParameterCheck, dict[str, None]],
 ) -> ConfigNode:
     """The config tree below ``node``, each level's config holding value lists.
 
     ``notes`` gathers warnings and the import roots of the modules outside quark-cli on the way.
     """
-    warnings, roots = notes
+    check, roots = notes
+    source = check.source
     if depth > MAX_DEPTH:
         raise ConfigError(source, path, f"stacks deeper than {MAX_DEPTH} modules are not supported")
     if not isinstance(node, dict):
@@ -380,7 +332,7 @@ def _expand_node(
     if not isinstance(submodules, list):
         raise ConfigError(source, f"{path}.submodules", "must be a list of module entries")
     child_names = [child.get("name") for child in submodules if isinstance(child, dict)]
-    values = _validate_parameters(adapter, node.get("config"), source, f"{path}.config", child_names, warnings)
+    values = validate_parameters(adapter, node.get("config"), f"{path}.config", child_names, check)
     level = Level(name=name, module=module_ref, config=values, path=path, args=args)
     if not submodules:
         options = adapter.submodule_names()
@@ -388,79 +340,10 @@ def _expand_node(
             raise ConfigError(source, f"{path}.submodules", f"{name} needs a submodule; choose one of {options}")
         return ConfigNode(level, [])
     children = [
-        _expand_node(child, adapter, f"{path}.submodules[{index}]", source, depth + 1, entries, notes)
+        _expand_node(child, adapter, f"{path}.submodules[{index}]", depth + 1, entries, notes)
         for index, child in enumerate(submodules)
     ]
     return ConfigNode(level, children)
-
-
-def _validate_parameters(
-    module: ModuleAdapter, given: Any, source: str, path: str, children: list[Any], warnings: list[str]
-) -> dict[str, list[Any]]:
-    """Each parameter as a non-empty list of values, in the config's order.
-
-    quark-cli modules: values must be allowed, and parameters left out get the module's default.
-    QUARK 2 modules are checked as QUARK 2 treats them: a parameter may also come from
-    ``get_depending_parameters``; values outside ``values`` are passed on (with a warning unless
-    ``custom_input`` or ``allow_ranges`` invites them), types are not checked, and nothing is filled in.
-    """
-    if given is None:
-        given = {}
-    if not isinstance(given, dict):
-        raise ConfigError(source, path, "must be a mapping of parameter names to lists of values")
-    try:
-        options = module.parameter_options()
-        if module.quark2:
-            declared = {name: value for name, value in given.items() if name in options}
-            named = [child for child in children if isinstance(child, str)]
-            options = {**options, **module.depending_parameter_options(named, declared)}
-    except Exception as error:  # module code
-        raise ConfigError(
-            source, path, f"{module.label} cannot list its parameters ({type(error).__name__}: {error})"
-        ) from None
-    values: dict[str, list[Any]] = {}
-    for name, value in given.items():
-        field_path = f"{path}.{name}"
-        if name not in options:
-            known = sorted(options) or "none"
-            raise ConfigError(source, field_path, f"unknown parameter of {module.label}; known: {known}")
-        listed = value if isinstance(value, list) else [value]
-        if not listed:
-            raise ConfigError(source, field_path, "empty list; give at least one value")
-        for item in listed:
-            if module.quark2:
-                _note_unlisted(options[name], item, source, field_path, module.label, warnings)
-            else:
-                _check_value(options[name], item, source, field_path)
-        values[name] = listed
-    if not module.quark2:
-        for name, option in options.items():
-            if name not in values:
-                values[name] = [option.get("default", (option.get("values") or [None])[0])]
-    return values
-
-
-def _note_unlisted(option: Any, value: Any, source: str, path: str, module: str, warnings: list[str]) -> None:
-    allowed = option.get("values") if isinstance(option, dict) else None
-    if not allowed or value in allowed or option.get("custom_input") or option.get("allow_ranges"):
-        return
-    warnings.append(f"{source}: {path}: {value!r} is not among {module}'s values {allowed}; passed on unchecked")
-
-
-def _check_value(option: dict[str, Any], value: Any, source: str, path: str) -> None:
-    allowed = option.get("values") or []
-    if value in allowed and type(value) is type(allowed[allowed.index(value)]):
-        return
-    if option.get("custom_input"):
-        expected = type(option.get("default", allowed[0] if allowed else value))
-        numeric = expected is float and isinstance(value, int) and not isinstance(value, bool)
-        if isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool) or numeric:
-            return
-        kind = TYPE_NAMES.get(expected, expected.__name__)
-        raise ConfigError(source, path, f"{value!r} is not {kind}; give {kind} or one of {allowed}")
-    if isinstance(value, (dict, list)):
-        raise ConfigError(source, path, f"nested value {value!r} is not allowed; choose from {allowed}")
-    raise ConfigError(source, path, f"{value!r} is not allowed; choose from {allowed}")
 
 
 @contextmanager

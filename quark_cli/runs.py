@@ -200,6 +200,7 @@ def start(
             "import_paths": config.import_paths,
             "backlog_order": config.backlog_order,
             "python_hash_seed": hash_seed() or "random",
+            "yaml_rules": "1.2",
             "stacks": len(config.backlog) * config.repetitions,
             "host": socket.gethostname(),
         },
@@ -246,14 +247,15 @@ def load_run_config(run: RunDir) -> BenchmarkConfig:
     ``config.json`` (JSON parses far faster than YAML; collect runs every few minutes). Module names
     resolve against the run's ``modules.json`` (if it was made with ``--modules``), the folders its
     modules were imported from go on ``sys.path``, and items keep the numbering the run was made with
-    (runs of quark-cli 0.1.0 have theirs).
+    (runs of quark-cli 0.1.0 have theirs). A config.yml re-read as YAML is read by the rules the run
+    was made with (``yaml_rules``; YAML 1.1 for runs made before it was recorded).
     """
     info = run.read_run()
     source = str(run.path / CONFIG_FILE)
     text = run.config_text()
     raw = run.read_parsed_config() if info.get("config_sha256") == _sha256(text) else None
     if raw is None or config_hash(raw) != info.get("config_hash"):
-        raw = parse_config_text(text, source)
+        raw = parse_config_text(text, source, info.get("yaml_rules", "1.1")).raw
     folders = info.get("import_paths") or []
     sys.path.extend(folder for folder in folders if folder not in sys.path and os.path.isdir(folder))
     try:

@@ -90,12 +90,14 @@ def _check_run(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
         value,
         [("config_hash", str, False), ("stacks", int, False), ("history", list, True)]
         + [("module_search_path", str, True), ("created", str, True), ("backlog_order", str, True)]
-        + [("python_hash_seed", str, True), ("import_paths", list, True)],
+        + [("python_hash_seed", str, True), ("import_paths", list, True), ("yaml_rules", str, True)],
     )
     if problem:
         return problem
     if value.get("backlog_order", "legacy") not in ("quark2", "legacy"):
         return "backlog_order", f"{value['backlog_order']!r} is not 'quark2' or 'legacy'"
+    if value.get("yaml_rules", "1.1") not in ("1.2", "1.1"):
+        return "yaml_rules", f"{value['yaml_rules']!r} is not '1.2' or '1.1' (the YAML rules config.yml is read by)"
     if not all(isinstance(item, str) for item in value.get("import_paths") or []):
         return "import_paths", "must list folders (strings)"
     return None

@@ -81,12 +81,12 @@ BAD_CONFIGS = [
     (
         "null value",
         f"application: {{name: GHZ, config: {{n_qubits: [null]}}, {GHZ_TAIL}}}\n",
-        ": application.config.n_qubits: None is not a whole number",
+        ": application.config.n_qubits: `null` is not a whole number",
     ),
     (
         "true for a number",
         f"application: {{name: MaxCut, config: {{nodes: [true]}}, {MAXCUT_TAIL}}}\n",
-        ": application.config.nodes: True is not a whole number",
+        ": application.config.nodes: `true` is not a whole number",
     ),
     (
         "list in a list",

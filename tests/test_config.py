@@ -156,7 +156,7 @@ BAD_CONFIGS = [
     ("application: {name: GHZ}\nbenchmark: 1\n", "benchmark: unknown key"),
     ("application: {module: 'no_such_pkg.mod:Thing'}\n", "application.module: cannot import 'no_such_pkg.mod:Thing'"),
     ("application: {name: GHZ, submodules: {name: GHZCircuit}}\n", "application.submodules: must be a list"),
-    ("application: !!python/object:os.system {}\n", "not valid YAML"),
+    ("application: !!python/object:os.system {}\n", "line 1, column 14: the tag !!python/object:os.system has no use"),
 ]
 
 

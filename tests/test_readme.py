@@ -185,7 +185,10 @@ ANY_VALUE = {
     "modules": {"[].parameters.*.values[]", "[].parameters.*.default"},
 }
 #: Keys documented as sometimes absent.
-OPTIONAL = {"report": {"plots"}, "modules": {"[].parameters.*.custom_input"}}
+OPTIONAL = {
+    "report": {"plots"},
+    "modules": {f"[].parameters.*.{key}" for key in ("custom_input", "min", "max", "note_above")},
+}
 
 
 def same_shape(actual, example, path: str, command: str) -> list[str]:

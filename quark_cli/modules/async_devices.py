@@ -52,6 +52,8 @@ class LocalAsyncSampler(_AsyncSampler):
             "values": [0, 1, 2, 4],
             "default": 0,
             "custom_input": True,
+            "min": 0,
+            "max": 256,
             "description": "How many jobs run at once on this machine; 0 means one per core",
         }
         return options
@@ -79,6 +81,8 @@ class QaptivaSampler(_AsyncSampler):
                     "values": [443],
                     "default": 443,
                     "custom_input": True,
+                    "min": 1,
+                    "max": 65535,
                     "description": "HTTPS port of the Qaptiva service",
                 },
                 "check_host": {
@@ -90,6 +94,7 @@ class QaptivaSampler(_AsyncSampler):
                     "values": [30],
                     "default": 30,
                     "custom_input": True,
+                    "min": 1,
                     "description": "Seconds to wait for one answer of the service",
                 },
                 "qpu": {
@@ -135,6 +140,7 @@ class SlurmSampler(_AsyncSampler):
                     "values": [1, 2, 4, 8],
                     "default": 1,
                     "custom_input": True,
+                    "min": 1,
                     "description": "CPUs of each job (sbatch --cpus-per-task)",
                 },
                 "memory": {
@@ -159,6 +165,7 @@ class SlurmSampler(_AsyncSampler):
                     "values": [300],
                     "default": 300,
                     "custom_input": True,
+                    "min": 0,
                     "description": "Seconds after a job's end to wait for its result file on a shared filesystem",
                 },
             }

@@ -113,12 +113,14 @@ class Sampler(Core):
                 "values": [100, 1000, 10000],
                 "default": 1000,
                 "custom_input": True,
+                "min": 1,
                 "description": "How many measurements to draw from the circuit's distribution",
             },
             "seed": {
                 "values": [0, 1, 2],
                 "default": 0,
                 "custom_input": True,
+                "min": 0,
                 "description": "Seed of the sampler's random generator; equal seeds give equal counts",
             },
             "qpu": {

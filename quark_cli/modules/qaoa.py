@@ -113,6 +113,7 @@ class QAOA(Core):
                 "values": [50],
                 "default": 50,
                 "custom_input": True,
+                "min": 1,
                 "description": "Most iterations of the angle optimiser",
             },
         }

@@ -1,0 +1,156 @@
+"""Check the values a config gives a module's parameters against the module's parameter options.
+
+A parameter option (``Core.get_parameter_options``) is ``{"values": [...], "default": ...,
+"description": ...}`` and may add:
+
+* ``custom_input: True``: values outside ``values`` are accepted when they have the default's type
+  (a whole number where the default is one; any number where it is a float);
+* ``min`` / ``max``: the inclusive range a value must lie in (what the module can compute);
+* ``note_above: [limit, note]``: values above ``limit`` are accepted with ``note`` said as a warning
+  (e.g. "the exact optimum is skipped").
+
+quark-cli modules are held to all of it, so ``quark validate`` and ``quark submit`` refuse what
+``quark run`` would fail on, before anything is submitted. QUARK 2 modules are checked as QUARK 2
+checks them: values outside their lists pass with a warning, types are not checked, nothing is
+filled in. For both, YAML 1.1's ``yes``/``no``/``on``/``off`` written for a boolean parameter are
+taken as true/false (YAML 1.2 reads them as text), with a warning saying so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from quark_cli.config_yaml import YAML11_BOOLEANS, ParsedYaml
+from quark_cli.contract import ModuleAdapter
+from quark_cli.errors import ConfigError
+
+TYPE_NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+@dataclass
+class ParameterCheck:
+    """What checking a config's parameters needs and notices: the file, its YAML texts, warnings."""
+
+    source: str
+    parsed: ParsedYaml | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def shown(self, container: Any, key: Any) -> str:
+        """``container[key]`` as the user wrote it (```010```) when read from YAML, else its repr."""
+        return self.parsed.shown(container, key) if self.parsed else repr(container[key])
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(f"{self.source}: {path}: {message}")
+
+
+def validate_parameters(
+    module: ModuleAdapter, given: Any, path: str, children: list[Any], check: ParameterCheck
+) -> dict[str, list[Any]]:
+    """Each parameter of ``module`` as a non-empty list of values, in the config's order.
+
+    ``given`` is the module entry's ``config`` mapping (None for none), ``path`` its place in the
+    config (``application.submodules[0].config``), ``children`` the names of its submodule entries
+    (QUARK 2's ``get_depending_parameters`` takes them). quark-cli modules get their defaults for
+    the parameters left out. Raises ConfigError naming the file, the field and the value as written.
+    """
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ConfigError(check.source, path, "must be a mapping of parameter names to lists of values")
+    try:
+        options = module.parameter_options()
+        if module.quark2:
+            declared = {name: value for name, value in given.items() if name in options}
+            named = [child for child in children if isinstance(child, str)]
+            options = {**options, **module.depending_parameter_options(named, declared)}
+    except Exception as error:  # module code
+        raise ConfigError(
+            check.source, path, f"{module.label} cannot list its parameters ({type(error).__name__}: {error})"
+        ) from None
+    values: dict[str, list[Any]] = {}
+    for name, value in given.items():
+        field_path = f"{path}.{name}"
+        if name not in options:
+            known = sorted(options) or "none"
+            raise ConfigError(check.source, field_path, f"unknown parameter of {module.label}; known: {known}")
+        container, keys = (value, range(len(value))) if isinstance(value, list) else (given, [name])
+        if not keys:
+            raise ConfigError(check.source, field_path, "empty list; give at least one value")
+        option = options[name] if isinstance(options[name], dict) else {}
+        listed = []
+        for key in keys:
+            item = _as_boolean(option, container, key, field_path, check)
+            if module.quark2:
+                _note_unlisted(option, item, field_path, module.label, check)
+            else:
+                _check_value(option, item, field_path, check.shown(container, key), check)
+            listed.append(item)
+        values[name] = listed
+    if not module.quark2:
+        for name, option in options.items():
+            if name not in values:
+                values[name] = [option.get("default", (option.get("values") or [None])[0])]
+    return values
+
+
+def _as_boolean(option: dict[str, Any], container: Any, key: Any, path: str, check: ParameterCheck) -> Any:
+    """``yes``/``no``/``on``/``off`` as true/false where the parameter is boolean (said in a warning)."""
+    value = container[key]
+    choices = [*(option.get("values") or []), option.get("default")]
+    boolean = any(isinstance(choice, bool) for choice in choices) and all(
+        isinstance(choice, bool) for choice in choices if choice is not None
+    )
+    if not (boolean and isinstance(value, str) and value in YAML11_BOOLEANS):
+        return value
+    converted = YAML11_BOOLEANS[value]
+    check.warn(
+        path,
+        f"`{value}` taken as {str(converted).lower()} (the parameter is true or false; YAML 1.2 reads {value} "
+        f"as text): write {str(converted).lower()}",
+    )
+    return converted
+
+
+def _note_unlisted(option: dict[str, Any], value: Any, path: str, module: str, check: ParameterCheck) -> None:
+    allowed = option.get("values")
+    if not allowed or value in allowed or option.get("custom_input") or option.get("allow_ranges"):
+        return
+    check.warn(path, f"{value!r} is not among {module}'s values {allowed}; passed on unchecked")
+
+
+def _check_value(option: dict[str, Any], value: Any, path: str, shown: str, check: ParameterCheck) -> None:
+    """Refuse a value of the wrong type or outside the option's range; warn above ``note_above``."""
+    allowed = option.get("values") or []
+    listed = value in allowed and type(value) is type(allowed[allowed.index(value)])
+    if not listed:
+        if not option.get("custom_input"):
+            if isinstance(value, dict | list):
+                raise ConfigError(check.source, path, f"nested value {shown} is not allowed; choose from {allowed}")
+            raise ConfigError(check.source, path, f"{shown} is not allowed; choose from {allowed}")
+        expected = type(option.get("default", allowed[0] if allowed else value))
+        numeric = expected is float and isinstance(value, int) and not isinstance(value, bool)
+        if not (isinstance(value, expected) and not (isinstance(value, bool) and expected is not bool) or numeric):
+            kind = TYPE_NAMES.get(expected, expected.__name__)
+            raise ConfigError(check.source, path, f"{shown} is not {kind}; give {kind} or one of {allowed}")
+    bounds = range_text(option)
+    if bounds and isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = option.get("min"), option.get("max")
+        if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(check.source, path, f"{shown} is out of range: {bounds}")
+    limit, note = option.get("note_above") or (None, None)
+    if limit is not None and isinstance(value, int | float) and value > limit:
+        check.warn(path, f"{shown} is above {limit}: {note}")
+
+
+def range_text(option: dict[str, Any]) -> str | None:
+    """The allowed range of an option in words (``from 0 to 1``, ``at least 1``), or None without one."""
+    low, high = option.get("min"), option.get("max")
+    if low is not None and high is not None:
+        return f"from {low} to {high}"
+    if low is not None:
+        return f"at least {low}"
+    if high is not None:
+        return f"at most {high}"
+    return None
