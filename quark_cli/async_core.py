@@ -110,7 +110,8 @@ class AsyncCore(Core):
         """collect(submit()): submit, wait until the job is final (or ``wait_timeout``), collect."""
         start = time.perf_counter()
         _, manager, _ = self._submit(phase, input_data, config, kwargs)
-        timeout = kwargs.get("wait_timeout") or DEFAULT_WAIT_SECONDS
+        timeout = kwargs.get("wait_timeout")
+        timeout = DEFAULT_WAIT_SECONDS if timeout is None else timeout  # 0: look once, do not wait
         deadline = time.monotonic() + timeout
         delays = poll_delays()
         status = self._poll(manager, kwargs)

@@ -181,7 +181,9 @@ def run(
         None, "-o", "--output", readable=False, help="Run directory to create (default ~/quark-runs/...)."
     ),
     modules_file: Path = typer.Option(None, "-m", "--modules", readable=False, help=_MODULES_HELP),
-    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds to wait for each asynchronous job."),
+    timeout: float = typer.Option(
+        3600.0, "--timeout", min=0, help="Seconds to wait for each asynchronous job (0: do not wait)."
+    ),
     failfast: bool = typer.Option(False, "--failfast", help="Stop at the first stack that fails (exit 1)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress display."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
@@ -252,7 +254,9 @@ def collect(
         None, "--all", readable=False, help="Collect every run directory under this folder (for cron)."
     ),
     wait: bool = typer.Option(False, "--wait", help="Keep collecting until no job is pending."),
-    timeout: float = typer.Option(None, "--timeout", help="With --wait: give up after this many seconds."),
+    timeout: float = typer.Option(
+        None, "--timeout", min=0, help="With --wait: give up after this many seconds (0: poll once)."
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Submit failed jobs again."),
     resubmit_uncertain: bool = typer.Option(
         False, "--resubmit-uncertain", help="Submit again jobs whose submission was interrupted."
@@ -409,7 +413,8 @@ def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
     for job in shown:
         age = job["age_seconds"]
         note = job["error"] or (f"warning: {job['warning']}" if job.get("warning") else "")
-        table.add_row(job["key"], job["module"], job["status"], str(job["id"] or ""), _age(age), note)
+        shown_age = _age(age) if age is not None else "-" if job["submitted_at"] else ""
+        table.add_row(job["key"], job["module"], job["status"], str(job["id"] or ""), shown_age, note)
     if shown:
         out.print(table)
     if grouped:
@@ -430,6 +435,11 @@ def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
     )
     if report["job_totals"]:
         out.print("jobs: " + ", ".join(f"{count} {name.lower()}" for name, count in report["job_totals"].items()))
+    if report.get("unknown_ages"):
+        out.print(
+            f"{report['unknown_ages']} job age(s) unknown (-): submitted later than now by this machine's clock, "
+            "so the clock was stepped back or the run comes from a machine whose clock is ahead"
+        )
 
 
 def _age(seconds: float | None) -> str:
@@ -567,7 +577,7 @@ def runs_command(
 
 
 def _run_line(entry: dict[str, Any]) -> str:
-    from quark_cli.state import age_seconds
+    from quark_cli.stamps import age_seconds
 
     if entry["error"]:
         return f"{entry['name']}  damaged: {entry['error']}"

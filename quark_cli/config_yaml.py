@@ -289,11 +289,21 @@ class ConfigDumper(yaml.SafeDumper):
 
     yaml_implicit_resolvers = Core12Resolver.yaml_implicit_resolvers
 
+    def represent_str(self, data: str) -> Any:
+        # PyYAML writes NEL, LS, PS and CR raw inside single quotes, where readers fold them into
+        # spaces: text with any character that is not printable goes in double quotes, escaped.
+        if any(not character.isprintable() for character in data):
+            return self.represent_scalar(STR, data, style='"')
+        return super().represent_str(data)
+
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
         tag12 = Core12Resolver.resolve(self, kind, value, implicit)
         if kind is ScalarNode and implicit[0] and tag12 != _RESOLVER_11.resolve(kind, value, implicit):
             return TAG + "conflict"  # no value has this tag: the emitter quotes the text
         return tag12
+
+
+ConfigDumper.add_representer(str, ConfigDumper.represent_str)
 
 
 def dump_config(data: Any) -> str:

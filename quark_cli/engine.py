@@ -33,7 +33,8 @@ from quark_cli.jobs.base import (
     load_job_manager_class,
 )
 from quark_cli.polling import JobPoller
-from quark_cli.state import RunDir, file_name, now_iso, stack_key
+from quark_cli.stamps import now_iso
+from quark_cli.state import RunDir, file_name, stack_key
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status
 
 log = logging.getLogger("quark_cli")

@@ -16,7 +16,8 @@ from typing import Any
 
 from quark_cli.atomic import atomic_write_bytes
 from quark_cli.errors import RunDirError, describe_os_error
-from quark_cli.report import is_number, parse_time, stats, varying
+from quark_cli.report import is_number, stats, varying
+from quark_cli.stamps import interval, parse_stamp
 from quark_cli.state import stack_of
 
 PLOTS_DIR = "plots"
@@ -188,17 +189,17 @@ def _job_bars(job: dict[str, Any], now: datetime) -> tuple[str, datetime, list[t
     Service times and quark's own are different clocks (a Qaptiva's are even without a zone), so
     each is drawn from its own origin; a pending job runs up to ``now`` where the clock allows.
     """
-    submitted = parse_time(job.get("service_submitted"))
+    submitted = parse_stamp(job.get("service_submitted"))
     if submitted is not None:
-        started, finished = parse_time(job.get("service_started")), parse_time(job.get("service_finished"))
+        started, finished = parse_stamp(job.get("service_started")), parse_stamp(job.get("service_finished"))
         end = finished or (now if submitted.tzinfo else None)
         if end is None:
             return None
         pending, clock = finished is None, "service" if submitted.tzinfo else "service, no zone"
-        if started is None or started > end:
+        if started is None or (started.tzinfo is None) != (end.tzinfo is None) or started > end:
             return clock, submitted, [(submitted, end, "queue", pending)]
         return clock, submitted, [(submitted, started, "queue", False), (started, end, "run", pending)]
-    submitted, finished = parse_time(job.get("submitted_at")), parse_time(job.get("finished_at"))
+    submitted, finished = parse_stamp(job.get("submitted_at")), parse_stamp(job.get("finished_at"))
     if submitted is None:
         return None
     return "quark", submitted, [(submitted, finished or now, "observed", finished is None)]
@@ -234,10 +235,10 @@ def job_timeline(report: dict[str, Any]) -> tuple[Any, str] | None:
         durations = []
         for start, end, kind, pending in segments:
             left = (start - origin[clock]).total_seconds()
-            width = max((end - start).total_seconds(), 0.0)
+            width = interval(start, end).seconds
             axis.barh(
                 position,
-                width,
+                width or 0.0,
                 left=left,
                 height=0.6,
                 color=colours[kind],
@@ -247,7 +248,8 @@ def job_timeline(report: dict[str, Any]) -> tuple[Any, str] | None:
                 label=labels[kind] if kind not in used else None,
             )
             used.add(kind)
-            durations.append(f"{'turnaround' if kind == 'observed' else kind} {_duration(width)}")
+            name = "turnaround" if kind == "observed" else kind
+            durations.append(f"{name} unknown (stamps out of order)" if width is None else f"{name} {_duration(width)}")
         status = "" if job.get("status") == "DONE" else f" · {job.get('status')}"
         end = (segments[-1][1] - origin[clock]).total_seconds()
         axis.text(end, position, "  " + ", ".join(durations) + status, va="center", fontsize="x-small")

@@ -8,6 +8,9 @@ directory only (records and job files), so it is safe while ``collect`` works on
 Job times: queue wait and run time come from the service's own timestamps when the job manager
 saved them (``service_submitted`` / ``service_started`` / ``service_finished`` in the job's info);
 otherwise only the turnaround quark observed by polling (submission to the poll that saw the end).
+An interval whose stamps are out of order (a clock stepped back, two clocks that disagree) is
+unknown: null in JSON, ``-`` in tables, named in the job's and the row's ``unknown``, and counted in
+``unknown_intervals``; never a 0 that looks measured.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import io
 import math
 import statistics
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from quark_cli.stamps import interval
 from quark_cli.state import SCHEMA_VERSION, RunDir
 
 MODULE_KEYS = {
@@ -40,7 +43,8 @@ MODULE_KEYS = {
     "total_time_unit",
     "job_info",
 }
-TIME_COLUMNS = ("time_s", "queue_s", "run_s", "turnaround_s")
+JOB_TIMES = ("queue_s", "run_s", "turnaround_s")
+TIME_COLUMNS = ("time_s", *JOB_TIMES)
 FORMATS = ("table", "markdown", "csv", "json")
 
 
@@ -61,6 +65,7 @@ def build_report(path: Path) -> dict[str, Any]:
         "created": info.get("created"),
         "config_hash": info.get("config_hash"),
         "stack_totals": {"total": total, **counts, "NOT_STARTED": max(0, total - len(rows))},
+        "unknown_intervals": sum(len(job["unknown"]) for row in rows for job in row["jobs"]),
         "rows": rows,
         "items": _aggregate(rows),
     }
@@ -82,6 +87,7 @@ def _row(record: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> dict[str, A
     application = record.get("module") or {}
     headline = [key for key, value in application.items() if key not in MODULE_KEYS and is_number(value)]
     job_rows = [_job_row(jobs.get(key), key) for key in record.get("jobs") or []]
+    unknown = [column for column in JOB_TIMES if any(column in job["unknown"] for job in job_rows)]
     return {
         "stack": record.get("stack"),
         "backlog_item": record.get("benchmark_backlog_item_number"),
@@ -96,7 +102,8 @@ def _row(record: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> dict[str, A
         "module_times_s": module_times,
         "job_ids": [job["id"] for job in job_rows if job["id"]],
         "jobs": job_rows,
-        **{column: _sum(job[column] for job in job_rows) for column in ("queue_s", "run_s", "turnaround_s")},
+        **{column: None if column in unknown else _sum(job[column] for job in job_rows) for column in JOB_TIMES},
+        "unknown": unknown,
     }
 
 
@@ -127,14 +134,20 @@ def _sum(values: Iterable[float | None]) -> float | None:
 
 
 def _job_row(job: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    """One job's ids and times; an interval whose stamps are out of order is None and named in ``unknown``."""
     job = job or {}
     info = job.get("info") or {}
-    submitted, started, finished = (parse_time(info.get(f"service_{n}")) for n in ("submitted", "started", "finished"))
-    timing = "service" if submitted and finished else None
-    turnaround = _between(submitted, finished)
-    if timing is None:
-        turnaround = _between(parse_time(job.get("submitted_at")), parse_time(job.get("finished_at")))
-        timing = "observed" if turnaround is not None else None
+    submitted, started, finished = (info.get(f"service_{n}") for n in ("submitted", "started", "finished"))
+    turnaround, timing = interval(submitted, finished), "service"
+    if turnaround.seconds is None:  # no usable service times: what quark saw by polling, if anything
+        observed = interval(job.get("submitted_at"), job.get("finished_at"))
+        if observed.seconds is not None or not turnaround.unknown:
+            turnaround, timing = observed, "observed"
+    intervals = {
+        "queue_s": interval(submitted, started),
+        "run_s": interval(started, finished),
+        "turnaround_s": turnaround,
+    }
     return {
         "key": key,
         "id": info.get("id"),
@@ -146,25 +159,10 @@ def _job_row(job: dict[str, Any] | None, key: str) -> dict[str, Any]:
         "service_submitted": info.get("service_submitted"),
         "service_started": info.get("service_started"),
         "service_finished": info.get("service_finished"),
-        "timing": timing,
-        "queue_s": _between(submitted, started),
-        "run_s": _between(started, finished),
-        "turnaround_s": turnaround,
+        "timing": timing if turnaround.seconds is not None else None,
+        **{column: span.seconds for column, span in intervals.items()},
+        "unknown": [column for column, span in intervals.items() if span.unknown],
     }
-
-
-def parse_time(text: Any) -> datetime | None:
-    """An ISO 8601 timestamp as saved in a run, or None."""
-    try:
-        return datetime.fromisoformat(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
-
-
-def _between(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None or end is None or (start.tzinfo is None) != (end.tzinfo is None):
-        return None
-    return max(0.0, (end - start).total_seconds())
 
 
 def stats(values: list[Any], of: int | None = None) -> dict[str, Any]:
@@ -240,12 +238,15 @@ def branches(report: dict[str, Any]) -> list[dict[str, Any]]:
         }
         headline = _ordered(name for row in group["rows"] for name in row["headline_metrics"])
         group["metrics"] = [name for name in headline if name not in names]
-        if any(row["run_s"] is not None for row in group["rows"]):
-            group["times"] = ["queue_s", "run_s"]
-        else:
-            group["times"] = ["turnaround_s"] if any(row["turnaround_s"] is not None for row in group["rows"]) else []
+        shown = [column for column in JOB_TIMES if any(_has(row, column) for row in group["rows"])]
+        group["times"] = ["queue_s", "run_s"] if "run_s" in shown else [c for c in shown if c == "turnaround_s"]
         group["jobs"] = any(row["job_ids"] for row in group["rows"])
     return list(groups.values())
+
+
+def _has(row: dict[str, Any], column: str) -> bool:
+    """True when the row has a value for the time ``column``, or one that is unknown."""
+    return row[column] is not None or column in row["unknown"]
 
 
 def fmt(value: Any) -> str:
@@ -274,7 +275,7 @@ def _row_cells(group: dict[str, Any], row: dict[str, Any], short_ids: bool) -> l
         row["stack"],
         *(fmt(row["parameters"].get(name)) for name in group["varying"]),
         *(fmt(row["metrics"].get(name)) for name in group["metrics"]),
-        *(fmt(row[column]) for column in ("time_s", *group["times"])),
+        *("-" if column in row["unknown"] else fmt(row[column]) for column in ("time_s", *group["times"])),
         *([" ".join(ids)] if group["jobs"] else []),
         status,
     ]
@@ -306,10 +307,17 @@ def _fixed_text(group: dict[str, Any]) -> str:
 
 def _totals_text(report: dict[str, Any]) -> str:
     totals = report["stack_totals"]
-    return (
+    text = (
         f"{totals['total']} stacks: {totals['FINISHED']} finished, {totals['INTERRUPTED']} pending, "
         f"{totals['FAILED']} failed, {totals['NOT_STARTED']} not started"
     )
+    unknown = report.get("unknown_intervals")
+    if unknown:
+        text += (
+            f"; {unknown} job time(s) unknown (shown as -): their timestamps are out of order, so a clock was "
+            "stepped or two clocks disagree"
+        )
+    return text
 
 
 # -- formats ----------------------------------------------------------------------------------------

@@ -43,15 +43,14 @@ from quark_cli.errors import (
 )
 from quark_cli.launcher import hash_seed
 from quark_cli.quark2 import read_module_file
+from quark_cli.stamps import age_seconds, now_iso
 from quark_cli.state import (
     CONFIG_FILE,
     MAX_NAME_BYTES,
     RUN_FILE,
     SCHEMA_VERSION,
     RunDir,
-    age_seconds,
     file_name,
-    now_iso,
 )
 
 NOT_STARTED = "NOT_STARTED"
@@ -428,6 +427,7 @@ def status(path: Path) -> dict[str, Any]:
             **{name: stack_counts.get(name, 0) for name in (FINISHED, INTERRUPTED, FAILED, NOT_STARTED)},
         },
         "job_totals": dict(sorted(Counter(job["status"] for job in job_rows).items())),
+        "unknown_ages": sum(1 for job in job_rows if job["submitted_at"] and job["age_seconds"] is None),
         "stacks": stacks,
         "jobs": job_rows,
     }

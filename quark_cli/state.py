@@ -27,10 +27,8 @@ import inspect
 import json
 import os
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +49,7 @@ from quark_cli.atomic import (
 )
 from quark_cli.errors import RunDirError, RunLockedError
 from quark_cli.schema import MODULES_FILE, SCHEMA_VERSION, read_json
+from quark_cli.stamps import now_iso
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yml"
@@ -60,11 +59,6 @@ INDEX_FILE = "index.json"
 ITEMS_DIR = "benchmarks"
 LOCK_FILE = ".lock"
 HISTORY_LIMIT = 200
-
-
-def now_iso() -> str:
-    """UTC timestamps in ISO 8601: sortable and unambiguous across machines."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # filelock >= 4 falls back to a lock *file* on file systems without flock; such a lock survives a
@@ -581,13 +575,3 @@ def _stack_order(key: str) -> tuple[int, int]:
     """``003-r12`` -> (3, 12): backlog item, then repetition, as numbers."""
     item, _, repetition = key.partition("-r")
     return int(item), int(repetition)
-
-
-def age_seconds(iso: str | None) -> float | None:
-    """Seconds since an ISO timestamp written by ``now_iso``."""
-    if not iso:
-        return None
-    try:
-        return time.time() - datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return None

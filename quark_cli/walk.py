@@ -35,7 +35,8 @@ from quark_cli.jobs.base import (
 )
 from quark_cli.plain import NONFINITE_KEY, NotJSON, plain, plain_key
 from quark_cli.quark2 import git_revision
-from quark_cli.state import RunDir, now_iso
+from quark_cli.stamps import now_iso
+from quark_cli.state import RunDir
 
 if TYPE_CHECKING:
     from quark_cli.engine import BenchmarkManager

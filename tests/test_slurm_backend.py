@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -72,9 +73,10 @@ def slurm_cluster() -> Iterator[Path]:
         yield SLURM_CONF
 
 
-def slurm(*args: str) -> str:
-    """A SLURM command's output (the session's SLURM_CONF)."""
-    return subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stdout
+def slurm(*args: str, env: dict[str, str] | None = None) -> str:
+    """A SLURM command's output (the session's SLURM_CONF, and ``env`` added)."""
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run(args, capture_output=True, text=True, check=True, timeout=60, env=environment).stdout
 
 
 def slurm_state(job_id: str) -> str:
@@ -163,11 +165,14 @@ def test_submit_then_collect_wait_finishes_with_the_metrics_of_a_local_run(tmp_p
     wrapped = tmp_path / "bin"
     wrapped.mkdir()
     calls = tmp_path / "squeue-calls"
-    (wrapped / "squeue").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {shutil.which("squeue")} "$@"\n')
+    squeue = shutil.which("squeue")
+    (wrapped / "squeue").write_text(f'#!/bin/sh\necho "$SLURM_TIME_FORMAT|$@" >> {calls}\nexec {squeue} "$@"\n')
     (wrapped / "squeue").chmod(0o755)
     first = quark_cli("collect", run, env={"PATH": f"{wrapped}:{os.environ['PATH']}"})
     assert first.returncode in (0, 3), first.stdout + first.stderr
     (call,) = calls.read_text().splitlines()
+    time_format, _, call = call.partition("|")
+    assert time_format == "%s"  # epoch seconds: no local time to misread across a DST change
     asked = call.split(" -j ")[1].split()[0].split(",")
     assert sorted(asked) == sorted(job["info"]["id"] for job in queued)
 
@@ -176,6 +181,10 @@ def test_submit_then_collect_wait_finishes_with_the_metrics_of_a_local_run(tmp_p
     assert {job["status"] for job in jobs(run)} == {"DONE"}
     assert {record["quark_job_status"] for record in records(run)} == {"FINISHED"}
     assert all((run / "jobs" / job["key"] / "slurm.result.json").exists() for job in queued)
+    for job in jobs(run):  # SLURM's own times, in UTC with offset, the instants SLURM holds
+        epoch = slurm("squeue", "-h", "-t", "all", "-j", job["info"]["id"], "-o", "%V", env={"SLURM_TIME_FORMAT": "%s"})
+        expected = datetime.fromtimestamp(int(epoch), UTC).isoformat()
+        assert job["info"]["service_submitted"] == expected
 
     local = quark_cli("run", REPO / "configs" / "ghz.yml", "-o", tmp_path / "local")
     assert local.returncode == 0, local.stderr

@@ -62,7 +62,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +69,7 @@ from filelock import Timeout
 
 from quark_cli.atomic import after_commit, atomic_write_json, json_bytes, private_dirs, staged_write
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
+from quark_cli.stamps import now_iso
 from quark_cli.state import file_lock
 
 SCHEMA_VERSION = 1
@@ -112,11 +112,6 @@ _SPAWNED: list[subprocess.Popen] = []  # runners started by this process, kept s
 
 # ---------------------------------------------------------------------------------------------------
 # files and locks
-
-
-def now_iso() -> str:
-    """UTC time with microseconds: readable in the state file and precise enough to order jobs."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def one_line(exc: BaseException, limit: int = 500) -> str:
@@ -281,7 +276,7 @@ def mark_worker_died(job_dir: Path, pid: int | None, how: str, queue_name: str |
                 (queue_dir(job_dir.parent) / queue_name).unlink(missing_ok=True)
             else:
                 return False
-            state.update(state=FAILED, error=reason, finished=now_iso())
+            state.update(state=FAILED, error=reason, finished=now_iso("microseconds"))
             write_state(job_dir, state)
             return True
 
@@ -439,7 +434,7 @@ class LocalAsyncJobManager(AsyncJobManager):
             "attempt": 0,
             "pid": None,
             "pid_start": None,
-            "submitted": now_iso(),
+            "submitted": now_iso("microseconds"),
             "started": None,
             "finished": None,
             "error": None,
@@ -520,7 +515,7 @@ class LocalAsyncJobManager(AsyncJobManager):
                 pid = int(state["pid"])
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-            state.update(state=CANCELLED, error="cancelled on request", finished=now_iso())
+            state.update(state=CANCELLED, error="cancelled on request", finished=now_iso("microseconds"))
             write_state(job_dir, state)
         self.status_reason = "cancelled on request"
         return True

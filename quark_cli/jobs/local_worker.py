@@ -66,7 +66,7 @@ RUN_LOCK_WAIT_SECONDS = 1.0  # a probe holds a run lock for microseconds; a work
 
 def log(message: str) -> None:
     """One timestamped line in the runner's log (stderr of runner and workers)."""
-    print(f"{now_iso()} [{os.getpid()}] {message}", file=sys.stderr, flush=True)
+    print(f"{now_iso('microseconds')} [{os.getpid()}] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def run_job(jobs_dir: Path, queue_name: str) -> str:
                 state=RUNNING,
                 pid=pid,
                 pid_start=process_start_token(pid),
-                started=now_iso(),
+                started=now_iso("microseconds"),
                 attempt=int(state.get("attempt") or 0) + 1,
             )
             write_state(job_dir, state)
@@ -170,7 +170,7 @@ def run_job(jobs_dir: Path, queue_name: str) -> str:
                     state = read_state(job_dir)
                     # a cancel() may have come first: never overwrite it
                     if state and state.get("state") == RUNNING and state.get("pid") == pid:
-                        state.update(outcome, finished=now_iso())
+                        state.update(outcome, finished=now_iso("microseconds"))
                         write_state(job_dir, state)
         finally:
             run_lock.release()
@@ -333,7 +333,12 @@ def run_runner(jobs_dir: Path, workers: int, idle_seconds: float = RUNNER_IDLE_S
         return 0  # another runner serves this folder
     atomic_write_json(
         shared / RUNNER_INFO_FILE,
-        {"pid": os.getpid(), "pid_start": process_start_token(os.getpid()), "started": now_iso(), "workers": workers},
+        {
+            "pid": os.getpid(),
+            "pid_start": process_start_token(os.getpid()),
+            "started": now_iso("microseconds"),
+            "workers": workers,
+        },
     )
     log(f"runner serves {jobs_dir} with at most {workers} workers")
     pool = _Pool(jobs_dir, workers)

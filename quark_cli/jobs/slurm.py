@@ -52,13 +52,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 from quark_cli.atomic import atomic_write_bytes
 from quark_cli.errors import NotSubmittedError, QuarkError
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError, TransientServiceError
+from quark_cli.stamps import interval, now_iso
 
 SCRIPT_FILE = "slurm.sh"
 JOB_FILE = "slurm.job"
@@ -124,9 +125,13 @@ def map_state(state: str, has_result: bool) -> AsyncStatus:
 
 
 def run_slurm(
-    command: str, args: Sequence[str], error: type[Exception] = TransientServiceError, cwd: Path | None = None
+    command: str,
+    args: Sequence[str],
+    error: type[Exception] = TransientServiceError,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> str:
-    """Run a SLURM command and return its stdout.
+    """Run a SLURM command (with ``env`` added to this process's environment) and return its stdout.
 
     Raises ``error`` with the command's own message when it fails, ``TransientServiceError`` when
     it does not answer in time, and a ``QuarkError`` (``error`` if it is one) when it is not on PATH.
@@ -143,6 +148,7 @@ def run_slurm(
             capture_output=True,
             text=True,
             timeout=COMMAND_TIMEOUT,
+            env={**os.environ, **env} if env else None,
         )
     except subprocess.TimeoutExpired:
         raise TransientServiceError(
@@ -156,11 +162,25 @@ def run_slurm(
     return done.stdout
 
 
-def _local_iso(value: str) -> str | None:
-    """A SLURM time (``2026-11-25T22:49:12``, the controller's local time) as ISO 8601 with offset."""
+#: What squeue and sacct are asked to print times as: seconds since the epoch, a zone-free instant.
+#: Their default (``2026-10-25T02:30:00``, local time without offset) is ambiguous in the hour a
+#: daylight-saving change repeats: a job queued across it read as queued for 0 s or -40 min.
+TIME_FORMAT_ENV = {"SLURM_TIME_FORMAT": "%s"}
+
+
+def slurm_stamp(value: str) -> str | None:
+    """A SLURM time as ISO 8601 in UTC with offset; None for ``N/A``, ``Unknown``, ``None`` or 0.
+
+    ``1792889400`` (epoch seconds, as asked for with TIME_FORMAT_ENV) is exact. A SLURM that ignored
+    the request prints local time without offset (``2026-11-25T22:49:12``): read in this machine's
+    zone, right except within the hour a daylight-saving change repeats.
+    """
+    value = value.strip()
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value), UTC).isoformat() if int(value) > 0 else None
     try:
-        return datetime.fromisoformat(value).astimezone().isoformat()
-    except ValueError:  # N/A, Unknown, None
+        return datetime.fromisoformat(value).astimezone(UTC).isoformat()
+    except ValueError:
         return None
 
 
@@ -362,12 +382,11 @@ class SlurmAsyncJobManager(AsyncJobManager):
     def _within_grace(self, row: dict[str, str]) -> bool:
         """True while the job ended less than ``result_grace`` seconds ago by the cluster's clock, or when
         its end time is unknown (the wait then starts when quark first sees it COMPLETED)."""
-        ended = _local_iso(row.get("end") or "")
+        ended = slurm_stamp(row.get("end") or "")
         if ended is None:
-            first = self._job_info.setdefault("completed_seen", datetime.now().astimezone().isoformat())
-            ended = first
-        waited = (datetime.now().astimezone() - datetime.fromisoformat(ended)).total_seconds()
-        return waited < self.result_grace
+            ended = self._job_info.setdefault("completed_seen", now_iso())
+        waited = interval(ended, now_iso()).seconds
+        return waited is None or waited < self.result_grace  # None: an end ahead of our clock
 
     def _note_times(self, row: dict[str, str], status: AsyncStatus) -> None:
         """SLURM's submit, start and end times; a waiting job's start and end are only forecasts."""
@@ -376,7 +395,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
             times["service_started"] = row.get("start")
         if status.is_final:
             times["service_finished"] = row.get("end")
-        self.set_info(**{name: stamp for name, value in times.items() if (stamp := _local_iso(value or ""))})
+        self.set_info(**{name: stamp for name, value in times.items() if (stamp := slurm_stamp(value or ""))})
 
     def _reason(self, state: str, row: dict[str, str], has_result: bool) -> str:
         """The SLURM state first, then what helps: exit code and last log line, or the time limit."""
@@ -423,7 +442,9 @@ def squeue(ids: list[str]) -> dict[str, dict[str, str]]:
     if not ids:
         return {}
     try:
-        out = run_slurm("squeue", ["-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T|%l|%V|%S|%e"])
+        out = run_slurm(
+            "squeue", ["-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T|%l|%V|%S|%e"], env=TIME_FORMAT_ENV
+        )
     except TransientServiceError as error:
         if "Invalid job id" in str(error):  # asked for one job only, and SLURM has forgotten it
             return {}
@@ -441,10 +462,10 @@ def sacct(ids: list[str]) -> dict[str, dict[str, str]]:
     fields = "JobID,State,ExitCode,Timelimit,Submit,Start,End"
     args = ["-n", "-P", "-X", "-j", ",".join(ids), "-o", fields]
     try:
-        out = run_slurm("sacct", args)
+        out = run_slurm("sacct", args, env=TIME_FORMAT_ENV)
     except SLURM_ERRORS:
         try:
-            out = run_slurm("sacct", ["-c", *args])
+            out = run_slurm("sacct", ["-c", *args], env=TIME_FORMAT_ENV)
         except SLURM_ERRORS:
             return {}  # no accounting and no completion log: such jobs count as unknown
     rows = {}

@@ -36,14 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     job_file, result_file = map(Path, args)
     started = time.perf_counter()
-    print(f"{now_iso()} runs {job_file}", flush=True)
+    print(f"{now_iso('microseconds')} runs {job_file}", flush=True)
     try:
         run(job_file, result_file)
     except Exception as exc:
         traceback.print_exc()
         print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
         return 1
-    print(f"{now_iso()} wrote {result_file} in {time.perf_counter() - started:.1f} s", flush=True)
+    print(f"{now_iso('microseconds')} wrote {result_file} in {time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
 
