@@ -24,7 +24,7 @@ from quark_cli.modules import load_class
 CHAINS = [
     (app, middle, device)
     for app, middle in (("GHZ", "GHZCircuit"), ("MaxCut", "QAOA"))
-    for device in ("Sampler", "LocalAsyncSampler", "QaptivaSampler", "SlurmSampler")
+    for device in ("Sampler", "LocalAsyncSampler", "QaptivaSampler", "SlurmSampler", "IBMSampler")
 ]
 #: Text of every kind YAML might take for something else.
 TEXT = st.one_of(

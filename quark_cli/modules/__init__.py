@@ -28,10 +28,11 @@ MODULES: dict[str, str] = {
     "LocalAsyncSampler": "quark_cli.modules.async_devices:LocalAsyncSampler",
     "QaptivaSampler": "quark_cli.modules.async_devices:QaptivaSampler",
     "SlurmSampler": "quark_cli.modules.async_devices:SlurmSampler",
+    "IBMSampler": "quark_cli.modules.ibm:IBMSampler",
 }
 
 #: The devices a circuit-producing module may hand its circuit to.
-DEVICE_OPTIONS: list[str] = ["Sampler", "LocalAsyncSampler", "QaptivaSampler", "SlurmSampler"]
+DEVICE_OPTIONS: list[str] = ["Sampler", "LocalAsyncSampler", "QaptivaSampler", "SlurmSampler", "IBMSampler"]
 
 
 class ModuleLoadError(ValueError):
