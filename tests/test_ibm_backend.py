@@ -332,3 +332,27 @@ def test_quark_run_waits_for_the_ibm_jobs_in_one_process(quark, server, tmp_path
     assert result.exit_code == 0, result.stdout + result.stderr
     assert [r["module"]["population"] for r in results(run)] == [1.0, 1.0]
     assert len(server.job_ids()) == 2
+
+
+def test_a_backend_the_instance_does_not_offer_is_exit_2_naming_those_it_does(quark, server, tmp_path):
+    path = config(server, tmp_path, n_qubits=[3])
+    path.write_text(path.read_text().replace(server.backend_name, "ibm_nowhere"))
+    result = quark("submit", path, "-o", tmp_path / "run")
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert f"error: backend 'ibm_nowhere' is not available on instance {server.instance}; available: " in result.stderr
+    assert server.backend_name in result.stderr
+    assert server.job_ids() == []
+    assert "uncertain" not in result.stdout + result.stderr
+
+
+def test_a_fault_before_the_job_is_sent_submits_it_at_the_next_collect(quark, server, tmp_path):
+    server.fail_next(6, code=502, path="GET /backends/*/properties")  # the client tries 6 times
+    run = tmp_path / "run"
+    result = quark("submit", config(server, tmp_path, n_qubits=[3, 4]), "-o", run)
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert server.job_ids() == [] and jobs(run) == {}
+    ibm_service.forget()
+    assert quark("collect", run).exit_code == 3, "submitted now"
+    finish_all(server)
+    assert quark("collect", run).exit_code == 0
+    assert {r["quark_job_status"] for r in results(run)} == {"FINISHED"}

@@ -27,7 +27,8 @@ import logging
 import warnings
 from typing import Any
 
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus
+from quark_cli.errors import NotSubmittedError
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, TransientServiceError
 from quark_cli.jobs.ibm_service import DEFAULT_CHANNEL, DEFAULT_TIMEOUT, call, once, service_for
 
 log = logging.getLogger("quark_cli")
@@ -83,12 +84,33 @@ class IBMAsyncJobManager(AsyncJobManager):
         return service_for(self.settings, submitting)
 
     def backend(self) -> Any:
-        """The configured backend (an ``IBMBackend``; its ``target`` is what circuits are transpiled to)."""
+        """The configured backend, with its ``target`` (what circuits are transpiled to) already fetched.
+
+        Nothing has reached the service yet, so every failure here is ``NotSubmittedError`` (the
+        command stops, a later collect submits): a backend the instance does not offer (naming those
+        it does), or a service that did not answer (its configuration or properties).
+        """
         s = self.settings
         service = self.service(submitting=True)
-        return once(
-            service, "backend", s["backend"], lambda: call(f"backend {s['backend']}", s, service.backend, s["backend"])
-        )
+        try:
+            return once(service, "backend", s["backend"], lambda: self._fetch_backend(service))
+        except TransientServiceError as error:
+            raise NotSubmittedError(f"IBM Quantum at {s['url'] or 'the account url'}: {error}") from None
+
+    def _fetch_backend(self, service: Any) -> Any:
+        from qiskit.providers.exceptions import QiskitBackendNotFoundError
+
+        s = self.settings
+        try:
+            backend = call(f"backend {s['backend']}", s, service.backend, s["backend"])
+        except QiskitBackendNotFoundError:
+            offered = sorted(backend.name for backend in call("backends", s, service.backends))
+            raise NotSubmittedError(
+                f"backend {s['backend']!r} is not available on instance {s['instance'] or '(the account default)'}; "
+                f"available: {', '.join(offered) or 'none'}"
+            ) from None
+        call(f"backend {s['backend']} properties", s, lambda: backend.target)
+        return backend
 
     def submit(self, circuit: Any, shots: int, backend: Any) -> Any:
         """Submit one ISA circuit to ``backend`` as a SamplerV2 job of ``shots`` shots; returns the job.
@@ -180,7 +202,7 @@ class IBMAsyncJobManager(AsyncJobManager):
         if status is AsyncStatus.RUNNING and self.status_warning is None:
             self.set_info(seen_running=True)
         if status is AsyncStatus.FAILED:
-            self.status_reason = call("error_message", s, job.error_message) or "ERROR"
+            self.status_reason = " ".join(str(call("error_message", s, job.error_message) or "ERROR").split())
         elif status is AsyncStatus.CANCELLED:
             self.status_reason = "CANCELLED"
         if status.is_final:
