@@ -40,6 +40,15 @@ worker (memory) would likely do it again, and ``quark collect --retry-failed`` i
 Queued jobs whose runner is gone (killed, reboot) start again as soon as a ``get_status`` sees them:
 it restarts the runner (and puts the job back in the queue folder if its entry was lost).
 
+A job starts as soon as it is submitted and a worker is free, not when ``quark submit`` ends: its
+files are staged in the engine's group commit like every other write, and ``submit`` commits the
+group (everything staged so far, in order: the job's intent, its files, then its queue entry) unless
+a commit happened less than ``FLUSH_INTERVAL_SECONDS`` ago. So a pass of slow stacks (a QAOA
+optimisation per job) queues each job at once, and a burst of cheap ones pays one file system sync
+per ``FLUSH_INTERVAL_SECONDS``, not one per job; a job left staged by that limit is queued by the next
+submission's commit or at the end of the pass. Committing early changes no guarantee: a kill leaves
+at most staged writes unwritten, as before, and the job's intent is in place before its queue entry.
+
 Parallelism is bounded by the runner: at most ``workers`` worker processes (``context.config
 ["workers"]``, default ``os.cpu_count()``, taken from the submission that started the runner), each
 running one job at a time. Workers are long-lived (importing myQLM costs ~2 s, too much to pay per
@@ -67,7 +76,7 @@ from typing import Any
 
 from filelock import Timeout
 
-from quark_cli.atomic import after_commit, atomic_write_json, json_bytes, private_dirs, staged_write
+from quark_cli.atomic import after_commit, atomic_write_json, commit_staged, json_bytes, private_dirs, staged_write
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
 from quark_cli.stamps import now_iso
 from quark_cli.state import file_lock
@@ -106,6 +115,11 @@ _STATUS = {
 
 RUNNER_START_TIMEOUT = 15.0
 STATE_LOCK_TIMEOUT = 30.0
+#: Least time between two commits made by ``submit`` (seconds): a job submitted sooner after the last
+#: one is queued by the next commit (the next submission's, or the end of the pass).
+FLUSH_INTERVAL_SECONDS = 0.05
+
+_last_flush = -FLUSH_INTERVAL_SECONDS  # time.monotonic() of the last commit made by submit()
 
 _SPAWNED: list[subprocess.Popen] = []  # runners started by this process, kept so they are reaped
 
@@ -367,6 +381,16 @@ def _enqueue(jobs_dir: Path, queue_name: str, workers: int) -> None:
         log.warning("cannot start the local runner of %s (the next collect tries again): %s", jobs_dir, error)
 
 
+def _flush_soon() -> None:
+    """Commit the active group commit now, so that the job just staged is queued at once; at most
+    once per ``FLUSH_INTERVAL_SECONDS`` (a no-op outside a group commit, where nothing is staged)."""
+    global _last_flush
+    if time.monotonic() - _last_flush < FLUSH_INTERVAL_SECONDS:
+        return
+    commit_staged()
+    _last_flush = time.monotonic()
+
+
 def default_workers() -> int:
     """One worker per core: myQLM's simulators use one core per job here."""
     return os.cpu_count() or 1
@@ -442,6 +466,7 @@ class LocalAsyncJobManager(AsyncJobManager):
         }
         staged_write(job_dir / STATE_FILE, json_bytes(state))
         after_commit(_enqueue, self.jobs_dir, state["queue_name"], workers)
+        _flush_soon()  # the job starts now if a worker is free, not when the whole submission ends
         info = {"id": state["id"], "host": host}
         self.set_info(**info)
         return info

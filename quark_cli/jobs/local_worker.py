@@ -59,7 +59,7 @@ from quark_cli.jobs.local import (
 )
 
 RUNNER_IDLE_SECONDS = 3.0  # linger a little: the next submissions of a burst find the pool warm
-TICK_SECONDS = 0.2  # how often the runner looks at the queue folder when no worker reports
+TICK_SECONDS = 0.05  # how often the runner looks at the queue folder: a new job waits at most this
 MAX_JOBS_PER_WORKER = 200  # then a fresh process, so that a leak in a simulator cannot pile up
 RUN_LOCK_WAIT_SECONDS = 1.0  # a probe holds a run lock for microseconds; a worker holds it for a job
 

@@ -20,8 +20,25 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from quark_cli.core import Core, timed
+from quark_cli.core import Core, timed, warm_up
 from quark_cli.modules import positive_int, settings
+
+
+def _import_myqlm() -> None:
+    from qat.lang.AQASM import Program  # noqa: F401
+    from qat.qpus import get_default_qpu
+
+    get_default_qpu()  # the first call imports the simulator's plugins
+
+
+def warm_myqlm() -> None:
+    """Import myQLM and build its default QPU once per process, outside any module's clock."""
+    warm_up("myQLM", _import_myqlm)
+
+
+def warm_numpy() -> None:
+    """Import numpy once per process, outside any module's clock."""
+    warm_up("numpy", lambda: importlib.import_module("numpy.random"))  # numpy 2 loads random lazily
 
 
 def job_for_circuit(circuit: Any) -> Any:
@@ -132,6 +149,9 @@ class Sampler(Core):
         }
 
     def preprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, float]:
+        warm_numpy()
+        if settings(self, config)["qpu"] == "default":
+            warm_myqlm()
         return timed(self._sample, input_data, settings(self, config))
 
     def _sample(self, circuit: Any, config: dict[str, Any]) -> dict[str, Any]:

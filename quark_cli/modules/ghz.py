@@ -98,6 +98,9 @@ class GHZCircuit(Core):
         return build_submodule(self, option)
 
     def preprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, float]:
+        from quark_cli.modules.devices import warm_myqlm
+
+        warm_myqlm()
         return timed(self._circuit, input_data["n_qubits"])
 
     def _circuit(self, n_qubits: int) -> Any:

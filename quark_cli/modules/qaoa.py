@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from quark_cli.core import Core, timed
+from quark_cli.core import Core, timed, warm_up
 from quark_cli.modules import DEVICE_OPTIONS, build_submodule, positive_int, settings
+from quark_cli.modules.devices import warm_myqlm, warm_numpy
 from quark_cli.modules.maxcut import all_cut_values, best_bitstring, cut_value
 
 #: Fixed angles (gammas, betas) for p = 1, 2, 3 from Wurtz & Lykov, "The fixed angle conjecture for
@@ -134,6 +135,10 @@ class QAOA(Core):
         if saved is not None:
             circuit = self._prepare(input_data, full, saved)
             return circuit, float(previous.get("preprocessing_time") or 0.0) / 1000
+        warm_numpy()
+        warm_myqlm()
+        if full["optimizer"] == "COBYLA":
+            warm_up("scipy.optimize", _import_scipy_optimize)
         return timed(self._prepare, input_data, full)
 
     def _prepare(self, graph: dict[str, Any], config: dict[str, Any], found: dict[str, Any] | None = None) -> Any:
@@ -173,6 +178,10 @@ class QAOA(Core):
             "best_cut": cut_value(self._edges, best),
             "optimal_angles": self._angles,
         }
+
+
+def _import_scipy_optimize() -> None:
+    from scipy.optimize import minimize  # noqa: F401
 
 
 def _find_angles(n_nodes: int, edges: list[tuple[int, int]], config: dict[str, Any]) -> dict[str, Any]:
