@@ -18,11 +18,15 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import re
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from quark_cli.report_tables import Block, Grid, Lines
 from quark_cli.stamps import interval
 from quark_cli.state import SCHEMA_VERSION, RunDir
 
@@ -45,7 +49,15 @@ MODULE_KEYS = {
 }
 JOB_TIMES = ("queue_s", "run_s", "turnaround_s")
 TIME_COLUMNS = ("time_s", *JOB_TIMES)
-FORMATS = ("table", "markdown", "csv", "json")
+FORMATS = ("table", "markdown", "csv", "json", "html")
+FORMAT_ALIASES = {"md": "markdown", "htm": "html"}
+
+
+def format_named(name: str) -> str | None:
+    """The format ``name`` stands for (``md`` is ``markdown``), or None when it is none of ``FORMATS``."""
+    name = name.lower()
+    name = FORMAT_ALIASES.get(name, name)
+    return name if name in FORMATS else None
 
 
 def build_report(path: Path) -> dict[str, Any]:
@@ -268,8 +280,8 @@ def fmt_stats(entry: dict[str, Any] | None) -> str:
 TIME_LABELS = {"time_s": "time (s)", "queue_s": "queue (s)", "run_s": "run (s)", "turnaround_s": "turnaround (s)"}
 
 
-def _row_cells(group: dict[str, Any], row: dict[str, Any], short_ids: bool) -> list[str]:
-    status = row["status"] + (f": {row['error']}" if row.get("error") else "")
+def _row_cells(group: dict[str, Any], row: dict[str, Any], short_ids: bool, with_error: bool = True) -> list[str]:
+    status = row["status"] + (f": {row['error']}" if row.get("error") and with_error else "")
     ids = [str(job_id)[:8] if short_ids else str(job_id) for job_id in row["job_ids"]]
     return [
         row["stack"],
@@ -323,8 +335,12 @@ def _totals_text(report: dict[str, Any]) -> str:
 # -- formats ----------------------------------------------------------------------------------------
 
 
-def to_markdown(report: dict[str, Any], aggregated: bool = False) -> str:
-    """GitHub-flavoured Markdown: per branch, a table per repetition and one of mean ± std per item."""
+def to_markdown(report: dict[str, Any], aggregated: bool = False, relative_to: Path | None = None) -> str:
+    """GitHub-flavoured Markdown: per branch, a table per repetition and one of mean ± std per item.
+
+    With figures in ``report["plots"]`` (``--plots``), a last section links each image by a path
+    relative to ``relative_to`` (the folder the Markdown is saved in; default the current one).
+    """
     lines = [f"# Report of {report['run_dir']}", "", _totals_text(report) + ".", ""]
     for group in branches(report):
         lines += [f"## {' → '.join(group['modules'])}", ""]
@@ -335,6 +351,13 @@ def to_markdown(report: dict[str, Any], aggregated: bool = False) -> str:
             lines += _markdown_table(_row_header(group), [_row_cells(group, row, False) for row in group["rows"]])
         lines += ["### Mean ± std over repetitions", ""]
         lines += _markdown_table(_item_header(group), [_item_cells(group, item) for item in group["items"]])
+    if report.get("plots"):
+        lines += ["## Figures", ""]
+        base = Path(relative_to) if relative_to is not None else Path.cwd()
+        for plot in report["plots"]:
+            link = quote(Path(os.path.relpath(Path(plot["path"]).absolute(), base.absolute())).as_posix())
+            alt = plot["shows"].replace("[", "(").replace("]", ")").replace("\n", " ")
+            lines += [f"![{alt}]({link})", "", f"*{alt}*", ""]
     return "\n".join(lines)
 
 
@@ -345,18 +368,51 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), "|" + "---|" * len(header), *(line(row) for row in rows), ""]
 
 
+def identifier(name: str) -> str:
+    """A CSV column name as a snake_case identifier (``LocalAsyncSampler.shots``: ``local_async_sampler_shots``)."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", str(name)))
+    text = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower() or "column"
+    return f"_{text}" if text[0].isdigit() else text
+
+
+def _identifiers(names: list[str], taken: Iterable[str] = ()) -> list[str]:
+    """``identifier`` of each name, made unique (``_2``, ``_3``) against each other and ``taken``."""
+    used, result = set(taken), []
+    for name in names:
+        candidate, count = identifier(name), 1
+        while candidate in used:
+            count += 1
+            candidate = f"{identifier(name)}_{count}"
+        used.add(candidate)
+        result.append(candidate)
+    return result
+
+
+def _csv_names(params: list[str], metrics: list[str], fixed: list[str]) -> tuple[list[str], list[str]]:
+    """Column names of the parameters and metrics; a metric named like a parameter is ``name_metric``."""
+    param_columns = _identifiers(params, fixed)
+    wanted = [f"{name}_metric" if name in params else name for name in metrics]
+    return param_columns, _identifiers(wanted, [*fixed, *param_columns])
+
+
 def to_csv(report: dict[str, Any], aggregated: bool = False) -> str:
-    """One CSV row per repetition (every parameter and metric), or per backlog item with ``aggregated``."""
+    """One CSV row per repetition (every parameter and metric), or per backlog item with ``aggregated``.
+
+    Column names are snake_case identifiers (``approximation_ratio_mean``, ``local_async_sampler_shots``).
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if aggregated:
         items = report["items"]
         params = _ordered(name for item in items for name in item["parameters"])
         metrics = _ordered(name for item in items for name in item["metrics"])
-        stat_columns = [f"{name} (metric)" if name in params else name for name in metrics] + list(TIME_COLUMNS)
+        fixed = ["backlog_item", "modules", "repetitions", "finished", "failed"]
+        times = [f"{column}_{part}" for column in TIME_COLUMNS for part in ("mean", "std")]
+        param_columns, metric_columns = _csv_names(params, metrics, [*fixed, *times])
         writer.writerow(
-            ["backlog_item", "modules", *params, "repetitions", "finished", "failed"]
-            + [f"{name}_{part}" for name in stat_columns for part in ("mean", "std")]
+            ["backlog_item", "modules", *param_columns, "repetitions", "finished", "failed"]
+            + [f"{name}_{part}" for name in metric_columns for part in ("mean", "std")]
+            + times
         )
         for item in items:
             entries = [*(item["metrics"].get(name) for name in metrics), *(item[column] for column in TIME_COLUMNS)]
@@ -370,9 +426,10 @@ def to_csv(report: dict[str, Any], aggregated: bool = False) -> str:
     rows = report["rows"]
     params = _ordered(name for row in rows for name in row["parameters"])
     metrics = _ordered(name for row in rows for name in row["metrics"])
+    fixed = ["stack", "backlog_item", "repetition", "status", "modules", *TIME_COLUMNS, "job_ids", "error"]
+    param_columns, metric_columns = _csv_names(params, metrics, fixed)
     writer.writerow(
-        ["stack", "backlog_item", "repetition", "status", "modules", *params]
-        + [f"{name} (metric)" if name in params else name for name in metrics]
+        ["stack", "backlog_item", "repetition", "status", "modules", *param_columns, *metric_columns]
         + [*TIME_COLUMNS, "job_ids", "error"]
     )
     for row in rows:
@@ -390,28 +447,32 @@ def _csv(value: Any) -> Any:
     return "" if value is None else value
 
 
-def rich_tables(report: dict[str, Any], aggregated: bool = False) -> list[Any]:
-    """Renderables for a terminal: per branch, the per-repetition table and the aggregated one."""
-    from rich.table import Table
-    from rich.text import Text
-
-    renderables: list[Any] = []
+def text_blocks(report: dict[str, Any], aggregated: bool = False) -> list[Block]:
+    """The report for a terminal or a log (``report_tables.render`` lays it out): per branch, the
+    per-repetition table and the aggregated one, the fixed parameters, then the totals."""
+    blocks: list[Block] = []
     for group in branches(report):
         chain = " → ".join(group["modules"])
         if not aggregated:
-            table = Table(title=f"{chain}: per repetition", title_justify="left")
-            for column in _row_header(group):
-                table.add_column(column, overflow="fold", justify="right" if "(s)" in column else "left")
-            for row in group["rows"]:
-                table.add_row(*_row_cells(group, row, True))
-            renderables.append(table)
-        table = Table(title=f"{chain}: mean ± std over repetitions", title_justify="left")
-        for column in _item_header(group):
-            table.add_column(column, overflow="fold")
-        for item in group["items"]:
-            table.add_row(*_item_cells(group, item))
-        renderables.append(table)
+            blocks.append(
+                Grid(
+                    title=f"{chain}: per repetition",
+                    header=_row_header(group),
+                    rows=[_row_cells(group, row, True, with_error=False) for row in group["rows"]],
+                    notes=[row.get("error") for row in group["rows"]],
+                )
+            )
+        blocks.append(
+            Grid(
+                title=f"{chain}: mean ± std over repetitions",
+                header=_item_header(group),
+                rows=[_item_cells(group, item) for item in group["items"]],
+            )
+        )
         if group["fixed"]:
-            renderables.append(Text(f"fixed: {_fixed_text(group)}"))
-    renderables.append(Text(_totals_text(report)))
-    return renderables
+            blocks.append(Lines([f"{name}={fmt(value)}" for name, value in group["fixed"].items()], prefix="fixed: "))
+    blocks.append(Lines([_totals_text(report)]))
+    return blocks
+
+
+rich_tables = text_blocks  # the name ``quark run`` (cli._print_results) prints the report by

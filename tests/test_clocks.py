@@ -94,7 +94,7 @@ def test_status_after_the_clock_was_stepped_back_shows_the_age_as_unknown(
 
     table = quark_process("status", run)
     (row,) = [line for line in table.stdout.splitlines() if "SUBMITTED" in line]
-    assert row.split("│")[5].strip() == "-"  # the age column
+    assert row.split()[-1] == "-"  # the age column, the last
     assert "1 job age(s) unknown (-)" in " ".join(table.stdout.split())
 
     later = quark_process("status", run, "--json", env=_shifted(faketime, "+3900"))

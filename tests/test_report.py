@@ -140,12 +140,20 @@ def test_plots_of_the_shipped_examples_are_labelled_pngs(quark, tmp_path):
     drawn = quark("report", tmp_path / "maxcut", "--plots")
     assert drawn.exit_code == 0
     plots = tmp_path / "maxcut" / "plots"
-    assert sorted(p.name for p in plots.iterdir()) == ["approximation_ratio_vs_depth.png", "module_times.png"]
-    assert f"wrote {plots / 'approximation_ratio_vs_depth.png'}: MaxCut approximation ratio" in drawn.stderr
-    assert sorted(p.name for p in plots_of(quark, tmp_path / "ghz")) == [
-        "ghz_population_vs_qubits.png",
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "approximation_ratio_vs_depth.png",
+        "metric_best_cut.png",
+        "metric_expected_cut_noiseless.png",
+        "metric_expected_cut_ratio.png",
+        "metric_n_edges.png",
+        "metric_optimal_cut.png",
         "module_times.png",
     ]
+    assert f"wrote {plots / 'approximation_ratio_vs_depth.png'}: MaxCut approximation ratio" in drawn.stderr
+    ghz_plots = sorted(p.name for p in plots_of(quark, tmp_path / "ghz"))
+    built_in = {"ghz_population_vs_qubits.png", "module_times.png"}
+    assert built_in <= set(ghz_plots)
+    assert all(name.startswith("metric_") for name in set(ghz_plots) - built_in)
     for png in [*plots.iterdir(), *(tmp_path / "ghz" / "plots").iterdir()]:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         from matplotlib.image import imread
@@ -155,10 +163,10 @@ def test_plots_of_the_shipped_examples_are_labelled_pngs(quark, tmp_path):
 
     figure, _ = approximation_ratio_vs_depth(build_report(tmp_path / "maxcut"))
     left, right = figure.axes
-    assert figure.get_suptitle() == "MaxCut with QAOA: approximation ratio vs QAOA depth"
+    assert figure.get_suptitle() == "MaxCut with QAOA: expected cut ratio and approximation ratio vs QAOA depth"
     assert left.get_xlabel() == "QAOA depth p (layers)"
-    assert "best sampled cut / optimal cut" in left.get_ylabel()
-    assert "mean sampled cut / optimal cut" in right.get_ylabel()
+    assert "mean sampled cut / optimal cut" in left.get_ylabel()
+    assert "best sampled cut / optimal cut" in right.get_ylabel()
     assert [t.get_text() for t in left.get_legend().get_texts()] == ["4 nodes", "5 nodes"]
     assert [tick for tick in left.get_xticks()] == [1, 2]
 
@@ -223,7 +231,7 @@ def test_report_of_a_folder_that_is_not_a_run_is_one_line_exit_2(quark, tmp_path
     )
     bad = quark("report", tmp_path, "--format", "xml")
     assert bad.exit_code == 2
-    assert bad.stderr.strip() == "error: --format: 'xml' is not a format; choose from table, markdown, csv, json"
+    assert bad.stderr.strip() == "error: --format: 'xml' is not a format; choose from table, markdown, csv, json, html"
 
 
 def test_a_figure_that_cannot_be_written_is_one_line_exit_2(quark, noisy_run):
@@ -265,7 +273,8 @@ def test_jobs_still_waiting_are_drawn_hatched_up_to_now(quark, write_config, tmp
     (axis,) = figure.axes
     (bar,) = axis.patches
     assert bar.get_hatch() == "//" and bar.get_width() > 0
-    assert [t.get_text() for t in axis.get_legend().get_texts()] == [
-        "submitted → seen finished by polling (no service times)"
-    ]
+    legend = [t.get_text() for t in axis.get_legend().get_texts()]
+    assert legend[0] == "submitted, not seen finished yet\n(quark's clock; no service times saved)"
+    assert legend[1].startswith("hatched: still pending at ") and legend[1].endswith("\n(drawn up to then)")
+    assert len(legend) == 2
     assert "SUBMITTED" in [t.get_text() for t in axis.texts][0]
