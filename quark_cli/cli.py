@@ -18,7 +18,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from quark_cli import __version__, interrupts
@@ -45,8 +44,8 @@ app = typer.Typer(
 _options = {"debug": False}
 # markup=False: module names, metric values and service messages are printed as they are, never
 # read as rich markup ("[/data/x]" in an error message broke the tables)
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def _version(value: bool) -> None:
@@ -227,14 +226,18 @@ def submit(
         None, "-o", "--output", readable=False, help="Run directory to create (default ~/quark-runs/...)."
     ),
     modules_file: Path = typer.Option(None, "-m", "--modules", readable=False, help=_MODULES_HELP),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress display (there is none when piped)."),
 ) -> None:
     """Run every stack up to its asynchronous jobs, submit them and return; print the run directory.
+
+    On a terminal a progress display shows the stacks as they are walked and their jobs submitted.
 
     Example: quark submit configs/ghz-async.yml -o runs/ghz && quark collect runs/ghz
     """
     from quark_cli import runs
 
-    outcome = _guarded(runs.start, config, output, sequential=False, modules_file=modules_file)
+    with _progress(quiet or not err.is_terminal, f"submit {config.name}") as progress:
+        outcome = _guarded(runs.start, config, output, sequential=False, modules_file=modules_file, progress=progress)
     _print_warnings(outcome.warnings)
     summary = outcome.summary
     out.print(str(outcome.run.path))
@@ -303,15 +306,19 @@ def collect(
             _stopped(error)
         except BaseException as error:  # one run's fault never stops the others (collect --all from cron)
             message, code = _explain(error)
-            if code == EXIT_LOCKED and (all_root is not None or len(paths) > 1):
-                codes.append(EXIT_PENDING)
+            skipped = code == EXIT_LOCKED and (all_root is not None or len(paths) > 1)
+            if skipped:
+                code = EXIT_PENDING
                 if not quiet:
                     err.print(f"skipped: {message.removeprefix('error: ')}", markup=False)
-                continue
-            if not isinstance(error, QuarkError):
-                message = f"{message.split(': ', 1)[0]}: {path}: {message.split(': ', 1)[1]}"
-            err.print(message, markup=False)
+            else:
+                if not isinstance(error, QuarkError):
+                    message = f"{message.split(': ', 1)[0]}: {path}: {message.split(': ', 1)[1]}"
+                err.print(message, markup=False)
             codes.append(code)
+            reports.append(
+                {"schema_version": 1, "run_dir": str(path), "skipped": skipped, "error": message, "exit_code": code}
+            )
             continue
         codes.append(outcome.exit_code)
         reports.append(_collect_report(outcome))
@@ -399,6 +406,10 @@ def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
     one by one (a table of 10,000 rows takes seconds to draw and nobody reads it); failed ones are
     still listed, as they each need a decision.
     """
+    import textwrap
+
+    from quark_cli.report_tables import Grid, Lines, one_line
+
     shown = [job for job in report["jobs"] if show_all or job["status"] != "DONE"]
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if not show_all and len(shown) > STATUS_ROWS:
@@ -407,39 +418,52 @@ def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
             if job not in listed:
                 grouped.setdefault((job["module"], job["status"]), []).append(job)
         shown = listed
-    table = Table(title=f"jobs of {report['run_dir']}")
-    for column in ("job", "module", "status", "id", "age", "error"):
-        table.add_column(column, overflow="fold")
-    for job in shown:
-        age = job["age_seconds"]
-        note = job["error"] or (f"warning: {job['warning']}" if job.get("warning") else "")
-        shown_age = _age(age) if age is not None else "-" if job["submitted_at"] else ""
-        table.add_row(job["key"], job["module"], job["status"], str(job["id"] or ""), shown_age, note)
+    blocks: list[Any] = []
     if shown:
-        out.print(table)
+        rows, notes = [], []
+        for job in shown:
+            age = job["age_seconds"]
+            shown_age = _age(age) if age is not None else "-" if job["submitted_at"] else ""
+            rows.append([job["key"], job["module"] or "", job["status"] or "", str(job["id"] or ""), shown_age])
+            notes.append(job["error"] or (f"warning: {job['warning']}" if job.get("warning") else None))
+        header = ["job", "module", "status", "id", "age"]
+        blocks.append(Grid(f"jobs of {report['run_dir']}", header, rows, notes, note_header="error"))
     if grouped:
-        counts = Table(title=f"jobs of {report['run_dir']} by module and status ('--all' lists each)")
-        for column in ("module", "status", "jobs", "oldest"):
-            counts.add_column(column, overflow="fold")
+        rows = []
         for (module, status_name), jobs in sorted(grouped.items()):
             ages = [job["age_seconds"] for job in jobs if job["age_seconds"] is not None]
-            counts.add_row(module, status_name, str(len(jobs)), _age(max(ages)) if ages else "")
-        out.print(counts)
+            rows.append([module, status_name, str(len(jobs)), _age(max(ages)) if ages else ""])
+        title = f"jobs of {report['run_dir']} by module and status ('--all' lists each)"
+        blocks.append(Grid(title, ["module", "status", "jobs", "oldest"], rows))
+    _print_wide(blocks)
+    # A stack that failed without a failed job listed above (a synchronous module raised): its error.
+    explained = {job["stack"] for job in shown if job["status"] in NEEDS_DECISION}
+    failed = [s for s in report.get("stacks", []) if s["status"] == "FAILED" and s["stack"] not in explained]
+    if failed:
+        out.print(f"failed stacks ({len(failed)}):")
+    width = out.width if out.is_terminal else None
+    for stack in failed[:STATUS_ROWS]:
+        prefix, error = f"  {stack['stack']}: ", one_line(stack.get("error") or "no error saved")
+        if width is not None:  # one line each; '--json' has the whole error
+            error = textwrap.shorten(error, max(20, width - len(prefix)), placeholder=" …")
+        out.print(prefix + error, soft_wrap=True)
+    if len(failed) > STATUS_ROWS:
+        out.print(f"  … and {len(failed) - STATUS_ROWS} more ('quark status --json' lists every error)")
     hidden = sum(1 for job in report["jobs"] if job["status"] == "DONE") if not show_all else 0
-    if hidden:
-        out.print(f"{hidden} done jobs not listed ('--all' lists them)")
     totals = report["stack_totals"]
-    out.print(
+    sentences = [
+        f"{hidden} done jobs not listed ('--all' lists them)" if hidden else "",
         f"stacks: {totals['total']} total, {totals['FINISHED']} finished, {totals['INTERRUPTED']} pending, "
-        f"{totals['FAILED']} failed, {totals['NOT_STARTED']} not started"
-    )
-    if report["job_totals"]:
-        out.print("jobs: " + ", ".join(f"{count} {name.lower()}" for name, count in report["job_totals"].items()))
-    if report.get("unknown_ages"):
-        out.print(
-            f"{report['unknown_ages']} job age(s) unknown (-): submitted later than now by this machine's clock, "
-            "so the clock was stepped back or the run comes from a machine whose clock is ahead"
-        )
+        f"{totals['FAILED']} failed, {totals['NOT_STARTED']} not started",
+        "jobs: " + ", ".join(f"{count} {name.lower()}" for name, count in report["job_totals"].items())
+        if report["job_totals"]
+        else "",
+        f"{report['unknown_ages']} job age(s) unknown (-): submitted later than now by this machine's clock, "
+        "so the clock was stepped back or the run comes from a machine whose clock is ahead"
+        if report.get("unknown_ages")
+        else "",
+    ]
+    _print_wide([Lines([sentence]) for sentence in sentences if sentence])  # wrapped at spaces on a terminal
 
 
 def _age(seconds: float | None) -> str:
@@ -454,55 +478,102 @@ def _age(seconds: float | None) -> str:
 
 @app.command()
 def report(
-    run_dir: Path = typer.Argument(..., readable=False, help="A run directory."),
+    run_dirs: list[Path] = typer.Argument(
+        ..., readable=False, help="A run directory; several side by side (table, markdown, html)."
+    ),
     output_format: str = typer.Option(
-        "table", "-f", "--format", help="table (terminal), markdown, csv or json.", case_sensitive=False
+        "table",
+        "-f",
+        "--format",
+        help="table (terminal), markdown (or md), csv, json, or html (one self-contained file).",
+        case_sensitive=False,
     ),
     aggregated: bool = typer.Option(
         False, "--aggregated", help="Only the mean ± std per backlog item (CSV: one row per item)."
     ),
     plots: bool = typer.Option(False, "--plots", help="Also write PNG figures to RUN_DIR/plots/."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="Write the report to this file, not stdout (html: default RUN_DIR/report.html)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json (schema in the README)."),
 ) -> None:
     """Report a run's results: one row per backlog item and repetition, then mean ± std per item.
 
     Parameters, metrics (approximation ratio, GHZ population, ...), compute time, and each job's id,
     queue wait and run time. Reads the run directory only. --plots draws approximation ratio vs QAOA
-    depth, GHZ population vs qubits, the jobs' queue and run times, and where the time goes.
+    depth, GHZ population vs qubits, the jobs' queue and run times, and where the time goes; markdown
+    then links them. html is one file with the tables, the run's metadata and the figures embedded,
+    to mail or attach to a paper (several runs side by side).
 
     Example: quark report runs/maxcut --format markdown --plots > report.md
     """
-    from quark_cli.report import FORMATS, build_report
+    from quark_cli.report import FORMATS, build_report, format_named
 
-    chosen = "json" if as_json else output_format.lower()
-    if chosen not in FORMATS:
+    chosen = "json" if as_json else format_named(output_format)
+    if chosen is None:
         err.print(f"error: --format: {output_format!r} is not a format; choose from {', '.join(FORMATS)}")
         raise typer.Exit(EXIT_BAD_INPUT)
-    data = _guarded(build_report, run_dir)
-    if plots:
-        from quark_cli.plots import write_plots
+    if len(run_dirs) > 1 and chosen in ("csv", "json"):
+        err.print(f"error: --format {chosen} reports one run; give one RUN_DIR (table, markdown and html take several)")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    reports = []
+    for run_dir in run_dirs:
+        data = _guarded(build_report, run_dir)
+        if plots or chosen == "html":  # the html file embeds the figures
+            from quark_cli.plots import write_plots
 
-        written = _guarded(write_plots, data, run_dir)
-        data["plots"] = [{"path": str(path), "shows": shows} for path, shows in written]
-    _shown(_print_report, data, chosen, aggregated)
+            written = _guarded(write_plots, data, run_dir)
+            data["plots"] = [{"path": str(path), "shows": shows} for path, shows in written]
+        reports.append(data)
+    target = output if output is not None or chosen != "html" else run_dirs[0] / "report.html"
+    _shown(_print_report, reports, chosen, aggregated, target)
     if plots and chosen != "json":
-        for entry in data["plots"]:
-            err.print(f"wrote {entry['path']}: {entry['shows']}", markup=False)
-        if not data["plots"]:
-            err.print("no plots: the run has no finished stack or job with data to draw yet")
+        for data in reports:
+            for entry in data["plots"]:
+                err.print(f"wrote {entry['path']}: {entry['shows']}", markup=False)
+            if not data["plots"]:
+                reason = "the run has no finished stack or job with data to draw yet"
+                err.print(f"no plots of {data['run_dir']}: {reason}", markup=False)
+    if target is not None:
+        err.print(f"wrote {target}", markup=False)
 
 
-def _print_report(data: dict[str, Any], chosen: str, aggregated: bool) -> None:
-    from quark_cli.report import rich_tables, to_csv, to_markdown
+def _print_report(reports: list[dict[str, Any]], chosen: str, aggregated: bool, target: Path | None = None) -> None:
+    """Print the reports in the ``chosen`` format, or write them to ``target`` (atomically)."""
+    from quark_cli.report import text_blocks, to_csv, to_markdown
+    from quark_cli.report_tables import Lines, render
 
+    blocks = []
+    for data in reports:
+        if len(reports) > 1:
+            blocks.append(Lines([f"run {data['run_dir']}"], style="bold"))
+        blocks += text_blocks(data, aggregated)
+    if chosen == "table" and target is None:
+        _print_wide(blocks)
+        return
     if chosen == "json":
-        print(_json(data))
+        text = _json(reports[0]) + "\n"
     elif chosen == "markdown":
-        print(to_markdown(data, aggregated))
+        relative_to = target.parent if target is not None else None
+        text = "\n\n".join(to_markdown(data, aggregated, relative_to) for data in reports) + "\n"
     elif chosen == "csv":
-        sys.stdout.write(to_csv(data, aggregated))
+        text = to_csv(reports[0], aggregated)
+    elif chosen == "html":
+        from quark_cli.report_html import to_html
+
+        text = to_html(reports, aggregated)
     else:
-        _print_wide(rich_tables(data, aggregated))
+        text = "".join(line.plain + "\n" for line in render(blocks, None))
+    if target is None:
+        sys.stdout.write(text)
+        return
+    from quark_cli.atomic import atomic_write_bytes
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, text.encode("utf-8"))
+    os.chmod(target, 0o666 & ~umask)  # a file to share, not run state: the user's usual permissions
 
 
 @app.command()
@@ -510,19 +581,22 @@ def cancel(
     run_dir: Path = typer.Argument(..., readable=False, help="A run directory."),
     keys: list[str] = typer.Argument(None, help="Job keys or stack keys (quark status lists them); default: all."),
     wait_lock: float = typer.Option(0.0, "--wait-lock", help="Seconds to wait for another quark on the same run."),
+    forget: bool = typer.Option(
+        False, "--forget", help="Abandon the named jobs here without asking their service (it may still run them)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print what was cancelled as JSON."),
 ) -> None:
     """Cancel pending jobs on their service and record them CANCELLED; their stacks become FAILED.
 
     'quark collect --retry-failed' submits them again later. Exit 0 when every job asked for was
     cancelled (or had already ended), 1 when a service could not cancel one, 2 when a backend
-    cannot cancel at all.
+    cannot cancel at all: then 'quark cancel --forget KEY' abandons the job here.
 
     Example: quark cancel runs/ghz-async 002-r1
     """
     from quark_cli import runs
 
-    outcome = _guarded(runs.cancel, run_dir, keys or None, wait_lock)
+    outcome = _guarded(runs.cancel, run_dir, keys or None, wait_lock, forget)
     result = outcome.result
     if as_json:
         summary = result.summary
@@ -539,7 +613,7 @@ def cancel(
         print(_json(document))
         raise typer.Exit(outcome.exit_code)
     for key in result.cancelled:
-        out.print(f"cancelled {key}", markup=False)
+        out.print(f"{'abandoned' if forget else 'cancelled'} {key}", markup=False)
     for key, status_name in result.ended.items():
         out.print(f"left {key}: it had already ended ({status_name}); 'quark collect' takes it from here", markup=False)
     for key, why in result.skipped.items():
@@ -566,12 +640,16 @@ def runs_command(
     from quark_cli import runs
 
     folder = root if root is not None else runs.default_runs_root()
-    listed = _guarded(runs.list_runs, folder)
+    if root is None and not folder.exists():  # a fresh install: nothing submitted yet
+        listed = []
+    else:
+        listed = _guarded(runs.list_runs, folder)
     if as_json:
         print(_json({"schema_version": 1, "root": str(folder), "runs": listed}))
         return
     if not listed:
-        out.print(f"{folder}: no run directories", markup=False)
+        missing = "" if folder.exists() else " (the folder does not exist yet: 'quark submit' creates it)"
+        out.print(f"{folder}: no run directories{missing}", markup=False)
     for entry in listed:
         out.print(_run_line(entry), markup=False)
 
@@ -640,15 +718,21 @@ def validate(
 
 
 @app.command()
-def modules(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List the built-in modules, the submodules they accept and their parameters.
+def modules(
+    names: list[str] = typer.Argument(
+        None, help="Modules to show: built-in names, 'package.module:Class' paths or module-file entries."
+    ),
+    modules_file: Path = typer.Option(None, "-m", "--modules", readable=False, help=_MODULES_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """List modules, the submodules they accept and their parameters: the built-in ones, or those named.
 
-    Example: quark modules --json
+    Examples: quark modules --json; quark modules mypkg.coins:Coins; quark modules -m module_db.json
     """
-    from quark_cli.modules import describe_modules
+    from quark_cli.catalog import describe
     from quark_cli.parameters import range_text
 
-    described = _guarded(describe_modules)
+    described = _guarded(describe, list(names or []), modules_file)
     if as_json:
         print(_json(described))
         return
@@ -676,14 +760,12 @@ def _print_results(outcome, as_json: bool) -> None:
 
 
 def _print_wide(renderables: list[Any]) -> None:
-    """Print tables; into a pipe or file at their natural width instead of folding them into 80 columns."""
-    console = out
-    if not out.is_terminal:
-        natural = out.options.update(width=100_000)
-        width = max([80, *(out.measure(renderable, options=natural).maximum for renderable in renderables)])
-        console = Console(file=sys.stdout, width=width, highlight=False, soft_wrap=True, markup=False)
-    for renderable in renderables:
-        console.print(renderable)
+    """Print report blocks (``report_tables``): fitted to a terminal's width, never splitting a cell;
+    into a pipe or file one record per line at its natural width, without box drawing."""
+    from quark_cli.report_tables import render
+
+    for line in render(renderables, out.width if out.is_terminal else None):
+        out.print(line, soft_wrap=True, emoji=False)  # soft_wrap: fitted already, or a log line kept whole
 
 
 def _json(document: Any) -> str:
@@ -693,13 +775,31 @@ def _json(document: Any) -> str:
     return json.dumps(finite(document), indent=2, allow_nan=False, default=str)
 
 
+#: Options of ``quark`` itself, also accepted after the command (``quark status RUN -v``).
+GLOBAL_FLAGS = {"-v", "--verbose", "--debug"}
+
+
+def hoist_global_flags(arguments: list[str]) -> list[str]:
+    """``arguments`` with the global flags that follow the command moved before it.
+
+    ``["status", "RUN", "-v"]`` becomes ``["-v", "status", "RUN"]``; nothing after ``--`` moves.
+    """
+    command = next((i for i, argument in enumerate(arguments) if not argument.startswith("-")), None)
+    if command is None:
+        return list(arguments)
+    end = arguments.index("--") if "--" in arguments else len(arguments)
+    moved = [argument for argument in arguments[command:end] if argument in GLOBAL_FLAGS]
+    rest = [argument for argument in arguments[command:end] if argument not in GLOBAL_FLAGS]
+    return arguments[:command] + moved + rest + arguments[end:]
+
+
 def main() -> None:
     """Console-script entry point."""
     # Our log goes to the run's logging.log (and stderr with -v), never through handlers that module
     # code put on the root logger (a bare logging.info() call installs one that prints to stderr).
     logging.getLogger("quark_cli").propagate = False
     interrupts.install()
-    app()
+    app(args=hoist_global_flags(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -204,6 +204,13 @@ def build_module(
         cls = _import(APPLICATIONS[name], source, f"{path}.name")
         return _built(lambda: ModuleAdapter(_construct(cls, args), name), name, source, path)
     options = parent.submodule_names()
+    if not options and not parent.quark2:
+        raise ConfigError(
+            source,
+            f"{path}.name",
+            f"{parent.label} declares no submodules; add submodule_options = [{name!r}] to its class "
+            "(built-in names or 'package.module:Class'), or give this child as 'module: package.module:Class'",
+        )
     if name not in options:
         raise ConfigError(source, f"{path}.name", f"{parent.label} has no submodule {name!r}; choose one of {options}")
     entry = find_entry(getattr(parent.instance, "sub_options", None), name)

@@ -393,11 +393,13 @@ class BenchmarkManager:
         summary.changed = changed
         return summary
 
-    def cancel(self, selected: list[str] | None = None) -> Cancellation:
+    def cancel(self, selected: list[str] | None = None, forget: bool = False) -> Cancellation:
         """Cancel pending jobs on their services; their stacks fail as with any cancelled job.
 
         ``selected`` names job keys or stack keys (None: every pending job). A job that had already
         ended is left for ``collect``; a job whose cancel raised stays as it was and is reported.
+        ``forget``: the service is not asked (it cannot cancel, or is gone); the jobs are recorded
+        CANCELLED here with ``abandoned_at``, and the service may still run them.
         """
         result = Cancellation()
         jobs = self.run.read_jobs()
@@ -414,7 +416,10 @@ class BenchmarkManager:
             if job.get("status") not in PENDING_JOB_STATES:
                 result.skipped[job["key"]] = f"not pending ({job.get('status')})"
                 continue
-            self._cancel_job(job, result)
+            if forget:
+                self._abandon_job(job, result)
+            else:
+                self._cancel_job(job, result)
         index = self.run.read_index()
         for key in sorted(self.run.record_keys() - set(result.summary.stacks)):
             if index.get(key) in CLOSED:
@@ -423,6 +428,18 @@ class BenchmarkManager:
                 result.summary.stacks[key] = (self.run.read_record(key) or {}).get("quark_job_status", INTERRUPTED)
         self._finish(result.summary)
         return result
+
+    def _abandon_job(self, job: dict[str, Any], result: Cancellation) -> None:
+        """Record ``job`` CANCELLED without asking its service: quark stops following it."""
+        reason = "abandoned with 'quark cancel --forget' (not cancelled on its service, which may still run it)"
+        apply_status(job, AsyncStatus.CANCELLED, reason)
+        job["abandoned_at"] = now_iso()
+        self.run.write_job(job)
+        log.info("job %s abandoned on request", job["key"])
+        result.cancelled.append(job["key"])
+        record = self.run.read_record(job["stack"])
+        if record is not None and record.get("quark_job_status") != FAILED:
+            self._fail_from_job(job["stack"], record, job, result.summary)
 
     def _cancel_job(self, job: dict[str, Any], result: Cancellation) -> None:
         try:

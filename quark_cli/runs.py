@@ -348,11 +348,19 @@ def _collect_locked(
     return summary
 
 
-def find_runs(root: Path) -> list[Path]:
-    """Run directories at ``root`` or up to two levels below it (e.g. ``~/quark-runs/<run>``).
+#: How deep below ROOT ``collect --all`` and ``runs`` look for run directories.
+MAX_RUN_DEPTH = 8
+#: What a run directory that lost its run.json still holds: it is listed as damaged, never skipped.
+RUN_MARKS = {"results.json", "records", "jobs", "index.json"}
 
-    A folder that cannot be looked into is listed too: whether it is a run is unknown, and the
-    command that reads it says why it cannot (a cron sweep must not skip a run without a word).
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories at ``root`` or up to ``MAX_RUN_DEPTH`` levels below it, symbolic links not followed.
+
+    A folder that cannot be looked into, or that holds a run's files without its ``run.json``, is
+    listed too: the command that reads it says why it cannot (a cron sweep must not skip a run without
+    a word). A run's own folders (thousands of jobs) are not searched. Raises RunDirError when
+    ``root`` is not a directory.
     """
     root = Path(root)
     if not root.is_dir():
@@ -363,13 +371,14 @@ def find_runs(root: Path) -> list[Path]:
         folder, depth = folders.pop()
         try:
             entries = list(os.scandir(folder))
-        except PermissionError:
+        except OSError:
             found.add(folder)
             continue
-        if any(entry.name == RUN_FILE for entry in entries):
-            found.add(folder)  # a run: its own folders (thousands of jobs) are not searched
+        names = {entry.name for entry in entries}
+        if RUN_FILE in names or len(names & RUN_MARKS) >= 2:
+            found.add(folder)
             continue
-        if depth < 2:
+        if depth < MAX_RUN_DEPTH:
             folders.extend((Path(entry.path), depth + 1) for entry in entries if entry.is_dir(follow_symlinks=False))
     return sorted(found)
 
@@ -452,12 +461,17 @@ class CancelOutcome:
         return EXIT_FAILED if self.result.errors else EXIT_OK
 
 
-def cancel(path: Path, keys: list[str] | None = None, wait_lock: float = 0.0) -> CancelOutcome:
-    """``quark cancel``: stop pending jobs on their services and record them CANCELLED (stacks FAILED)."""
+def cancel(path: Path, keys: list[str] | None = None, wait_lock: float = 0.0, forget: bool = False) -> CancelOutcome:
+    """``quark cancel``: stop pending jobs on their services and record them CANCELLED (stacks FAILED).
+
+    ``forget`` (``--forget``, which needs ``keys``): record them CANCELLED without asking the service.
+    """
+    if forget and not keys:
+        raise QuarkError("--forget abandons the jobs you name: give their keys ('quark status' lists them)")
     run = RunDir.open(path)
     with run.lock(wait_lock), command_log(run, "cancel"):
         config = load_run_config(run)  # also imports the config's modules, whose job managers cancel() needs
-        result = BenchmarkManager(run, config).cancel(keys or None)
+        result = BenchmarkManager(run, config).cancel(keys or None, forget=forget)
         if result.cancelled or result.errors or result.summary.changed:  # a cancel that found nothing leaves no trace
             run.add_history("cancel", {"cancelled": len(result.cancelled), "errors": len(result.errors)})
     return CancelOutcome(run, result)

@@ -129,6 +129,10 @@ def _check_record(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+#: When a job was submitted, changed status, ended, was about to be submitted, adopted or abandoned.
+JOB_STAMPS = ("submitted_at", "status_since", "finished_at", "intent_at", "adopted_at", "abandoned_at")
+
+
 def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
     problem = _check_fields(
         value,
@@ -136,7 +140,7 @@ def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
         + [("info", dict, False), ("level", int, False), ("phase", str, False), ("attempt", int, True)]
         + [("module_config", dict, True), ("error", str, True), ("submit_ms", (int, float), True)]
         + [("warning", str, True), ("previous_attempts", list, True), ("submission_id", str, True)]
-        + [(name, str, True) for name in ("submitted_at", "status_since", "finished_at", "intent_at", "adopted_at")],
+        + [(name, str, True) for name in JOB_STAMPS],
     )
     if problem:
         return problem

@@ -171,6 +171,11 @@ class RunDir:
             holder = lock_holder(path / LOCK_FILE) if RUN_FILE in names else None
             if holder:
                 raise RunLockedError(f"run {path} is being processed by pid {holder}; choose another -o DIR")
+            if RUN_FILE in names:
+                raise RunDirError(
+                    f"{path}: already holds a run; 'quark collect {path}' continues it, "
+                    "'quark status' shows where it stands, or choose another -o DIR"
+                )
             raise RunDirError(f"{path}: already exists and is not empty; choose another -o DIR")
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(path, 0o700)
@@ -274,7 +279,12 @@ class RunDir:
         elif self._lock is not None and self._lock.is_locked:
             self._lock.acquire()
         else:
-            self._acquire(wait_seconds, "try again later or use --wait-lock")
+            advice = (
+                f"still held after --wait-lock {wait_seconds:g} s; try again later or wait longer"
+                if wait_seconds > 0
+                else "try again later or use --wait-lock SECONDS"
+            )
+            self._acquire(wait_seconds, advice)
         try:
             with deferred_dir_sync():
                 yield

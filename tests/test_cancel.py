@@ -165,7 +165,8 @@ def test_a_backend_without_cancel_says_so_and_changes_nothing(quark, write_confi
     assert refused.exit_code == 2
     assert refused.stderr == (
         "error: 000-r1-Numbers.AsyncSquare-pre: not cancelled: ControlledJobManager cannot cancel jobs "
-        "(this backend has no cancel); stop the job on its service\n"
+        "(this backend has no cancel); stop the job on its service, then 'quark cancel --forget KEY' abandons it "
+        "here\n"
     )
     assert jobs(run) == before
 
@@ -173,6 +174,16 @@ def test_a_backend_without_cancel_says_so_and_changes_nothing(quark, write_confi
     assert unknown.exit_code == 2
     assert unknown.stderr.startswith(f"error: {run / 'jobs'}: no job or stack with jobs is called '007-r1'; ")
     assert jobs(run) == before
+
+    assert quark("cancel", run, "--forget").exit_code == 2, "--forget needs the keys it abandons"
+    abandoned = quark("cancel", run, "--forget", "000-r1-Numbers.AsyncSquare-pre")
+    assert abandoned.exit_code == 0, abandoned.stdout + abandoned.stderr
+    assert abandoned.stdout == "abandoned 000-r1-Numbers.AsyncSquare-pre\n"
+    (job,) = jobs(run).values()
+    assert job["status"] == "CANCELLED" and job["abandoned_at"]
+    assert "abandoned with 'quark cancel --forget'" in job["error"]
+    status = json.loads(quark("status", run, "--json").stdout)
+    assert status["stack_totals"]["FAILED"] == 1
 
 
 def test_cancel_of_a_run_another_process_holds_is_exit_75(quark, write_config, tmp_path):

@@ -136,13 +136,13 @@ def test_the_readme_runs_top_to_bottom(sandbox, standin_qaptiva):
 
     # what the blocks promise, checked on what they left behind
     assert (sandbox / "home" / ".bash_completions" / "quark.sh").exists()
-    assert sorted(p.name for p in (sandbox / "runs" / "maxcut" / "plots").glob("*.png")) == [
-        "approximation_ratio_vs_depth.png",
-        "module_times.png",
-    ]
+    maxcut_plots = {p.name for p in (sandbox / "runs" / "maxcut" / "plots").glob("*.png")}
+    assert {"approximation_ratio_vs_depth.png", "module_times.png", "metric_expected_cut_ratio.png"} <= maxcut_plots
+    coins_plots = {p.name for p in (sandbox / "runs" / "coins" / "plots").glob("*.png")}
+    assert {"metric_mean_heads.png", "metric_error.png", "module_times.png"} <= coins_plots, "a custom app's metrics"
     assert "approximation_ratio" in (sandbox / "runs" / "maxcut.csv").read_text().splitlines()[0]
     assert (sandbox / "runs" / "ghz-async" / "plots" / "job_timeline.png").exists()
-    for run in ("maxcut", "ghz-async", "my-device", "ghz-qaptiva"):
+    for run in ("maxcut", "ghz-async", "my-device", "ghz-qaptiva", "coins", "coins-async"):
         records = json.loads((sandbox / "runs" / run / "results.json").read_text())
         assert {r["quark_job_status"] for r in records} == {"FINISHED"}, run
     to_cancel = json.loads((sandbox / "runs" / "to-cancel" / "results.json").read_text())

@@ -126,7 +126,10 @@ def test_submit_to_a_folder_another_submit_is_creating(quark_process, write_conf
         first.communicate()
     again = quark_process("submit", config, "-o", run)
     assert again.returncode == 2
-    assert again.stderr.strip() == f"error: {run}: already exists and is not empty; choose another -o DIR"
+    assert again.stderr.strip() == (
+        f"error: {run}: already holds a run; 'quark collect {run}' continues it, 'quark status' shows where it "
+        "stands, or choose another -o DIR"
+    )
     assert json.loads(quark_process("status", run, "--json").stdout)["stack_totals"]["NOT_STARTED"] == 1
 
 

@@ -181,7 +181,8 @@ class AsyncJobManager(ABC):
         Backends that can cancel override this; the default says plainly that this one cannot.
         """
         raise QuarkError(
-            f"{type(self).__name__} cannot cancel jobs (this backend has no cancel); stop the job on its service"
+            f"{type(self).__name__} cannot cancel jobs (this backend has no cancel); stop the job on its service, "
+            "then 'quark cancel --forget KEY' abandons it here"
         )
 
     def find_submitted(self, intent: dict[str, Any]) -> dict[str, Any] | None:
