@@ -116,8 +116,6 @@ import json
 import secrets
 import shutil
 import signal
-import socket
-import socketserver
 import ssl
 import sys
 import tempfile
@@ -126,11 +124,10 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from qaptiva_server import _make_certificate
+from standin_https import TrackingHandler, TrackingHTTPServer, close, listen, make_certificate
 
 DEFAULT_API_KEY = "test-api-key"
 DEFAULT_BACKENDS = ("fake_brisbane", "fake_manila")
@@ -315,62 +312,18 @@ class _Rule:
     after: bool
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """Threaded HTTPS server of one part (``api`` or ``iam``) that can cut its kept-alive connections."""
+class _HTTPServer(TrackingHTTPServer):
+    """The HTTPS server of one part (``api`` or ``iam``); ``owner`` answers every request."""
 
-    daemon_threads = True
-    allow_reuse_address = True
+    quiet_errors = (OSError,)  # SSL errors, hang-ups and time-outs, and any other socket error
     owner: StandInIBM
     part: str
 
-    def server_bind(self) -> None:
-        """Bind without ``HTTPServer``'s ``getfqdn`` (a reverse DNS lookup: tests stay on 127.0.0.1)."""
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
 
-    def track(self, sock: socket.socket, open_: bool) -> None:
-        with self._open_lock:
-            (self._open.add if open_ else self._open.discard)(sock)
-
-    def close_connections(self) -> None:
-        """Cut kept-alive client connections: a part that went down is gone for open clients too."""
-        with self._open_lock:
-            socks, self._open = list(self._open), set()
-        for sock in socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that hang up or refuse the certificate; report anything else."""
-        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError, TimeoutError, OSError)):
-            super().handle_error(request, client_address)
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
+class _RequestHandler(TrackingHandler):
     """Thin HTTP layer; all state and decisions live in :class:`StandInIBM`."""
 
-    protocol_version = "HTTP/1.1"
     server: _HTTPServer
-
-    def setup(self) -> None:
-        """TLS handshake here, in the connection's thread, so a stuck client cannot block ``accept``."""
-        self.server.track(self.request, open_=True)
-        self.request.do_handshake()
-        super().setup()
-
-    def finish(self) -> None:
-        """Forget the connection once it ends."""
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.request, open_=False)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature set by the base class
-        """Keep test output quiet."""
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -458,33 +411,19 @@ class StandInIBM:
         from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder  # noqa: F401 - warm the import
 
         self._tmpdir = Path(tempfile.mkdtemp(prefix="ibm-standin-"))
-        self.cert_path, self._key_path = _make_certificate(self._tmpdir)
+        self.cert_path, self._key_path = make_certificate(self._tmpdir)
         for part in ("api", "iam"):
             self._listen(part, self._requested[part])
         return self
 
     def _listen(self, part: str, port: int) -> None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_path, self._key_path)
         httpd = _HTTPServer((self.hostname, port), _RequestHandler, bind_and_activate=True)
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         httpd.owner, httpd.part = self, part
-        thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"ibm-standin-{part}", daemon=True
-        )
-        self._servers[part], self._threads[part] = httpd, thread
         self._ports[part] = httpd.server_address[1]
-        thread.start()
+        self._servers[part], self._threads[part] = listen(httpd, self.cert_path, self._key_path, f"ibm-standin-{part}")
 
     def _close(self, part: str) -> None:
-        httpd = self._servers.pop(part, None)
-        thread = self._threads.pop(part, None)
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-            httpd.close_connections()
-        if thread is not None:
-            thread.join(timeout=5)
+        close(self._servers.pop(part, None), self._threads.pop(part, None))
 
     def go_down(self, part: str = "api", for_seconds: float | None = None) -> None:
         """An outage of ``part`` (``"api"``, ``"iam"`` or ``"all"``): stop listening, clients get 'connection

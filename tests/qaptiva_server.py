@@ -64,16 +64,12 @@ import argparse
 import datetime as dt
 import gc
 import http.cookies
-import ipaddress
 import json
 import random
 import secrets
 import shutil
 import signal
-import socket
-import socketserver
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -81,9 +77,10 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from standin_https import TrackingHandler, TrackingHTTPServer, close, listen, make_certificate
 
 SERVER_VERSION = "1.14.0"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -115,48 +112,6 @@ def _now() -> str:
     return dt.datetime.now().strftime(DATE_FORMAT)
 
 
-def _make_certificate(directory: Path) -> tuple[Path, Path]:
-    """Create a self-signed certificate for localhost/127.0.0.1; cryptography if present, else openssl."""
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:  # pragma: no cover - cryptography is normally installed alongside myQLM
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-            + ["-keyout", str(key_path), "-out", str(cert_path), "-days", "2", "-subj", "/CN=localhost"]
-            + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-            check=True,
-            capture_output=True,
-        )
-        return cert_path, key_path
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
-
-
 @dataclass
 class _Job:
     """Server-side record of one submitted batch."""
@@ -176,27 +131,10 @@ class _Job:
     meta_data: dict[str, str] = field(default_factory=dict)
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
+class _RequestHandler(TrackingHandler):
     """Thin HTTP layer; all state and decisions live in :class:`StandInQaptiva`."""
 
-    protocol_version = "HTTP/1.1"
     server: _HTTPServer
-
-    def setup(self) -> None:
-        """TLS handshake here, in the connection's thread, so a stuck client cannot block ``accept``."""
-        self.server.track(self.request, open_=True)
-        self.request.do_handshake()
-        super().setup()
-
-    def finish(self) -> None:
-        """Forget the connection once it ends."""
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.request, open_=False)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature set by the base class
-        """Keep test output quiet."""
 
     def _send(
         self,
@@ -260,38 +198,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(404, b"Not found")
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """Threaded HTTPS server that can cut its open keep-alive connections when the stand-in stops."""
+class _HTTPServer(TrackingHTTPServer):
+    """The stand-in's HTTPS server; ``owner`` answers every request."""
 
-    daemon_threads = True
-    allow_reuse_address = True
     owner: StandInQaptiva
-
-    def server_bind(self) -> None:
-        """Bind without ``HTTPServer``'s ``getfqdn`` (a reverse DNS lookup: tests stay on 127.0.0.1)."""
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-
-    def track(self, sock: socket.socket, open_: bool) -> None:
-        with self._open_lock:
-            (self._open.add if open_ else self._open.discard)(sock)
-
-    def close_connections(self) -> None:
-        """Cut kept-alive client connections, so a stopped stand-in is really gone for open clients too."""
-        with self._open_lock:
-            socks, self._open = list(self._open), set()
-        for sock in socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet about clients that hang up or refuse the certificate; report anything else."""
-        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
 
 
 class StandInQaptiva:
@@ -361,7 +271,7 @@ class StandInQaptiva:
     def start(self) -> StandInQaptiva:
         """Make the certificate, bind the port and serve in a background thread."""
         self._tmpdir = Path(tempfile.mkdtemp(prefix="qaptiva-standin-"))
-        self.cert_path, self._key_path = _make_certificate(self._tmpdir)
+        self.cert_path, self._key_path = make_certificate(self._tmpdir)
         self._listen(self._requested_port)
         warm_up = threading.Thread(target=self._warm_up, name="standin-warm-up", daemon=True)
         self._workers.append(warm_up)
@@ -369,22 +279,12 @@ class StandInQaptiva:
         return self
 
     def _listen(self, port: int) -> None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_path, self._key_path)
         httpd = _HTTPServer((self.hostname, port), _RequestHandler, bind_and_activate=True)
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         httpd.owner = self
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = listen(httpd, self.cert_path, self._key_path, "qaptiva-standin")
 
     def _close_listener(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        close(self._httpd, self._thread)
 
     def go_down(self) -> None:
         """An outage: stop listening (clients get 'connection refused') but keep jobs and sessions."""

@@ -15,13 +15,13 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from debian import needed_package
 from toy_modules import finish_job
 
 from quark_cli.jobs.slurm import slurm_stamp
@@ -46,20 +46,7 @@ def _faketime_library() -> str | None:
 @pytest.fixture(scope="session")
 def faketime() -> str:
     """The path of libfaketime, installed first when missing and this is a root Debian machine."""
-    library = _faketime_library()
-    if library is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "libfaketime"]
-        if subprocess.run(command, capture_output=True, env=env, timeout=600).returncode != 0:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
-            subprocess.run(command, capture_output=True, env=env, timeout=600)
-        library = _faketime_library()
-    if library is None:
-        reason = "libfaketime is not installed and cannot be (needs root and apt-get)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the clock tests, but {reason}")
-        pytest.skip(reason)
-    return library
+    return needed_package("libfaketime", _faketime_library, "the clock tests", timeout=600)
 
 
 def _shifted(library: str, offset: str) -> dict[str, str]:

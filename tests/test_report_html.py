@@ -9,13 +9,13 @@ root with apt-get) or skip the browser part; under CI=true they fail instead.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from debian import needed_package
 from test_report_layout import SPECTRUM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,20 +29,7 @@ def _chromium_binary() -> str | None:
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """The path of a headless-capable Chromium, installed first when missing and this is a root Debian machine."""
-    binary = _chromium_binary()
-    if binary is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]
-        if subprocess.run(command, capture_output=True, env=env, timeout=900).returncode != 0:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env, timeout=600)
-            subprocess.run(command, capture_output=True, env=env, timeout=900)
-        binary = _chromium_binary()
-    if binary is None:
-        reason = "chromium is not installed and cannot be (needs root and apt-get)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the browser test, but {reason}")
-        pytest.skip(reason)
-    return binary
+    return needed_package("chromium", _chromium_binary, "the browser test")
 
 
 @pytest.fixture
