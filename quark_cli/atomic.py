@@ -98,6 +98,19 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir:
         fsync_dir(path.parent.parent)
 
 
+def atomic_write_shared(path: Path, data: bytes) -> None:
+    """``atomic_write_bytes`` for a file meant for people (a report to mail), not run state.
+
+    Its missing folders and the file itself get the user's usual permissions (what the umask
+    leaves of 0777 / 0666), not user-only. Raises OSError as ``atomic_write_bytes`` does.
+    """
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_json(
     path: Path, value: Any, durable: bool = False, sync_dir: bool = True, compact: bool = False
 ) -> None:

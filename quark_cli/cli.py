@@ -567,13 +567,9 @@ def _print_report(reports: list[dict[str, Any]], chosen: str, aggregated: bool, 
     if target is None:
         sys.stdout.write(text)
         return
-    from quark_cli.atomic import atomic_write_bytes
+    from quark_cli.atomic import atomic_write_shared
 
-    umask = os.umask(0o022)
-    os.umask(umask)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, text.encode("utf-8"))
-    os.chmod(target, 0o666 & ~umask)  # a file to share, not run state: the user's usual permissions
+    atomic_write_shared(target, text.encode("utf-8"))
 
 
 @app.command()
@@ -753,10 +749,10 @@ def _print_results(outcome, as_json: bool) -> None:
         records = outcome.run.rebuild_results()
         print(_json(records))
         return
-    from quark_cli.report import build_report, rich_tables
+    from quark_cli.report import build_report, text_blocks
 
     out.print(f"results in {outcome.run.path} ('quark report' prints them again, --plots draws them)", markup=False)
-    _print_wide(rich_tables(build_report(outcome.run.path)))
+    _print_wide(text_blocks(build_report(outcome.run.path)))
 
 
 def _print_wide(renderables: list[Any]) -> None:
@@ -765,7 +761,7 @@ def _print_wide(renderables: list[Any]) -> None:
     from quark_cli.report_tables import render
 
     for line in render(renderables, out.width if out.is_terminal else None):
-        out.print(line, soft_wrap=True, emoji=False)  # soft_wrap: fitted already, or a log line kept whole
+        out.print(line, soft_wrap=True)  # soft_wrap: fitted already, or a log line kept whole
 
 
 def _json(document: Any) -> str:

@@ -217,23 +217,17 @@ def timed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any,
 _WARMED: dict[str, float] = {}
 
 
-def warm_up(what: str, prepare: Callable[[], Any]) -> float:
-    """Run ``prepare`` once per process, before a phase starts its clock; the seconds it took (0 later).
+def warm_up(what: str, prepare: Callable[[], Any]) -> None:
+    """Run ``prepare`` once per process, before a phase starts its clock.
 
     For the one-time work of a process that is no part of a stack's work: importing heavy libraries
     (scipy costs 0.3 s, building myQLM's default QPU 0.4-2 s), so that the first stack of every
-    process does not look slower than the others. ``what`` names the work (``"myQLM"``); the times
-    are kept in ``warm_up_seconds()`` and logged, never added to a module's time.
+    process does not look slower than the others. ``what`` names the work (``"myQLM"``); its time
+    (seconds) is logged, never added to a module's time.
     """
     if what in _WARMED:
-        return 0.0
+        return
     start = time.perf_counter()
     prepare()
     seconds = _WARMED[what] = time.perf_counter() - start
     logging.getLogger("quark_cli").debug("warm-up %s: %.3f s (not counted in module times)", what, seconds)
-    return seconds
-
-
-def warm_up_seconds() -> dict[str, float]:
-    """The warm-ups this process did, by name, in seconds (what the module times leave out)."""
-    return dict(_WARMED)

@@ -436,10 +436,7 @@ class BenchmarkManager:
         job["abandoned_at"] = now_iso()
         self.run.write_job(job)
         log.info("job %s abandoned on request", job["key"])
-        result.cancelled.append(job["key"])
-        record = self.run.read_record(job["stack"])
-        if record is not None and record.get("quark_job_status") != FAILED:
-            self._fail_from_job(job["stack"], record, job, result.summary)
+        self._cancelled(job, result)
 
     def _cancel_job(self, job: dict[str, Any], result: Cancellation) -> None:
         try:
@@ -467,6 +464,10 @@ class BenchmarkManager:
             result.ended[job["key"]] = status.value
             return
         log.info("job %s cancelled on request", job["key"])
+        self._cancelled(job, result)
+
+    def _cancelled(self, job: dict[str, Any], result: Cancellation) -> None:
+        """Count ``job`` as cancelled by this command and fail its stack, as any cancelled job does."""
         result.cancelled.append(job["key"])
         record = self.run.read_record(job["stack"])
         if record is not None and record.get("quark_job_status") != FAILED:

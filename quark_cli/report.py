@@ -473,6 +473,3 @@ def text_blocks(report: dict[str, Any], aggregated: bool = False) -> list[Block]
             blocks.append(Lines([f"{name}={fmt(value)}" for name, value in group["fixed"].items()], prefix="fixed: "))
     blocks.append(Lines([_totals_text(report)]))
     return blocks
-
-
-rich_tables = text_blocks  # the name ``quark run`` (cli._print_results) prints the report by

@@ -28,7 +28,7 @@ import warnings
 from typing import Any
 
 from quark_cli.errors import NotSubmittedError
-from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, TransientServiceError
+from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError, TransientServiceError
 from quark_cli.jobs.ibm_service import DEFAULT_CHANNEL, DEFAULT_TIMEOUT, call, once, service_for
 
 log = logging.getLogger("quark_cli")
@@ -104,7 +104,7 @@ class IBMAsyncJobManager(AsyncJobManager):
         try:
             backend = call(f"backend {s['backend']}", s, service.backend, s["backend"])
         except QiskitBackendNotFoundError:
-            offered = sorted(backend.name for backend in call("backends", s, service.backends))
+            offered = sorted(candidate.name for candidate in call("backends", s, service.backends))
             raise NotSubmittedError(
                 f"backend {s['backend']!r} is not available on instance {s['instance'] or '(the account default)'}; "
                 f"available: {', '.join(offered) or 'none'}"
@@ -145,7 +145,9 @@ class IBMAsyncJobManager(AsyncJobManager):
             jobs = self._tagged(tag) if jobs is None else jobs
             copies = [job for job in jobs if job.job_id() != keep]
             for copy in copies:
-                log.warning("IBM Quantum job %s duplicates %s (one submission sent twice); cancelling it", copy, keep)
+                log.warning(
+                    "IBM Quantum job %s duplicates %s (one submission sent twice); cancelling it", copy.job_id(), keep
+                )
                 try:
                     call("cancel duplicate", self.settings, copy.cancel)
                 except Exception as error:  # already ended: nothing left to stop
@@ -157,8 +159,6 @@ class IBMAsyncJobManager(AsyncJobManager):
 
     def find_submitted(self, intent: dict[str, Any]) -> dict[str, Any] | None:
         """The job carrying the intent's tag if the submission arrived (copies cancelled), else None."""
-        from quark_cli.jobs.base import SubmissionUnknownError
-
         submission_id = intent.get("submission_id")
         if not submission_id:
             raise SubmissionUnknownError("the intent has no submission_id (saved by an older quark-cli)")
@@ -177,8 +177,8 @@ class IBMAsyncJobManager(AsyncJobManager):
         s = self.settings
         backend = job.backend()
         instance = s["instance"] or (self.service().active_account() or {}).get("instance") or ""
-        self.set_info(id=job.job_id(), backend=getattr(backend, "name", None) or s["backend"], instance=instance)
-        self.set_info(url=s["url"])
+        backend_name = getattr(backend, "name", None) or s["backend"]
+        self.set_info(id=job.job_id(), backend=backend_name, instance=instance, url=s["url"])
         self._job = job
 
     def _runtime_job(self) -> Any:

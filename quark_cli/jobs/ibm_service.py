@@ -58,13 +58,6 @@ def once(service: Any, kind: str, name: str, fetch: Any) -> Any:
     return _objects[key]
 
 
-def client_available() -> bool:
-    """True when ``qiskit_ibm_runtime`` can be imported (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("qiskit_ibm_runtime") is not None
-
-
 def bounded(what: str, timeout: float, function: Any, *args: Any, **kwargs: Any) -> Any:
     """``function(*args, **kwargs)``, abandoned after ``timeout`` seconds.
 
@@ -112,13 +105,16 @@ def _iam_url() -> str:
     return os.environ.get("IAM_URL") or DEFAULT_IAM_URL
 
 
-def describe_failure(error: BaseException, url: str) -> tuple[str, bool]:
+def describe_failure(error: BaseException, url: str | None) -> tuple[str, bool]:
     """A one-line reason for a failed call and whether it is the credentials' fault.
 
     ``(message, True)`` for a refused API key or token (IAM's 400/401, the API's 401); ``(message,
     False)`` for an unreachable IAM or API, a time-out or a 5xx, which a later try may get past.
+    ``url`` is the service's base URL, None when the account's (not known here).
     """
     import requests
+
+    service = f"IBM Quantum at {url}" if url else "IBM Quantum"
 
     for cause in _causes(error):
         code = getattr(cause, "status_code", None) or getattr(cause, "code", None)
@@ -127,15 +123,15 @@ def describe_failure(error: BaseException, url: str) -> tuple[str, bool]:
             asked = getattr(getattr(cause, "http_response", None), "url", "") or ""
             if asked.startswith(_iam_url()):
                 return f"IBM Cloud IAM at {_iam_url()} refused the API key (HTTP {code})", True
-            return f"IBM Quantum at {url} refused the token (HTTP {code})", True
+            return f"{service} refused the token (HTTP {code})", True
         if name == "IBMNotAuthorizedError" or (name == "RequestsApiError" and code == 401):
-            return f"IBM Quantum at {url} refused the token (HTTP 401)", True
+            return f"{service} refused the token (HTTP 401)", True
         if isinstance(cause, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
             target = getattr(getattr(cause, "request", None), "url", "") or ""
             if target.startswith(_iam_url()):
                 return f"cannot reach IBM Cloud IAM at {_iam_url()} ({type(cause).__name__})", False
-            return f"cannot reach IBM Quantum at {url} ({type(cause).__name__})", False
-    return f"IBM Quantum at {url}: {type(error).__name__}: {error}", False
+            return f"cannot reach {service} ({type(cause).__name__})", False
+    return f"{service}: {type(error).__name__}: {error}", False
 
 
 def is_transient(error: BaseException) -> bool:
@@ -153,21 +149,26 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+def _refused_or_described(error: BaseException, url: str | None) -> str:
+    """``describe_failure``'s message; ``ServiceAuthError`` instead when the credentials were refused."""
+    message, refused = describe_failure(error, url)
+    if refused:
+        raise ServiceAuthError(f"{message}; check QISKIT_IBM_TOKEN or the saved account") from None
+    return message
+
+
 def call(what: str, settings: dict[str, Any], function: Any, *args: Any, **kwargs: Any) -> Any:
     """A bounded call of the client; its faults as quark's errors.
 
     Raises ``ServiceAuthError`` for refused credentials, ``TransientServiceError`` for an unreachable
     service, a time-out (``settings["timeout"]`` seconds) or a 5xx, and re-raises anything else.
     """
-    url = settings.get("url") or "IBM Quantum"
     try:
         return bounded(what, float(settings.get("timeout") or DEFAULT_TIMEOUT), function, *args, **kwargs)
     except TransientServiceError:
         raise
     except Exception as error:
-        message, refused = describe_failure(error, url)
-        if refused:
-            raise ServiceAuthError(f"{message}; check QISKIT_IBM_TOKEN or the saved account") from None
+        message = _refused_or_described(error, settings.get("url") or None)
         if is_transient(error):
             raise TransientServiceError(f"{what}: {message}") from error
         raise
@@ -213,14 +214,12 @@ def service_for(settings: dict[str, Any], submitting: bool) -> Any:
         url = settings.get("url") or account.url or "https://cloud.ibm.com"
         try:
             service = bounded("connect", float(settings.get("timeout") or DEFAULT_TIMEOUT), _connect, account, settings)
-        except (TransientServiceError, ServiceAuthError) as error:
+        except TransientServiceError as error:
             if submitting:
                 raise NotSubmittedError(f"IBM Quantum at {url}: {error}") from None
             raise
         except Exception as error:
-            message, refused = describe_failure(error, url)
-            if refused:
-                raise ServiceAuthError(f"{message}; check QISKIT_IBM_TOKEN or the saved account") from None
+            message = _refused_or_described(error, url)
             if submitting:
                 raise NotSubmittedError(message) from None
             raise TransientServiceError(message) from error

@@ -149,10 +149,11 @@ class Sampler(Core):
         }
 
     def preprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, float]:
+        full = settings(self, config)
         warm_numpy()
-        if settings(self, config)["qpu"] == "default":
+        if full["qpu"] == "default":
             warm_myqlm()
-        return timed(self._sample, input_data, settings(self, config))
+        return timed(self._sample, input_data, full)
 
     def _sample(self, circuit: Any, config: dict[str, Any]) -> dict[str, Any]:
         shots = positive_int(config["shots"], "shots")

@@ -14,18 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from quark_cli.core import Core, timed, warm_up
+from quark_cli.core import Core, timed
 from quark_cli.modules import build_submodule, positive_int, settings
+from quark_cli.modules.devices import warm_numpy
 
 #: Largest graph whose optimum ``MaxCut`` computes by brute force (2**16 assignments).
 BRUTE_FORCE_MAX_NODES = 16
 #: Largest graph ``MaxCut`` accepts: one qubit per node, and the circuits are simulated exactly
 #: (2**20 amplitudes: QAOA optimises 20 nodes in about 20 s and 0.5 GB on a laptop core).
 MAX_NODES = 20
-
-
-def _import_numpy() -> None:
-    import numpy.random  # noqa: F401 - numpy 2 loads its random module on first use (30 ms)
 
 
 def random_graph(n_nodes: int, edge_probability: float, seed: int) -> list[tuple[int, int]]:
@@ -121,11 +118,11 @@ class MaxCut(Core):
         return {"n_nodes": config["nodes"], "edges": edges}
 
     def preprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, float]:
-        warm_up("numpy", _import_numpy)
+        warm_numpy()
         return timed(self.graph, config)
 
     def postprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, float]:
-        warm_up("numpy", _import_numpy)
+        warm_numpy()
         return timed(self._score, input_data, config)
 
     def _score(self, solution: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
