@@ -74,7 +74,11 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir:
     """
     new_folder = not path.parent.is_dir()
     private_dirs(path.parent)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        error.filename = str(path)  # not the temporary's random name: the file the user knows
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

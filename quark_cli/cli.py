@@ -30,6 +30,7 @@ from quark_cli.errors import (
     EXIT_PENDING,
     QuarkError,
     describe_os_error,
+    describe_path_error,
 )
 from quark_cli.jobs.base import POLL_WORKERS
 
@@ -110,6 +111,9 @@ def _explain(error: BaseException) -> tuple[str, int]:
     described = describe_os_error(error)
     if described:
         return f"error: {described}", EXIT_OS_ERROR
+    described = describe_path_error(error)
+    if described:
+        return f"error: {described}", EXIT_BAD_INPUT
     return f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)", EXIT_INTERNAL
 
 

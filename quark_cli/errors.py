@@ -29,6 +29,14 @@ OS_ERRORS = {
     errno.EMFILE: "this process has too many open files; raise 'ulimit -n'",
     errno.ENFILE: "the system has too many open files",
 }
+#: Operating-system errors of a path that cannot be a file (an ``-o`` under a file, into a folder): the
+#: path given is wrong, so bad input (exit 2).
+PATH_ERRORS = {
+    errno.ENOENT: "no such file or folder there, and none can be made; check the path",
+    errno.ENOTDIR: "a part of its path is a file, not a folder; check the path",
+    errno.EISDIR: "is a folder; give a file name",
+    errno.EEXIST: "already exists and is not a folder; check the path",
+}
 
 
 class QuarkError(Exception):
@@ -79,7 +87,17 @@ def describe_os_error(error: BaseException) -> str | None:
     """
     if not isinstance(error, OSError) or error.errno not in OS_ERRORS:
         return None
+    return f"{_where(error)}: {OS_ERRORS[error.errno]} (nothing was lost: the files keep their last complete version)"
+
+
+def describe_path_error(error: BaseException) -> str | None:
+    """One line naming the path and what is wrong with it, for an error of ``PATH_ERRORS``; else None."""
+    if not isinstance(error, OSError) or error.errno not in PATH_ERRORS:
+        return None
+    return f"{_where(error)}: {PATH_ERRORS[error.errno]}"
+
+
+def _where(error: OSError) -> str:
     # a rename names the temporary first and its target second: the target is the file that matters
     target = error.filename2 if error.filename2 is not None else error.filename
-    where = target if target is not None else "a file of the run"
-    return f"{where}: {OS_ERRORS[error.errno]} (nothing was lost: the files keep their last complete version)"
+    return str(target) if target is not None else "a file of the run"

@@ -210,3 +210,33 @@ def test_names_too_long_for_a_file_are_shortened_the_same_way_every_time(quark, 
     assert submitted.exit_code == 3, submitted.stderr
     (made,) = (tmp_path / "runs").iterdir()
     assert len(made.name.encode()) < 160 and made.name.startswith("c" * 50)
+
+
+@pytest.mark.parametrize(
+    ("command", "where", "why"),
+    [
+        (("submit", "CONFIG", "-o", "FILE/run"), "FILE/run", "a part of its path is a file, not a folder"),
+        (("report", "RUN", "-f", "csv", "-o", "FILE/report.csv"), "FILE", "already exists and is not a folder"),
+        (("report", "RUN", "-f", "markdown", "-o", "DIR"), "DIR", "is a folder; give a file name"),
+        (("report", "RUN", "-f", "html", "-o", "/proc/report.html"), "/proc/report.html", "no such file or folder"),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_one_line_exit_2(
+    quark_process, write_config, tmp_path, command, where, why
+):
+    run = tmp_path / "run"
+    assert quark_process("run", write_config(SYNC.replace("40", "1")), "-o", run, "--quiet").returncode == 0
+    a_file, a_dir = tmp_path / "a-file", tmp_path / "a-dir"
+    a_file.write_text("not a folder")
+    a_dir.mkdir()
+    names = {"CONFIG": str(write_config(SYNC)), "RUN": str(run), "FILE": str(a_file), "DIR": str(a_dir)}
+
+    def filled(text: str) -> str:
+        for name, value in names.items():
+            text = text.replace(name, value)
+        return text
+
+    result = quark_process(*map(filled, command))
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {filled(where)}: {why}"), line
