@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from contextlib import nullcontext
 from typing import Any, Protocol
 
 from quark_cli.core import Core, Instruction
@@ -149,26 +150,28 @@ class AsyncCore(Core):
         manager = self.JobManager(context=self._context(config, kwargs))
         self.job_manager = manager
         listener: JobListener | None = kwargs.get("job_listener")
-        if listener:
-            listener.submitting(manager)
-        hook = f"{type(self).__name__}.submit_{phase}process"
-        submit = getattr(self, f"submit_{phase}process")
-        try:
-            response = call_user(hook, submit, input_data, config, error=SubmitError, **_module_kwargs(kwargs))
-        except NotSubmittedError:
+        window = getattr(listener, "window", None)
+        with window(manager) if window else nullcontext():  # other stacks may walk while this one submits
             if listener:
-                listener.not_submitted(manager)
-            raise
-        try:
-            manager._handle_submit_info(response)
-        except Exception as error:
-            raise SubmitError(
-                f"{hook} returned {short_repr(response)}, which {type(manager).__name__}._handle_submit_info cannot "
-                f"read ({type(error).__name__}: {error}); a submit hook returns the service's answer"
-            ) from error
-        self.metrics.add_metric("job_info", manager.job_info)
-        if listener:
-            listener.submitted(manager, (time.perf_counter() - start) * 1000)
+                listener.submitting(manager)
+            hook = f"{type(self).__name__}.submit_{phase}process"
+            submit = getattr(self, f"submit_{phase}process")
+            try:
+                response = call_user(hook, submit, input_data, config, error=SubmitError, **_module_kwargs(kwargs))
+            except NotSubmittedError:
+                if listener:
+                    listener.not_submitted(manager)
+                raise
+            try:
+                manager._handle_submit_info(response)
+            except Exception as error:
+                raise SubmitError(
+                    f"{hook} returned {short_repr(response)}, which {type(manager).__name__}._handle_submit_info "
+                    f"cannot read ({type(error).__name__}: {error}); a submit hook returns the service's answer"
+                ) from error
+            self.metrics.add_metric("job_info", manager.job_info)
+            if listener:
+                listener.submitted(manager, (time.perf_counter() - start) * 1000)
         return Instruction.INTERRUPT, manager, self._elapsed(start)
 
     def _collect(

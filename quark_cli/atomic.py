@@ -141,6 +141,8 @@ def strict_dumps(value: Any, **layout: Any) -> str:
 
 
 STAGING_DIR = ".staging"
+#: Marks a batch holding a durable write: its renames and new folders are synced with one syncfs.
+DURABLE = "\0durable"
 
 
 class GroupCommit:
@@ -171,6 +173,9 @@ class GroupCommit:
         self._items: list[tuple[Any, ...]] = []
         self._files = 0
         self._serial = 0
+        self._queued_count = 0  # items queued so far: a write's ticket is its number
+        self._taken = 0  # items taken into batches so far
+        self._committed = 0  # items in place so far (batches end in order, under _commit_lock)
         self._folders: set[str] = set()
         self._background: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -179,10 +184,13 @@ class GroupCommit:
         self._pool: Any = None
         self._queued: dict[str, int] = {}  # target -> staged writes not yet in place
 
-    def write(self, path: Path | str, data: bytes, sync_dir: bool = True) -> None:
-        """Queue ``data`` for ``path`` (``sync_dir`` as for ``atomic_write_bytes``)."""
+    def write(self, path: Path | str, data: bytes, sync_dir: bool = True, durable: bool = False) -> int:
+        """Queue ``data`` for ``path`` (``sync_dir`` and ``durable`` as for ``atomic_write_bytes``);
+        returns the write's place in the queue, for ``commit_through``."""
         with self._lock:
-            self._items.append(("file", os.fspath(path), data, sync_dir))
+            self._items.append(("file", os.fspath(path), data, "durable" if durable else sync_dir))
+            self._queued_count += 1
+            ticket = self._queued_count
             self._files += 1
             self._queued[os.fspath(path)] = self._queued.get(os.fspath(path), 0) + 1
             start = self._files >= self.LIMIT and self._background is None
@@ -190,11 +198,13 @@ class GroupCommit:
                 self._background = threading.Thread(target=self._commit_in_background, name="quark-commit")
         if start:
             self._background.start()
+        return ticket
 
     def then(self, function: Callable[..., Any], *args: Any) -> None:
         """Run ``function(*args)`` once everything queued before it is in place."""
         with self._lock:
             self._items.append(("call", function, args, None))
+            self._queued_count += 1
 
     def commit(self) -> None:
         """Commit everything queued so far, in order, and wait for it; raise a background failure."""
@@ -207,6 +217,17 @@ class GroupCommit:
         error, self._error = self._error, None
         if error is not None:
             raise error
+
+    def commit_through(self, ticket: int) -> None:
+        """Wait until the write ``ticket`` (from ``write``) and all before it are in place, committing
+        batches meanwhile: threads waiting together share the batches (one sync for many)."""
+        while True:
+            with self._lock:
+                if self._committed >= ticket:
+                    return
+                if self._error is not None:  # a batch before this write failed: it will never be in place
+                    raise self._error
+            self._commit_batch()
 
     def close(self) -> None:
         """Commit what is left and stop the writing threads."""
@@ -245,6 +266,7 @@ class GroupCommit:
                     file_count += kind == "file"
                 items, self._items = self._items[:taken], self._items[taken:]
                 self._files -= file_count
+                last = self._taken = self._taken + taken
             if not items:
                 return False
             writes = [(index, item[2]) for index, item in enumerate(items) if item[0] == "file"]
@@ -252,25 +274,45 @@ class GroupCommit:
                 written = self._write_temps([data for _, data in writes])
                 temps = {index: temp for (index, _), temp in zip(writes, written, strict=True)}
                 _sync_files(self.root, list(temps.values()))
+                # folders renamed into, made durable once each before any callback: with an fsync
+                # each, or, when a durable write (new folders too) is among them, one syncfs
+                folders: dict[str, None] = {}
                 for index, (kind, first, second, sync_dir) in enumerate(items):
                     if kind == "call":
+                        self._sync_folders(folders)
                         first(*second)
                         continue
-                    self._ensure_folder(os.path.dirname(first))
+                    folder = os.path.dirname(first)
+                    self._ensure_folder(folder)
                     os.replace(temps[index], first)
                     with self._lock:
                         left = self._queued.pop(first) - 1
                         if left:
                             self._queued[first] = left
-                    if sync_dir and not defer_dir_sync(Path(os.path.dirname(first))):
-                        fsync_dir(Path(os.path.dirname(first)))
-            except BaseException:  # a full disk, a folder we may not write: no temporary stays behind
+                    if sync_dir == "durable":
+                        folders[DURABLE] = None
+                    elif sync_dir and folder not in folders and not defer_dir_sync(Path(folder)):
+                        folders[folder] = None
+                self._sync_folders(folders)
+            except BaseException as failure:  # a full disk, a folder we may not write: no temporary stays behind
+                self._error = self._error or failure  # for the threads waiting on this batch
                 for name in os.listdir(self.staging) if os.path.isdir(self.staging) else []:
                     if name.startswith(f"{os.getpid()}-"):
                         with suppress(OSError):
                             os.unlink(os.path.join(self.staging, name))
                 raise
+            with self._lock:
+                self._committed = last
             return True
+
+    def _sync_folders(self, folders: dict[str, None]) -> None:
+        """Make the renames into ``folders`` durable (all of them, by one syncfs, if ``DURABLE`` is among them)."""
+        if DURABLE in folders:
+            _sync_files(self.root, [self.root])
+        else:
+            for folder in folders:
+                fsync_dir(Path(folder))
+        folders.clear()
 
     def queued(self, path: Path | str) -> bool:
         """True while a staged write to ``path`` is not in place yet."""
@@ -384,6 +426,25 @@ def staged_write(path: Path, data: bytes, sync_dir: bool = True) -> None:
         group.write(path, data, sync_dir)
     else:
         atomic_write_bytes(Path(path), data, sync_dir=sync_dir)
+
+
+def staging(path: Path) -> bool:
+    """True when a ``group_commit`` is active whose root holds ``path`` (``staged_write`` stages it)."""
+    group = _group
+    return group is not None and os.fspath(path).startswith(group.prefix)
+
+
+def committed_write(path: Path, data: bytes, durable: bool = False) -> None:
+    """An atomic write in place when this returns (and ``durable``: on disk, its folder too).
+
+    In an active ``group_commit`` the write is staged and the group committed: threads that call
+    this together share one syncfs (the group commit of submission intents) instead of an fsync each.
+    """
+    group = _group
+    if group is not None and os.fspath(path).startswith(group.prefix):
+        group.commit_through(group.write(path, data, sync_dir=durable, durable=durable))
+    else:
+        atomic_write_bytes(Path(path), data, durable=durable, sync_dir=durable)
 
 
 def after_commit(function: Callable[..., Any], *args: Any) -> None:

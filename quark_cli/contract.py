@@ -11,7 +11,6 @@ parent's module-file entries (``sub_options``) when it has them, else by ``get_d
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import math
 import numbers
@@ -21,6 +20,7 @@ from typing import Any
 from quark_cli.async_core import AsyncCore
 from quark_cli.core import Instruction, Metrics
 from quark_cli.errors import ConfigError
+from quark_cli.plain import copy_tree
 from quark_cli.quark2 import (
     as_instruction,
     build_from_entry,
@@ -146,7 +146,7 @@ class ModuleAdapter:
             validate()
         level = metrics.get()
         if type(metrics) is not Metrics:  # ours copies; QUARK 2's hands out its own dicts
-            level = copy.deepcopy(level)
+            level = copy_tree(level)
         level["module_level"] = index
         level["submodule"] = submodule or {}
         return level

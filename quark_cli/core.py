@@ -12,13 +12,14 @@ to both dialects through ``quark_cli.contract``.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from abc import ABCMeta
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
+
+from quark_cli.plain import copy_tree
 
 
 class Instruction(Enum):
@@ -82,14 +83,14 @@ class Metrics:
         return {
             "module_name": self.module_name,
             **source,
-            "module_config": copy.deepcopy(self.module_config),
+            "module_config": copy_tree(self.module_config),
             "total_time": (self.preprocessing_time or 0.0) + (self.postprocessing_time or 0.0),
             "total_time_unit": "ms",
             "preprocessing_time": self.preprocessing_time,
             "preprocessing_time_unit": "ms",
             "postprocessing_time": self.postprocessing_time,
             "postprocessing_time_unit": "ms",
-            **copy.deepcopy(self.additional_metrics),
+            **copy_tree(self.additional_metrics),
         }
 
 

@@ -12,19 +12,21 @@ Finished and failed stacks are never walked again (``retry_failed`` resubmits fa
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from quark_cli.async_core import poll_delays
 from quark_cli.atomic import after_commit, commit_staged, group_commit
 from quark_cli.config import BacklogItem, BenchmarkConfig
+from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
 from quark_cli.errors import QuarkError, RunDirError, ServiceAuthError
 from quark_cli.jobs.base import (
-    POLL_WORKERS,
     AsyncStatus,
     JobContext,
     SubmissionUnknownError,
@@ -34,8 +36,9 @@ from quark_cli.jobs.base import (
 )
 from quark_cli.polling import JobPoller
 from quark_cli.stamps import now_iso
-from quark_cli.state import RunDir, file_name, stack_key
-from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status
+from quark_cli.state import ITEMS_DIR, RunDir, file_name, stack_key
+from quark_cli.submitting import SubmissionPool
+from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status, prefetch_revision
 
 log = logging.getLogger("quark_cli")
 #: ``extra`` of a log line after which the run's log is written out (a stack's end).
@@ -110,11 +113,17 @@ class BenchmarkManager:
         wait_timeout: float | None = None,
         poll_workers: int = POLL_WORKERS,
         on_phase: Callable[[str, str, str], None] | None = None,
+        submit_workers: int = SUBMIT_WORKERS,
     ) -> None:
         self.run = run
         self.config = config
         self.wait_timeout = wait_timeout
         self.poll_workers = max(1, poll_workers)
+        #: Stacks a submit walks at once (``quark_cli.submitting``); 1 walks them one after another.
+        self.submit_workers = max(1, submit_workers)
+        self._submissions: SubmissionPool | None = None
+        self._concurrent_seen = False
+        self._index: dict[str, str] | None = None
         #: What ``check`` read (candidates, their jobs, their records), reused by the next collect.
         self._checked: tuple[set[str], list[dict[str, Any]], dict[str, Any]] | None = None
         self._records: dict[str, Any] = {}
@@ -124,6 +133,9 @@ class BenchmarkManager:
         self._stored: dict[str, dict[str, Any]] = {}
         self._module_paths: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self._stacks: dict[str, tuple[int, int]] | None = None
+        self._jobs_dir: Path | None = None
+        self._store_dirs: dict[int, str] = {}
+        self._run_root: Path | None = None
         #: Told ``(stack key, module path, "pre" | "post")`` as each phase starts, for progress displays.
         self.on_phase = on_phase
 
@@ -153,10 +165,16 @@ class BenchmarkManager:
         stacks after it are not started (``collect`` starts them later) and the run stays consistent.
         """
         summary = Summary()
+        prefetch_revision()
+        pooled = not sequential and not failfast and self.submit_workers > 1
         with nullcontext() if sequential else group_commit(self.run.path):
             for item in self.config.backlog:
                 for repetition in range(1, self.config.repetitions + 1):
                     key = stack_key(item.index, repetition)
+                    if pooled and self._concurrent_seen:  # the rest on threads, from this stack on
+                        self._start_pooled(summary, on_stack, (item.index, repetition))
+                        self._finish(summary)
+                        return summary
                     status = self._walk(key, item, repetition, {}, sequential, summary)
                     if on_stack:
                         on_stack(key, status)
@@ -167,6 +185,42 @@ class BenchmarkManager:
                     break
             self._finish(summary)
         return summary
+
+    def _start_pooled(
+        self, summary: Summary, on_stack: Callable[[str, str], None] | None, first: tuple[int, int]
+    ) -> None:
+        """The rest of a submit from stack ``first`` (item index, repetition) on: each stack walked on
+        a ``SubmissionPool`` thread, in backlog order, their submissions overlapping; ``on_stack`` is
+        told in this thread as each stack ends.
+
+        Only once a walk has met a job manager that allows concurrent submissions: a backlog without
+        one (the local backend, a synchronous stack) is walked in the main thread, as ``run`` does.
+        """
+        with SubmissionPool(self.submit_workers) as pool:
+            self._submissions = pool
+            try:
+                for position in range(first[0], len(self.config.backlog)):
+                    item = self.config.backlog[position]
+                    for repetition in range(first[1] if item.index == first[0] else 1, self.config.repetitions + 1):
+                        key = stack_key(item.index, repetition)
+                        ended = pool.start(key, self._walk, key, item, repetition, {}, False, summary)
+                        for done, status in ended:
+                            if on_stack:
+                                on_stack(done, status)
+                for done, status in pool.close():
+                    if on_stack:
+                        on_stack(done, status)
+            finally:
+                self._submissions = None
+
+    def submission_window(self, manager: Any) -> Any:
+        """What a walk's submission runs in: outside the module lock of a ``SubmissionPool`` when one
+        walks this stack and the job's manager allows concurrent submissions, else as it is."""
+        if not getattr(type(manager), "concurrent_submissions", False):
+            return nullcontext()
+        self._concurrent_seen = True
+        pool = self._submissions
+        return nullcontext() if pool is None else pool.unlocked()
 
     def check(self) -> None:
         """Refuse a damaged run before anything is written (RunDirError naming file and field).
@@ -217,11 +271,13 @@ class BenchmarkManager:
         stack is continued as soon as the answers about its jobs are in, while other polls go on.
         """
         summary = Summary()
-        index = self.run.read_index()
+        index = self._index = self.run.read_index()
         stacks = self.stacks()
         candidates = self._candidates(index, stacks.keys(), retry_failed)
         for key in stacks.keys() - candidates:
             summary.stacks[key] = index[key]
+        if candidates:
+            prefetch_revision()
         checked, self._checked = self._checked, None
         if checked and checked[0] == candidates:
             candidate_jobs, self._records = checked[1], dict(checked[2])
@@ -357,7 +413,8 @@ class BenchmarkManager:
         if previous is not None and not self.run.written_jobs and previous["stacks"] == summary.stacks:
             return
         if previous is None:
-            previous = {"errors": {}, "jobs": {job["key"]: job_summary(job) for job in self.run.read_jobs()}}
+            known = [] if self.run.fresh else self.run.read_jobs()
+            previous = {"errors": {}, "jobs": {job["key"]: job_summary(job) for job in known}}
         errors = {key: error for key, error in previous["errors"].items() if summary.stacks.get(key) == FAILED}
         errors.update((key, error) for key, error in summary.errors.items() if summary.stacks.get(key) == FAILED)
         jobs = previous["jobs"]
@@ -519,10 +576,31 @@ class BenchmarkManager:
         summary.changed.append(key)
         summary.errors[key] = reason
 
+    def _index_says_closed(self, key: str) -> bool:
+        """True if the index read at this command's start has ``key`` finished or failed: walking it
+        again needs an open mark, or a kill would leave it looking closed with work left."""
+        if self._index is None:
+            self._index = {} if self.run.fresh else self.run.read_index()
+        return self._index.get(key) in CLOSED
+
     def _context(self, job: dict[str, Any]) -> JobContext:
-        return JobContext(
-            key=job["key"], job_dir=(self.run.jobs_dir / job["key"]).absolute(), config=job.get("module_config", {})
-        )
+        return JobContext(key=job["key"], job_dir=self.job_dir(job["key"]), config=job.get("module_config", {}))
+
+    def job_dir(self, key: str) -> Path:
+        """The absolute folder of job ``key`` (made by its backend when it needs one)."""
+        if self._jobs_dir is None:
+            self._jobs_dir = self.run.jobs_dir.absolute()
+        return self._jobs_dir / key
+
+    def store_dir(self, index: int) -> str:
+        """QUARK 2's ``store_dir`` of backlog item ``index``: its absolute folder, made on first use."""
+        folder = self._store_dirs.get(index)
+        if folder is None:
+            if self._run_root is None:
+                self._run_root = self.run.path.absolute()
+            self.run.item_dir(index)
+            folder = self._store_dirs[index] = os.path.join(self._run_root, ITEMS_DIR, f"benchmark_{index}")
+        return folder
 
     def _walk(
         self,
@@ -538,7 +616,8 @@ class BenchmarkManager:
 
         ``previous`` is the stack's saved record (collect): its levels go back to the modules.
         """
-        self.run.mark_open(key)
+        if self._index_says_closed(key):  # else the index makes it a candidate of collect already
+            self.run.mark_open(key)
         walk = StackWalk(self, key, item, repetition, jobs, sequential, previous)
         record = walk.record(*walk.run())
         status, error = record["quark_job_status"], record["error"]

@@ -8,6 +8,7 @@ answer never fails a job.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -56,6 +57,13 @@ def _checked(manager: AsyncJobManager, status: Any, call: str) -> Any:
 
 def _message(error: BaseException) -> str:
     return str(error) if isinstance(error, JobManagerError) else f"{type(error).__name__}: {error}"
+
+
+#: A status call quicker than this (seconds) is a local one: the other jobs of its class are polled
+#: in the calling thread, which costs less than starting threads for them.
+QUICK_POLL_SECONDS = 0.002
+#: Polls timed one by one before deciding (the first may pay for a cold cache or a connection).
+PROBES = 3
 
 
 class JobPoller:
@@ -109,29 +117,62 @@ class JobPoller:
                 batches.append((cls, pairs))
         if not batches:
             return
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+        quick: list[tuple[dict[str, Any], AsyncJobManager]] = []
+        slow: list[tuple[type[AsyncJobManager] | None, list[tuple[dict[str, Any], AsyncJobManager]]]] = []
+        for cls, pairs in batches:
+            if _has_batch_status(cls):
+                slow.append((cls, pairs))
+                continue
+            # the first jobs' polls, timed, tell whether threads pay: a call of a local file service
+            # costs less than handing it to a thread, one over the network a thousand times more
+            fastest, probed = float("inf"), 0
+            while probed < min(PROBES, len(pairs)) and fastest >= QUICK_POLL_SECONDS:
+                start = time.perf_counter()
+                yield from self._report(self._poll_batch(None, [pairs[probed]]), summary)
+                fastest = min(fastest, time.perf_counter() - start)
+                probed += 1
+            if fastest < QUICK_POLL_SECONDS:
+                quick.extend(pairs[probed:])
+            elif len(pairs) > probed:
+                slow.append((None, pairs[probed:]))
+        for position, pair in enumerate(quick):
+            start = time.perf_counter()
+            yield from self._report(self._poll_batch(None, [pair]), summary)
+            if time.perf_counter() - start >= QUICK_POLL_SECONDS and position + 1 < len(quick):
+                slow.append((None, quick[position + 1 :]))  # slower than it looked: threads for the rest
+                break
+        if not slow:
+            return
+        chunks = sum(len(pairs) for cls, pairs in slow if cls is None)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, chunks + len(slow)))) as pool:
             futures = []
-            for cls, pairs in batches:
-                if _has_batch_status(cls):
+            for cls, pairs in slow:
+                if cls is not None:
                     futures.append(pool.submit(self._poll_batch, cls, pairs))
                 else:  # small chunks: a future per job costs more in thread hand-offs than a poll
                     size = max(1, -(-len(pairs) // (self.workers * 4)))
                     futures.extend(
                         pool.submit(self._poll_batch, None, pairs[i : i + size]) for i in range(0, len(pairs), size)
                     )
-            for future in as_completed(futures):
-                for job, outcome in future.result():
-                    if isinstance(outcome, ServiceAuthError):
-                        for other in futures:
-                            other.cancel()
-                        raise outcome
-                    if isinstance(outcome, BaseException):
-                        log.warning("polling job %s failed: %s", job["key"], outcome)
-                        summary.errors[job["key"]] = _message(outcome)
-                    elif outcome:
-                        summary.changed.append(job["key"])
-                        log.info("job %s is now %s", job["key"], job["status"])
-                    yield job
+            try:
+                for future in as_completed(futures):
+                    yield from self._report(future.result(), summary)
+            finally:
+                for other in futures:
+                    other.cancel()
+
+    def _report(self, outcomes: list[tuple[dict[str, Any], Any]], summary: Summary) -> Iterator[dict[str, Any]]:
+        """Log and count what ``_poll_batch`` answered; yield each job. A refused login ends the poll."""
+        for job, outcome in outcomes:
+            if isinstance(outcome, ServiceAuthError):
+                raise outcome
+            if isinstance(outcome, BaseException):
+                log.warning("polling job %s failed: %s", job["key"], outcome)
+                summary.errors[job["key"]] = _message(outcome)
+            elif outcome:
+                summary.changed.append(job["key"])
+                log.info("job %s is now %s", job["key"], job["status"])
+            yield job
 
     def _poll_batch(
         self, cls: type[AsyncJobManager] | None, pairs: list[tuple[dict[str, Any], AsyncJobManager]]

@@ -10,6 +10,7 @@ itself prints nothing) and writes to stderr, so ``--json`` output on stdout stay
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 from rich.console import Console, Group
@@ -49,6 +50,7 @@ class Progress:
         self.title = title
         self.total = 0
         self.statuses: dict[str, str] = {}
+        self._counts: Counter[str | None] = Counter()
         self.started = time.monotonic()
         self.activity = ""
         self.activity_since = self.started
@@ -72,11 +74,21 @@ class Progress:
 
     @property
     def finished(self) -> int:
-        return sum(1 for status in self.statuses.values() if status == FINISHED)
+        return self._counts[FINISHED]
 
     @property
     def failed(self) -> int:
-        return sum(1 for status in self.statuses.values() if status == FAILED)
+        return self._counts[FAILED]
+
+    def _set(self, stack: str, status: str) -> bool:
+        """Record a stack's status, keeping the counts (a line per stack must not recount them all)."""
+        before = self.statuses.get(stack)
+        if before == status:
+            return False
+        self._counts[before] -= 1
+        self._counts[status] += 1
+        self.statuses[stack] = status
+        return True
 
     @property
     def pending(self) -> int:
@@ -90,6 +102,7 @@ class Progress:
     def begin(self, total: int, statuses: dict[str, str]) -> None:
         self.total = total
         self.statuses = dict(statuses)
+        self._counts = Counter(self.statuses.values())
         self._line(f"{self.title}: {self.counts_text()}")
 
     def phase(self, stack: str, module: str, phase: str) -> None:
@@ -97,14 +110,14 @@ class Progress:
         self.activity_since = time.monotonic()
 
     def stack(self, stack: str, status: str) -> None:
-        changed = self.statuses.get(stack) != status
-        self.statuses[stack] = status
+        changed = self._set(stack, status)
         self.activity = ""
         if changed:
             self._line(f"{stack} {status} ({self.counts_text()})")
 
     def passed(self, summary: Summary) -> None:
-        self.statuses.update(summary.stacks)
+        for stack, status in summary.stacks.items():
+            self._set(stack, status)
         self.passes += 1
         if not self.activity.startswith("waiting"):
             self.activity_since = time.monotonic()

@@ -14,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import Future
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -198,14 +200,38 @@ def module_src(cls: type) -> str | None:
     return os.path.relpath(location) if location else None
 
 
-@functools.cache
+_revisions: dict[str, Future] = {}
+_revisions_lock = threading.Lock()
+
+
 def git_revision(directory: str) -> tuple[str, str | bool]:
     """``(revision, uncommitted changes)`` of the git checkout holding ``directory``.
 
     QUARK 2's record fields ``git_revision_number`` / ``git_uncommitted_changes``: ``"unknown"``
     for both when ``directory`` is not in a checkout or git is missing. Asked once per folder and
-    process.
+    process; a caller that comes while another thread asks waits for that answer.
     """
+    with _revisions_lock:
+        answer = _revisions.get(directory)
+        asking = answer is None
+        if asking:
+            answer = _revisions[directory] = Future()
+    if asking:
+        try:
+            answer.set_result(_ask_git(directory))
+        except BaseException as error:  # those waiting must not wait for ever
+            answer.set_exception(error)
+            raise
+    return answer.result()
+
+
+def prefetch_git_revision(directory: str) -> None:
+    """Start asking git about ``directory`` in a background thread: two ``git`` processes cost about
+    30 ms, which a command can spend walking its first stacks instead of waiting."""
+    threading.Thread(target=git_revision, args=(directory,), name="quark-git", daemon=True).start()
+
+
+def _ask_git(directory: str) -> tuple[str, str | bool]:
     try:
         revision = subprocess.run(
             ["git", "-C", directory, "rev-parse", "HEAD"],

@@ -12,6 +12,7 @@ import logging.handlers
 import os
 import socket
 import sys
+import time
 from collections import Counter
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -21,11 +22,11 @@ from typing import Any, Protocol
 
 from quark_cli import __version__
 from quark_cli.config import BenchmarkConfig, build_config, config_hash, load_config, parse_config_text
+from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
 from quark_cli.engine import (
     FAILED,
     FINISHED,
     INTERRUPTED,
-    POLL_WORKERS,
     BenchmarkManager,
     Cancellation,
     Summary,
@@ -118,20 +119,28 @@ class _RunLog(logging.FileHandler):
 
 
 class _Buffer(logging.handlers.MemoryHandler):
-    """Lines in blocks; flushed at once for warnings, errors and a finished stack (``extra=FLUSH``).
+    """Lines in blocks; flushed at once for warnings and errors, and for a finished stack
+    (``extra=FLUSH``) when the last flush is ``FLUSH_SECONDS`` old: a long walk shows its progress in
+    the log, a thousand quick stacks do not cost a write each.
 
     A command that logs nothing but its own first line (a cron collect that found nothing new) writes
     nothing: the log of a finished run does not grow by a line every ten minutes.
     """
 
+    FLUSH_SECONDS = 1.0
     said_something = False
+    flushed_at = 0.0
 
     def emit(self, record: logging.LogRecord) -> None:
         self.said_something = self.said_something or not getattr(record, "command_line", False)
         super().emit(record)
 
     def shouldFlush(self, record: logging.LogRecord) -> bool:
-        return self.said_something and (super().shouldFlush(record) or getattr(record, "flush_log", False))
+        if not self.said_something:
+            return False
+        if super().shouldFlush(record):
+            return True
+        return getattr(record, "flush_log", False) and time.monotonic() - self.flushed_at >= self.FLUSH_SECONDS
 
     def flush(self) -> None:
         if not self.said_something:
@@ -141,6 +150,7 @@ class _Buffer(logging.handlers.MemoryHandler):
             finally:
                 self.release()
             return
+        self.flushed_at = time.monotonic()
         super().flush()
 
 
@@ -173,12 +183,14 @@ def start(
     progress: ProgressListener | None = None,
     modules_file: Path | None = None,
     failfast: bool = False,
+    submit_workers: int = SUBMIT_WORKERS,
 ) -> Outcome:
     """``quark run`` (sequential) and ``quark submit``: make a run directory and walk every stack.
 
     ``modules_file`` is a QUARK 2 module file (``-m/--modules``) that config names resolve against;
     its entries are saved in the run (``modules.json``) for later commands. ``failfast`` stops at the
-    first failed stack (QUARK 2's ``--failfast``). Raises ConfigError / RunDirError (exit 2) before
+    first failed stack (QUARK 2's ``--failfast``); ``submit_workers`` stacks are walked at once by a
+    submit (``quark_cli.submitting``). Raises ConfigError / RunDirError (exit 2) before
     anything is written when the config or module file is bad.
     """
     entries = read_module_file(modules_file) if modules_file else None
@@ -211,7 +223,11 @@ def start(
             logging.getLogger("quark_cli").warning("%s", warning)
         run.write_parsed_config(config.raw)
         manager = BenchmarkManager(
-            run, config, wait_timeout=wait_timeout, on_phase=progress.phase if progress else None
+            run,
+            config,
+            wait_timeout=wait_timeout,
+            on_phase=progress.phase if progress else None,
+            submit_workers=submit_workers,
         )
         if progress:
             progress.begin(len(config.backlog) * config.repetitions, {})
@@ -484,7 +500,8 @@ def _stack_states(run: RunDir, index: dict[str, Any]) -> tuple[dict[str, tuple[A
     their records, so the answer is current even after a command was killed before the index.
     """
     record_keys = run.record_keys()
-    fresh = run.open_stacks() | {key for key in record_keys if index["stacks"].get(key) not in (FINISHED, FAILED)}
+    started = record_keys | run.job_stacks()  # a stack killed in its first submission has a job, no record
+    fresh = run.open_stacks() | {key for key in started if index["stacks"].get(key) not in (FINISHED, FAILED)}
     states = {}
     for key in record_keys:
         if key in fresh:

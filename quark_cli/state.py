@@ -38,13 +38,14 @@ from quark_cli.atomic import (
     STAGING_DIR,
     atomic_write_bytes,
     atomic_write_json,
-    commit_staged,
+    committed_write,
     defer_dir_sync,
     deferred_dir_sync,
     fsync_dir,
     json_bytes,
     private_dirs,
     staged_write,
+    staging,
     strict_dumps,
 )
 from quark_cli.errors import RunDirError, RunLockedError
@@ -147,6 +148,9 @@ class RunDir:
         self._lock: FileLock | None = None
         self._adopt = False
         self._item_dirs: set[int] = set()
+        #: Made by this process (``create``): it holds no record or job that this object did not write.
+        self.fresh = False
+        self._open_listed = False  # True once ``open_stacks`` listed the marks: ``_known_open`` is all of them
 
     @classmethod
     def create(
@@ -192,6 +196,7 @@ class RunDir:
             run._lock.release()
             raise
         run._adopt = True
+        run.fresh = True
         return run
 
     @classmethod
@@ -225,7 +230,8 @@ class RunDir:
         """
         folder = self.path / ITEMS_DIR / f"benchmark_{index}"
         if index not in self._item_dirs:
-            private_dirs(folder)
+            if not os.path.isdir(folder):
+                private_dirs(folder)
             self._item_dirs.add(index)
         return folder
 
@@ -315,9 +321,8 @@ class RunDir:
         """
         path = self.job_file(job["key"])
         value = {"schema_version": SCHEMA_VERSION, **job}
-        if durable or at_once:
-            commit_staged(path)  # an older staged write to this file must not land after this one
-            atomic_write_json(path, value, durable=durable, sync_dir=durable, compact=True)
+        if durable or at_once:  # in a group commit: committed with the other threads' intents and ids
+            committed_write(path, json_bytes(value, compact=True), durable=durable)
         else:
             staged_write(path, json_bytes(value, compact=True), sync_dir=False)
         self.written_jobs[job["key"]] = dict(job)
@@ -364,13 +369,18 @@ class RunDir:
             return
         if not self._known_open:
             self.open_dir.mkdir(mode=0o700, exist_ok=True)
-        (self.open_dir / key).touch(mode=0o600)
         self._known_open.add(key)
+        if staging(self.open_dir):  # committed with, or before, the stack's first intent
+            staged_write(self.open_dir / key, b"")
+            return
+        (self.open_dir / key).touch(mode=0o600)
         if not defer_dir_sync(self.open_dir):
             fsync_dir(self.open_dir)
 
     def mark_closed(self, key: str) -> None:
         """Note that a stack is finished or failed; cleared only after its record says so."""
+        if (self._open_listed or self.fresh) and key not in self._known_open:
+            return  # no mark to clear: none was there when this process looked, nor made since
         (self.open_dir / key).unlink(missing_ok=True)
         self._known_open.discard(key)
         defer_dir_sync(self.open_dir)
@@ -380,8 +390,9 @@ class RunDir:
         try:
             found = {name for name in os.listdir(self.open_dir) if not name.startswith(".")}
         except FileNotFoundError:
-            return set()
+            found = set()
         self._known_open = set(found)
+        self._open_listed = True
         return found
 
     def record_keys(self) -> set[str]:
@@ -391,6 +402,14 @@ class RunDir:
         except FileNotFoundError:
             return set()
         return {name[: -len(".json")] for name in names if name.endswith(".json") and not name.startswith(".")}
+
+    def job_stacks(self) -> set[str]:
+        """Stacks that have a job folder, without reading any job."""
+        try:
+            names = os.listdir(self.jobs_dir)
+        except FileNotFoundError:
+            return set()
+        return {stack_of(name) for name in names if not name.startswith(".")}
 
     def read_record(self, key: str) -> dict[str, Any] | None:
         path = self.record_file(key)
@@ -493,7 +512,7 @@ class RunDir:
             return []
         if changed is not None:
             records = [r for r in ((known or {}).get(key) or self.read_record(key) for key in changed) if r]
-            lines = _result_lines(path)
+            lines = {} if self.fresh and not path.exists() else _result_lines(path)
             if lines is not None:
                 lines.update((record["stack"], _result_line(record)) for record in records)
                 atomic_write_bytes(path, _results_bytes([lines[key] for key in sorted(lines, key=_stack_order)]))

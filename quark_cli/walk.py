@@ -9,12 +9,11 @@ which stacks to walk and with which saved jobs.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import traceback
 import uuid
-from pathlib import Path
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from quark_cli.atomic import commit_staged
@@ -33,8 +32,8 @@ from quark_cli.jobs.base import (
     can_find_submitted,
     load_job_manager_class,
 )
-from quark_cli.plain import NONFINITE_KEY, NotJSON, plain, plain_key
-from quark_cli.quark2 import git_revision
+from quark_cli.plain import NONFINITE_KEY, NotJSON, copy_tree, plain, plain_key
+from quark_cli.quark2 import git_revision, prefetch_git_revision
 from quark_cli.stamps import now_iso
 from quark_cli.state import RunDir
 
@@ -50,6 +49,11 @@ FINISHED = "FINISHED"
 INTERRUPTED = "INTERRUPTED"
 FAILED = "FAILED"
 SUBMITTING = "SUBMITTING"
+
+
+def prefetch_revision() -> None:
+    """Ask git about quark-cli's checkout in the background, for the records about to be written."""
+    prefetch_git_revision(SOURCE_DIR)
 
 
 def apply_status(job: dict[str, Any], status: AsyncStatus, reason: Any) -> bool:
@@ -72,10 +76,15 @@ def apply_status(job: dict[str, Any], status: AsyncStatus, reason: Any) -> bool:
 class _JobRecorder:
     """The engine's JobListener for one async phase: saves the job at each step of its life."""
 
-    def __init__(self, run: RunDir, job: dict[str, Any]) -> None:
+    def __init__(self, run: RunDir, job: dict[str, Any], window: Any = None) -> None:
         self.run = run
         self.job = job
         self.before = dict(job) if job.get("job_manager") else None
+        self._window = window
+
+    def window(self, manager: AsyncJobManager) -> Any:
+        """The context a submission runs in, from intent to id (``BenchmarkManager.submission_window``)."""
+        return self._window(manager) if self._window else nullcontext()
 
     def not_submitted(self, manager: AsyncJobManager) -> None:
         """The service refused before accepting anything: put the job file back as it was."""
@@ -106,13 +115,17 @@ class _JobRecorder:
         self.run.write_job(self.job, durable=type(manager).durable_intent)
 
     def submitted(self, manager: AsyncJobManager, submit_ms: float) -> None:
-        """Save the id (and how long the submission took, ms): at once for a remote service; staged for
-        the local backend, whose own files (staged with it) tell the next collect about the job if a
-        kill loses it."""
+        """Save the id (and how long the submission took, ms): at once for a remote service that cannot
+        be asked about a submission; staged for the others (the local backend's own files, or the
+        service, tell the next collect about the job if a kill loses the id)."""
         self.job.update(
             status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso(), submit_ms=submit_ms
         )
-        self.run.write_job(self.job, at_once=type(manager).durable_intent)
+        cls = type(manager)
+        # with several submissions at once, the ids of a service that can be asked are committed in
+        # batches: a kill may leave a few "uncertain", which the next collect finds on the service
+        at_once = cls.durable_intent and not (cls.concurrent_submissions and can_find_submitted(cls))
+        self.run.write_job(self.job, at_once=at_once)
 
     def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
         if apply_status(self.job, status, manager.status_reason):
@@ -159,7 +172,7 @@ class StackWalk:
         self.uncertain: list[str] = []  # jobs whose submit raised: they may or may not be on their service
         self.deepest = -1
         self._where = ""
-        self.store_dir: Path | None = None
+        self.store_dir = ""
 
     def run(self) -> tuple[str, str | None]:
         """Walk the stack; ``(status, error)``. Module code that raises anything but KeyboardInterrupt (even
@@ -175,7 +188,7 @@ class StackWalk:
         levels = self.item.levels
         data: Any = None
         try:
-            self.store_dir = self.manager.run.item_dir(self.item.index).absolute()
+            self.store_dir = self.manager.store_dir(self.item.index)
             for level in range(len(levels)):
                 instruction, data = self._phase(level, "pre", data)
                 if instruction is Instruction.INTERRUPT:
@@ -226,11 +239,11 @@ class StackWalk:
         if self.manager.on_phase:
             self.manager.on_phase(self.key, module_path, phase)
         if level < len(self.previous_levels):
-            previous_level = copy.deepcopy(self.previous_levels[level])
+            previous_level = copy_tree(self.previous_levels[level])
         else:  # as QUARK 2's manager: the application gets {} on a fresh walk, its submodules None
             previous_level = {} if level == 0 else None
         kwargs: dict[str, Any] = {
-            "store_dir": str(self.store_dir),
+            "store_dir": self.store_dir,
             "rep_count": self.repetition,
             "previous_job_info": previous_level,
         }
@@ -257,10 +270,8 @@ class StackWalk:
                 kwargs["job_result"] = fetched.pop(job_key)
             kwargs.update(
                 sequential=self.sequential,
-                job_listener=_JobRecorder(self.manager.run, job),
-                job_context=JobContext(
-                    key=job_key, job_dir=(self.manager.run.jobs_dir / job_key).absolute(), config=config
-                ),
+                job_listener=_JobRecorder(self.manager.run, job, self.manager.submission_window),
+                job_context=JobContext(key=job_key, job_dir=self.manager.job_dir(job_key), config=config),
                 wait_timeout=self.manager.wait_timeout,
                 async_job=saved if saved and saved.get("status") != "RETRY" else None,
             )
@@ -279,7 +290,7 @@ class StackWalk:
                 self.job_keys.append(job_key)
         if level == 0 and phase == "pre":
             self._where = f"{module.label}.save"
-            module.save(str(self.store_dir), self.repetition)
+            module.save(self.store_dir, self.repetition)
         return instruction, output
 
     def _submission_failed(self, job: dict[str, Any], error: BaseException) -> None:

@@ -397,6 +397,7 @@ def test_a_finished_stack_whose_open_mark_survived_a_kill_is_closed_by_the_next_
         finish_job(job_dir)
     assert quark("collect", run).exit_code == 0
     before = (run / "results.json").read_bytes()
+    (run / "open").mkdir(exist_ok=True)  # a submit makes no marks: only a stack walked again after it closed
     (run / "open" / "000-r2").touch()  # killed after the record was in place, before the mark was cleared
 
     again = quark("collect", run)

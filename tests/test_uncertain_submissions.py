@@ -46,7 +46,8 @@ def finish_all(run: Path) -> None:
 def test_stopped_after_the_service_took_the_job_collect_adopts_it(quark, write_config, tmp_path, monkeypatch):
     run = tmp_path / "run"
     stop_at(monkeypatch, walk._JobRecorder, "submitted", call=3)
-    assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).exit_code == 130
+    one_at_a_time = ("--submit-workers", "1")  # so that what came before the stop is known
+    assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run, *one_at_a_time).exit_code == 130
     monkeypatch.undo()
     jobs = _jobs(run)
     (uncertain,) = [key for key, job in jobs.items() if job["status"] == "SUBMITTING"]
@@ -69,7 +70,8 @@ def test_stopped_after_the_service_took_the_job_collect_adopts_it(quark, write_c
 def test_stopped_before_the_service_took_the_job_collect_submits_it_once(quark, write_config, tmp_path, monkeypatch):
     run = tmp_path / "run"
     stop_at(monkeypatch, ControlledJobManager, "submit", call=2)
-    assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).exit_code == 130
+    one_at_a_time = ("--submit-workers", "1")  # so that what came before the stop is known
+    assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run, *one_at_a_time).exit_code == 130
     monkeypatch.undo()
     assert [job["status"] for job in _jobs(run).values()] == ["SUBMITTED", "SUBMITTING"]
     assert submissions(run) == 1

@@ -18,10 +18,6 @@ from typing import Any
 from quark_cli.errors import QuarkError
 from quark_cli.plain import NotJSON, plain
 
-#: Jobs ``collect`` polls at once when their manager has no batch status call: the threads mostly
-#: wait on the network, and 1,000 jobs at 50 ms a call take under a second.
-POLL_WORKERS = 64
-
 
 class AsyncStatus(Enum):
     """Where an asynchronous job stands.
@@ -117,6 +113,10 @@ class AsyncJobManager(ABC):
     #: before the service is called, or a job it accepted could be forgotten and submitted again. A
     #: backend whose jobs live in the run directory itself loses them with the intent, so needs not.
     durable_intent: bool = True
+    #: True when submit hooks of this manager may run in several threads at once (each for its own
+    #: job and module instance): ``quark submit`` then waits for many submissions together. Set it to
+    #: False for a service client that must not be called from two threads.
+    concurrent_submissions: bool = True
 
     def __init__(self, context: JobContext | None = None, job_info: dict[str, Any] | None = None) -> None:
         self.context = context

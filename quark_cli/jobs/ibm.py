@@ -63,6 +63,8 @@ def job_tag(submission_id: str) -> str:
 class IBMAsyncJobManager(AsyncJobManager):
     """One SamplerV2 job on IBM Quantum Platform."""
 
+    concurrent_submissions = False  # its shared services and their caches are not checked for use from two threads
+
     def __init__(self, context: Any = None, job_info: dict[str, Any] | None = None) -> None:
         super().__init__(context=context, job_info=job_info)
         self._job: Any = None

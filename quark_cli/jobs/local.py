@@ -405,6 +405,7 @@ class LocalAsyncJobManager(AsyncJobManager):
     """
 
     durable_intent = False  # the job lives in the run directory: a power cut loses it with the intent
+    concurrent_submissions = False  # a local submission is a file write: threads would only add hand-offs
 
     @property
     def job_dir(self) -> Path:

@@ -140,6 +140,8 @@ def quiet_client():
 class QaptivaAsyncJobManager(AsyncJobManager):
     """One job on a Qaptiva service; the seed's ``QaptivaAsyncJobManager``."""
 
+    concurrent_submissions = False  # one QLMaaS connection per command, not checked for use from two threads
+
     @property
     def settings(self) -> dict[str, Any]:
         config = dict(self.context.config if self.context else {})
