@@ -3,7 +3,8 @@
 The benches need thousands of jobs whose status costs what a remote call costs (50 ms by default)
 without a real service: ``LatencyJobManager`` keeps each job's state in a file in its job folder
 and sleeps ``QUARK_BENCH_LATENCY`` seconds in every ``get_status``, like one round trip (and
-``QUARK_BENCH_RESULT_LATENCY``, default 0, in every ``get_result``).
+``QUARK_BENCH_RESULT_LATENCY``, default 0, in every ``get_result``, ``QUARK_BENCH_SUBMIT_LATENCY``,
+default 0, in every submission).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def finish_all(run_dir: Path) -> int:
     """Play the service: every job of the run is done now. Returns how many."""
     count = 0
     for path in Path(run_dir).glob(f"jobs/*/{STATE}"):
-        path.write_text(json.dumps({"state": "DONE"}))
+        path.write_text(json.dumps({**json.loads(path.read_text()), "state": "DONE"}))
         count += 1
     return count
 
@@ -36,9 +37,19 @@ class LatencyJobManager(AsyncJobManager):
     """File-backed jobs; every status call waits like a network round trip."""
 
     def submit(self, value: Any) -> dict[str, Any]:
+        time.sleep(float(os.environ.get("QUARK_BENCH_SUBMIT_LATENCY", "0")))
         self.context.job_dir.mkdir(parents=True, exist_ok=True)
-        (self.context.job_dir / STATE).write_text(json.dumps({"state": "SUBMITTED", "value": value}))
+        state = {"state": "SUBMITTED", "value": value, "submission_id": self.context.submission_id}
+        (self.context.job_dir / STATE).write_text(json.dumps(state))
         return {"id": self.context.key}
+
+    def find_submitted(self, intent: dict[str, Any]) -> dict[str, Any] | None:
+        """The service keeps the submission id it accepted with the job."""
+        path = self.context.job_dir / STATE
+        accepted = json.loads(path.read_text()) if path.exists() else {}
+        if intent.get("submission_id") and accepted.get("submission_id") == intent["submission_id"]:
+            return {"id": self.context.key}
+        return None
 
     def get_status(self) -> AsyncStatus:
         time.sleep(latency())

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import bench_collect
 import bench_config
+import bench_floor
 import bench_resume_curve
+import bench_scale
 import bench_startup
 import bench_status
 import bench_submit
@@ -15,12 +17,15 @@ import bench_submit
 
 def main() -> None:
     for name, bench in (
+        ("the I/O floor", bench_floor.main),
         ("start-up", bench_startup.main),
         ("reading a config", bench_config.main),
         ("status on 10,000 jobs", bench_status.main),
         ("collect of 1,000 done jobs", bench_collect.main),
         ("collect with 10 pending jobs, growing run", bench_resume_curve.main),
         ("submit of 1,000 local jobs", bench_submit.main),
+        ("submit of 1,000 jobs, 50 ms per submission", bench_submit.remote),
+        ("scale: 1,000, 10,000 and 100,000 stacks", bench_scale.main),
     ):
         print(f"\n== {name}")
         bench()

@@ -1,0 +1,135 @@
+"""The I/O floor: what the file system and Python's start-up cost on this machine.
+
+Every other bench is read against these figures (``bench/README.md`` derives the floor of submit and
+collect from them). Measured here, in one process, on the disk that holds the benches' temporary
+folders:
+
+- ``create_write_us``: create, write (1 KB) and close one new file;
+- ``rename_us``: rename a written file onto its target (the atomic write's commit);
+- ``unlink_us``: remove one file;
+- ``fsync_us``: fsync one freshly written 1 KB file (what a per-file durable write pays);
+- ``syncfs_<n>_us``: one ``syncfs`` after writing ``n`` new files (what a group commit pays per batch);
+- ``read_us``: open, read and close one 1 KB file (a cold-ish cache: files just written);
+- ``json_dumps_us`` / ``json_loads_us``: encode or decode one 1 KB job file;
+- ``python_s``: ``python -c pass``, ``python -S -c pass`` and ``python -c "import typer, rich"``
+  as new processes (the floor of any ``quark`` command), median of 11.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import save
+
+FILES = 2000
+PAYLOAD = json.dumps({"key": "000-r1-App.Device-pre", "info": {"id": "x" * 32}, "pad": "y" * 800}).encode()
+
+
+def _per_item_us(start: float, count: int) -> float:
+    return round((time.perf_counter() - start) / count * 1e6, 1)
+
+
+def _syncfs(root: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        libc.syncfs(fd)
+    finally:
+        os.close(fd)
+
+
+def file_costs(root: Path) -> dict[str, float]:
+    """Per-file costs in microseconds (µs), each over ``FILES`` files."""
+    figures: dict[str, float] = {}
+    os.sync()
+    temps = [str(root / f"t{i}.tmp") for i in range(FILES)]
+    targets = [str(root / f"f{i}.json") for i in range(FILES)]
+    start = time.perf_counter()
+    for path in temps:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, PAYLOAD)
+        os.close(fd)
+    figures["create_write_us"] = _per_item_us(start, FILES)
+    start = time.perf_counter()
+    for temp, target in zip(temps, targets, strict=True):
+        os.replace(temp, target)
+    figures["rename_us"] = _per_item_us(start, FILES)
+    start = time.perf_counter()
+    for path in targets:
+        with open(path, "rb") as handle:
+            handle.read()
+    figures["read_us"] = _per_item_us(start, FILES)
+    start = time.perf_counter()
+    for path in targets:
+        os.unlink(path)
+    figures["unlink_us"] = _per_item_us(start, FILES)
+    os.sync()
+    count = 200
+    start = time.perf_counter()
+    for i in range(count):
+        fd = os.open(str(root / f"s{i}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, PAYLOAD)
+        os.fsync(fd)
+        os.close(fd)
+    figures["fsync_us"] = round(_per_item_us(start, count) - figures["create_write_us"], 1)
+    for batch in (1, 128, 1000):
+        os.sync()
+        runs = []
+        for repeat in range(5):
+            for i in range(batch):
+                fd = os.open(str(root / f"b{repeat}-{i}"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.write(fd, PAYLOAD)
+                os.close(fd)
+            start = time.perf_counter()
+            _syncfs(str(root))
+            runs.append(time.perf_counter() - start)
+        figures[f"syncfs_{batch}_us"] = round(statistics.median(runs) * 1e6, 1)
+    document = json.loads(PAYLOAD)
+    start = time.perf_counter()
+    for _ in range(FILES):
+        json.dumps(document, separators=(",", ":"))
+    figures["json_dumps_us"] = _per_item_us(start, FILES)
+    start = time.perf_counter()
+    for _ in range(FILES):
+        json.loads(PAYLOAD)
+    figures["json_loads_us"] = _per_item_us(start, FILES)
+    return figures
+
+
+def start_up() -> dict[str, float]:
+    """Seconds to start a new Python process: bare, without site, and importing typer and rich."""
+    figures = {}
+    for name, argv in (
+        ("python_s", [sys.executable, "-c", "pass"]),
+        ("python_no_site_s", [sys.executable, "-S", "-c", "pass"]),
+        ("import_typer_rich_s", [sys.executable, "-c", "import typer, rich"]),
+    ):
+        runs = []
+        for _ in range(11):
+            start = time.perf_counter()
+            subprocess.run(argv, check=True)
+            runs.append(time.perf_counter() - start)
+        figures[name] = round(statistics.median(runs), 4)
+    return figures
+
+
+def main() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = {**file_costs(Path(tmp)), **start_up()}
+    width = max(map(len, figures))
+    for name, value in figures.items():
+        print(f"  {name:<{width}}  {value}")
+    save("floor", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
