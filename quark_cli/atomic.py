@@ -164,6 +164,7 @@ class GroupCommit:
 
     LIMIT = 64
     BATCH = 128
+    MAX_QUEUED = 2048
     WRITERS = 8
 
     def __init__(self, root: Path) -> None:
@@ -196,8 +197,11 @@ class GroupCommit:
             start = self._files >= self.LIMIT and self._background is None
             if start:
                 self._background = threading.Thread(target=self._commit_in_background, name="quark-commit")
+            behind = self._files > self.MAX_QUEUED
         if start:
             self._background.start()
+        if behind:  # the disk is slower than the engine: help commit, so that what waits stays bounded
+            self._commit_batch()
         return ticket
 
     def then(self, function: Callable[..., Any], *args: Any) -> None:

@@ -36,7 +36,7 @@ from quark_cli.jobs.base import (
 )
 from quark_cli.polling import JobPoller
 from quark_cli.stamps import now_iso
-from quark_cli.state import ITEMS_DIR, RunDir, file_name, stack_key
+from quark_cli.state import INDEX_FILE, ITEMS_DIR, RunDir, file_name, job_summary, result_line, stack_key
 from quark_cli.submitting import SubmissionPool
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status, prefetch_revision
 
@@ -46,6 +46,12 @@ FLUSH = {"flush_log": True}
 
 PENDING_JOB_STATES = {AsyncStatus.SUBMITTED.value, AsyncStatus.RUNNING.value}
 FAILED_JOB_STATES = {AsyncStatus.FAILED.value, AsyncStatus.CANCELLED.value}
+FINAL_JOB_STATES = {status.value for status in AsyncStatus if status.is_final}
+#: Records that ``check`` reads and keeps for the collect after it; the others are read again when
+#: their stack is walked (100,000 records held at once took 500 MB).
+KEPT_RECORDS = 2000
+#: A job in one of these states needs nothing from a walk of its stack.
+LIVE_JOB_STATES = PENDING_JOB_STATES | {AsyncStatus.DONE.value}
 CLOSED = {FINISHED, FAILED}
 
 
@@ -80,25 +86,6 @@ class Cancellation:
     summary: Summary = field(default_factory=Summary)
 
 
-JOB_SUMMARY_FIELDS = (
-    "key",
-    "stack",
-    "module_path",
-    "phase",
-    "status",
-    "attempt",
-    "submitted_at",
-    "status_since",
-    "error",
-    "warning",
-)
-
-
-def job_summary(job: dict[str, Any]) -> dict[str, Any]:
-    """The part of a job that ``quark status`` shows, kept in the index."""
-    return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
-
-
 class BenchmarkManager:
     """Runs a validated config's backlog inside one run directory.
 
@@ -129,8 +116,9 @@ class BenchmarkManager:
         self._records: dict[str, Any] = {}
         #: Results of done jobs fetched by the polling threads, by job key, until their walk takes them.
         self._fetched: dict[str, Any] = {}
-        #: Records saved by this object, by stack: results.json is rebuilt from them, not from disk.
-        self._stored: dict[str, dict[str, Any]] = {}
+        #: Records saved by this object, as results.json lines, by stack: results.json is rebuilt from
+        #: them, not from disk (lines, not dicts: a 100,000-stack submit holds them all).
+        self._stored: dict[str, bytes] = {}
         self._module_paths: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         self._stacks: dict[str, tuple[int, int]] | None = None
         self._jobs_dir: Path | None = None
@@ -230,18 +218,17 @@ class BenchmarkManager:
         job_info.json: collecting it would submit that job a second time.
         """
         candidates = self._candidates(self.run.read_index(), self.stacks().keys())
-        jobs = {job["key"]: job for job in self.run.jobs_of(candidates)}
-        records = {key: self.run.read_record(key) for key in sorted(candidates)}
+        jobs = {job["key"]: job for job in self._jobs_of(candidates)}
+        waiting = {job["stack"] for job in jobs.values() if job.get("status") in PENDING_JOB_STATES}
+        # a stack that still waits for a job is read when its jobs are done (``_settle``), not now;
+        # of the others, the first KEPT_RECORDS are kept for the collect, the rest read again there
+        records = {}
+        for key in sorted(candidates - waiting):
+            record = self.run.read_record(key)
+            self._check_record(key, record, jobs)
+            if len(records) < KEPT_RECORDS:
+                records[key] = record
         self._checked = (candidates, list(jobs.values()), records)
-        for key, record in records.items():
-            if record is None or record["quark_job_status"] == FINISHED:
-                continue
-            for job_key in record.get("jobs") or []:
-                if job_key not in jobs:
-                    raise RunDirError(
-                        f"{self.run.job_file(job_key)}: missing, yet jobs in {self.run.record_file(key)} names it; "
-                        "restore it (collecting without it would submit the job again)"
-                    )
         for job in jobs.values():
             try:
                 load_job_manager_class(job["job_manager"])
@@ -250,6 +237,38 @@ class BenchmarkManager:
                     f"{self.run.job_file(job['key'])}: job_manager: {error}; the file was edited or damaged: "
                     "restore it or remove the run"
                 ) from None
+
+    def _jobs_of(self, stacks: set[str]) -> list[dict[str, Any]]:
+        """The jobs of ``stacks``, in key order: from the index while it is current (a job not final
+        is kept whole there, a final one is read from its file), else from their files."""
+        index = self.run.read_index_detail()
+        if not self.run.index_current(index):
+            return self.run.jobs_of(stacks)
+        open_jobs = index["open_jobs"]
+        written = os.stat(self.run.path / INDEX_FILE).st_mtime_ns
+        jobs_dir = os.fspath(self.run.jobs_dir)
+        jobs = []
+        for key, summary in index["jobs"].items():
+            if summary.get("stack") not in stacks:
+                continue
+            try:  # a file changed after the index (edited by hand) is read: it wins
+                edited = os.stat(f"{jobs_dir}/{key}/job_info.json").st_mtime_ns > written
+            except FileNotFoundError:
+                continue  # as jobs_of: a job without its file is not there (check refuses its stack)
+            job = None if edited else open_jobs.get(key)  # changed in place by the poll, then written
+            jobs.append(job if job is not None else self.run.read_job(key))
+        return sorted(jobs, key=lambda job: job["key"])
+
+    def _check_record(self, key: str, record: dict[str, Any] | None, jobs: dict[str, Any]) -> None:
+        """RunDirError if an unfinished stack's record names a job that has no job_info.json."""
+        if record is None or record["quark_job_status"] == FINISHED:
+            return
+        for job_key in record.get("jobs") or []:
+            if job_key not in jobs:
+                raise RunDirError(
+                    f"{self.run.job_file(job_key)}: missing, yet jobs in {self.run.record_file(key)} names it; "
+                    "restore it (collecting without it would submit the job again)"
+                )
 
     def _candidates(self, index: dict[str, str], stacks: Any, retry_failed: bool = False) -> set[str]:
         """The stacks collect may touch: open, not closed in the index, or failed with ``retry_failed``."""
@@ -272,6 +291,7 @@ class BenchmarkManager:
         """
         summary = Summary()
         index = self._index = self.run.read_index()
+        current = self.run.index_current(self.run.read_index_detail())
         stacks = self.stacks()
         candidates = self._candidates(index, stacks.keys(), retry_failed)
         for key in stacks.keys() - candidates:
@@ -282,7 +302,7 @@ class BenchmarkManager:
         if checked and checked[0] == candidates:
             candidate_jobs, self._records = checked[1], dict(checked[2])
         else:
-            candidate_jobs, self._records = self.run.jobs_of(candidates), {}
+            candidate_jobs, self._records = self._jobs_of(candidates), {}
         jobs_by_stack: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in candidate_jobs:
             jobs_by_stack[job["stack"]].append(job)
@@ -295,6 +315,18 @@ class BenchmarkManager:
         }
 
         def settle(key: str) -> None:
+            stack_jobs = jobs_by_stack.get(key, [])
+            if (
+                current
+                and index.get(key) == INTERRUPTED
+                and key not in self._records
+                and any(job.get("status") in PENDING_JOB_STATES for job in stack_jobs)
+                and all(job.get("status") in LIVE_JOB_STATES for job in stack_jobs)
+            ):  # still waits for a job, as the current index says it did: nothing to read or write
+                summary.stacks[key] = INTERRUPTED
+                if on_stack:
+                    on_stack(key, INTERRUPTED)
+                return
             position, repetition = stacks[key]
             item = self.config.backlog[position]
             self._settle(
@@ -329,7 +361,11 @@ class BenchmarkManager:
         resubmit_uncertain: bool,
     ) -> None:
         """Decide one open stack once its jobs are polled: close it, fail it, keep it, or walk it."""
-        record = self._records.pop(key) if key in self._records else self.run.read_record(key)
+        if key in self._records:
+            record = self._records.pop(key)
+        else:  # a stack that waited for a job when the collect began, or one of many
+            record = self.run.read_record(key)
+            self._check_record(key, record, {job["key"]: job for job in jobs})
         state = record.get("quark_job_status") if record else None
         pending = any(job.get("status") in PENDING_JOB_STATES for job in jobs)
         uncertain = [job["key"] for job in jobs if job.get("status") == SUBMITTING]
@@ -359,7 +395,7 @@ class BenchmarkManager:
 
     def _store(self, key: str, record: dict[str, Any]) -> None:
         """Save a stack's record; a finished or failed stack is closed only once its record is in place."""
-        self._stored[key] = self.run.write_record(key, record)
+        self._stored[key] = result_line(self.run.write_record(key, record))
         if record["quark_job_status"] in CLOSED:
             after_commit(self.run.mark_closed, key)
 
@@ -410,16 +446,31 @@ class BenchmarkManager:
     def _write_index(self, summary: Summary) -> None:
         """The index after this pass: the previous one, updated with what this pass saw and saved."""
         previous = self.run.read_index_detail()
-        if previous is not None and not self.run.written_jobs and previous["stacks"] == summary.stacks:
+        current = self.run.index_current(previous)
+        unchanged = previous is not None and not self.run.written_jobs and previous["stacks"] == summary.stacks
+        if unchanged and current:
             return
-        if previous is None:
+        if current:
+            jobs, open_jobs = previous["jobs"], previous["open_jobs"]
+        else:  # killed before its index, or made by an earlier quark-cli: the jobs from their files
             known = [] if self.run.fresh else self.run.read_jobs()
-            previous = {"errors": {}, "jobs": {job["key"]: job_summary(job) for job in known}}
-        errors = {key: error for key, error in previous["errors"].items() if summary.stacks.get(key) == FAILED}
+            jobs = {job["key"]: job_summary(job) for job in known}
+            open_jobs = {job["key"]: job for job in known if job.get("status") not in FINAL_JOB_STATES}
+        errors = {}
+        if previous is not None:
+            errors = {key: error for key, error in previous["errors"].items() if summary.stacks.get(key) == FAILED}
         errors.update((key, error) for key, error in summary.errors.items() if summary.stacks.get(key) == FAILED)
-        jobs = previous["jobs"]
-        jobs.update((key, job_summary(job)) for key, job in self.run.written_jobs.items())
-        self.run.write_index(summary.stacks, errors, jobs)
+        for key, job in self.run.written_jobs.items():
+            if job is None:  # removed: it never reached its service
+                jobs.pop(key, None)
+                open_jobs.pop(key, None)
+                continue
+            jobs[key] = job_summary(job)
+            if job.get("status") in FINAL_JOB_STATES:
+                open_jobs.pop(key, None)
+            else:
+                open_jobs[key] = job
+        self.run.write_index(summary.stacks, errors, jobs, open_jobs)
         self.run.written_jobs.clear()
 
     def wait(

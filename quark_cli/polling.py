@@ -128,17 +128,20 @@ class JobPoller:
             fastest, probed = float("inf"), 0
             while probed < min(PROBES, len(pairs)) and fastest >= QUICK_POLL_SECONDS:
                 start = time.perf_counter()
-                yield from self._report(self._poll_batch(None, [pairs[probed]]), summary)
+                outcomes = self._poll_batch(None, [pairs[probed]])
                 fastest = min(fastest, time.perf_counter() - start)
                 probed += 1
+                yield from self._report(outcomes, summary)
             if fastest < QUICK_POLL_SECONDS:
                 quick.extend(pairs[probed:])
             elif len(pairs) > probed:
                 slow.append((None, pairs[probed:]))
         for position, pair in enumerate(quick):
             start = time.perf_counter()
-            yield from self._report(self._poll_batch(None, [pair]), summary)
-            if time.perf_counter() - start >= QUICK_POLL_SECONDS and position + 1 < len(quick):
+            outcomes = self._poll_batch(None, [pair])
+            slower = time.perf_counter() - start >= QUICK_POLL_SECONDS
+            yield from self._report(outcomes, summary)
+            if slower and position + 1 < len(quick):
                 slow.append((None, quick[position + 1 :]))  # slower than it looked: threads for the rest
                 break
         if not slow:

@@ -64,11 +64,13 @@ def build_report(path: Path) -> dict[str, Any]:
     """The report of the run at ``path`` as plain data (the ``--json`` document)."""
     run = RunDir.open(path)
     info = run.read_run()
-    records = sorted(
-        run.read_records().values(), key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0))
-    )
-    jobs = {job["key"]: job for job in run.read_jobs()}
-    rows = [_row(record, jobs) for record in records]
+    rows = []
+    for key in run.record_keys():  # one record and its jobs at a time: 100,000 records do not fit twice
+        record = run.read_record(key)
+        if record is not None:
+            jobs = {name: run.read_job(name) for name in record.get("jobs") or [] if run.job_file(name).exists()}
+            rows.append(_row(record, jobs))
+    rows.sort(key=lambda row: (row["backlog_item"] or 0, row["repetition"] or 0))
     counts = {name: sum(1 for row in rows if row["status"] == name) for name in ("FINISHED", "INTERRUPTED", "FAILED")}
     total = int(info.get("stacks", len(rows)))
     return {

@@ -251,7 +251,10 @@ def refusing_damage(run: RunDir, manager: BenchmarkManager | None = None):
     """
     manager = manager or BenchmarkManager(run, load_run_config(run))
     manager.check()
-    run.remove_temp_files(manager._checked[0] if manager._checked else None)
+    if run.index_current(run.read_index_detail()):  # no command was killed since: no job folder holds one
+        run.remove_temp_files(set())
+    else:
+        run.remove_temp_files(manager._checked[0] if manager._checked else None)
     yield
 
 
@@ -499,6 +502,8 @@ def _stack_states(run: RunDir, index: dict[str, Any]) -> tuple[dict[str, tuple[A
     Closed stacks come from the index; open stacks, and any the index does not show as closed, from
     their records, so the answer is current even after a command was killed before the index.
     """
+    if run.index_current(index):  # the last command ended and none changed the run since: all is in the index
+        return {key: (status, index["errors"].get(key)) for key, status in index["stacks"].items()}, set()
     record_keys = run.record_keys()
     started = record_keys | run.job_stacks()  # a stack killed in its first submission has a job, no record
     fresh = run.open_stacks() | {key for key in started if index["stacks"].get(key) not in (FINISHED, FAILED)}

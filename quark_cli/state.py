@@ -57,6 +57,9 @@ CONFIG_FILE = "config.yml"
 PARSED_CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
 INDEX_FILE = "index.json"
+#: Present from a command's first change of a stack or job until its index is written: while it is
+#: there (a command runs, or was killed), the index may lag behind the files.
+CHANGING_FILE = ".changing"
 ITEMS_DIR = "benchmarks"
 LOCK_FILE = ".lock"
 HISTORY_LIMIT = 200
@@ -96,6 +99,25 @@ def lock_holder(path: Path) -> int | None:
         ):
             return int(parts[4])
     return None
+
+
+JOB_SUMMARY_FIELDS = (
+    "key",
+    "stack",
+    "module_path",
+    "phase",
+    "status",
+    "attempt",
+    "submitted_at",
+    "status_since",
+    "error",
+    "warning",
+)
+
+
+def job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    """The part of a job that ``quark status`` shows, kept in the index."""
+    return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
 
 
 def _interrupted_creation(names: set[str]) -> bool:
@@ -143,13 +165,17 @@ class RunDir:
         self.path = Path(path)
         #: Stacks whose open mark this object saw or made (marks are made by the lock holder only).
         self._known_open: set[str] = set()
-        #: Jobs saved through this object, by key: what the index learns at the end of a command.
-        self.written_jobs: dict[str, dict[str, Any]] = {}
+        #: Jobs saved (or, as None, removed) through this object, by key: what the index learns at
+        #: the end of a command.
+        self.written_jobs: dict[str, dict[str, Any] | None] = {}
         self._lock: FileLock | None = None
         self._adopt = False
         self._item_dirs: set[int] = set()
         #: Made by this process (``create``): it holds no record or job that this object did not write.
         self.fresh = False
+        self._changing = False  # this object made the CHANGING_FILE mark
+        self._was_current = False  # the index was current when this object made the mark
+        self._index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None = None
         self._open_listed = False  # True once ``open_stacks`` listed the marks: ``_known_open`` is all of them
 
     @classmethod
@@ -319,6 +345,7 @@ class RunDir:
         need no folder fsync: the intent made the folder durable, and losing a later rewrite in a
         power cut leaves an earlier, valid state that the next collect moves on.
         """
+        self.changing()
         path = self.job_file(job["key"])
         value = {"schema_version": SCHEMA_VERSION, **job}
         if durable or at_once:  # in a group commit: committed with the other threads' intents and ids
@@ -326,6 +353,12 @@ class RunDir:
         else:
             staged_write(path, json_bytes(value, compact=True), sync_dir=False)
         self.written_jobs[job["key"]] = dict(job)
+
+    def remove_job(self, key: str) -> None:
+        """Delete a job that never reached its service (its intent only), and forget it in the index."""
+        self.changing()
+        self.job_file(key).unlink(missing_ok=True)
+        self.written_jobs[key] = None
 
     def archive_attempt(self, key: str, attempt: int) -> str:
         """Move a job's backend files into its ``attempts/<attempt>/`` folder; the folder, relative to the job's.
@@ -367,6 +400,7 @@ class RunDir:
         """Note that a stack may have work left; set before its first job can be submitted."""
         if key in self._known_open:
             return
+        self.changing()
         if not self._known_open:
             self.open_dir.mkdir(mode=0o700, exist_ok=True)
         self._known_open.add(key)
@@ -433,9 +467,27 @@ class RunDir:
         return index["stacks"] if index else {}
 
     def read_index_detail(self) -> dict[str, Any] | None:
-        """The whole index (``stacks``, ``errors`` of failed stacks, ``jobs`` summaries), or None."""
+        """The whole index (``stacks``, ``errors`` of failed stacks, ``jobs`` summaries), or None.
+
+        Read once while the file stays the same (its inode, size and time): a command asks for it
+        several times, and at 100,000 stacks it is tens of MB. Callers may change what they get only
+        to hand it to ``write_index``.
+        """
+        path = self.path / INDEX_FILE
         try:
-            value = json.loads((self.path / INDEX_FILE).read_text(encoding="utf-8"))
+            info = os.stat(path)
+        except OSError:
+            return None
+        stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+        if self._index_cache is not None and self._index_cache[0] == stamp:
+            return self._index_cache[1]
+        parts = self._parse_index(path)
+        self._index_cache = (stamp, parts)
+        return parts
+
+    def _parse_index(self, path: Path) -> dict[str, Any] | None:
+        try:
+            value = json.loads(path.read_bytes())
         except (OSError, ValueError):
             return None
         if not isinstance(value, dict) or value.get("schema_version") != SCHEMA_VERSION:
@@ -443,6 +495,14 @@ class RunDir:
         parts = {name: value.get(name) for name in ("stacks", "errors", "jobs")}
         if not all(isinstance(part, dict) for part in parts.values()):
             return None
+        parts["complete"] = value.get("complete") is True
+        open_jobs = value.get("open_jobs")
+        if isinstance(open_jobs, dict) and all(
+            isinstance(job, dict) and job.get("key") == key for key, job in open_jobs.items()
+        ):
+            parts["open_jobs"] = open_jobs
+        else:  # an index of an earlier quark-cli, or edited: collect reads the job files
+            parts["complete"] = False
         # a cache: if it was edited into shapes we do not write, it is rebuilt rather than trusted
         if not all(isinstance(status, str) for status in parts["stacks"].values()):
             return None
@@ -455,23 +515,32 @@ class RunDir:
         return parts
 
     def write_index(
-        self, stacks: dict[str, str], errors: dict[str, str] | None = None, jobs: dict[str, Any] | None = None
+        self,
+        stacks: dict[str, str],
+        errors: dict[str, str] | None = None,
+        jobs: dict[str, Any] | None = None,
+        open_jobs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Save the index: every stack's status, failed stacks' errors, and a summary of every job.
+        """Save the index: every stack's status, failed stacks' errors, a summary of every job, and
+        every job not final yet as a whole (``open_jobs``, what ``collect`` polls).
 
         A cache for status and collect (one file instead of one per stack and job), rewritten at the
-        end of each command; readers trust it only for stacks that are closed in it and not open.
+        end of each command. While no command has changed the run since (``index_current``), it
+        tells everything; otherwise readers trust it only for stacks closed in it and not open.
         """
-        atomic_write_json(
-            self.path / INDEX_FILE,
-            {
-                "schema_version": SCHEMA_VERSION,
-                "stacks": dict(sorted(stacks.items())),
-                "errors": dict(sorted((errors or {}).items())),
-                "jobs": dict(sorted((jobs or {}).items())),
-            },
-            compact=True,
-        )
+        parts = {
+            "stacks": dict(sorted(stacks.items())),
+            "errors": dict(sorted((errors or {}).items())),
+            "jobs": dict(sorted((jobs or {}).items())),
+            "open_jobs": dict(sorted((open_jobs or {}).items())),
+        }
+        path = self.path / INDEX_FILE
+        atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **parts, "complete": True}, compact=True)
+        info = os.stat(path)
+        self._index_cache = ((info.st_ino, info.st_size, info.st_mtime_ns), {**parts, "complete": True})
+        if self._changing:
+            (self.path / CHANGING_FILE).unlink(missing_ok=True)
+            self._changing = False
 
     def record_file(self, key: str) -> Path:
         return self.records_dir / f"{key}.json"
@@ -482,8 +551,30 @@ class RunDir:
         Returns the record as saved (with its schema version).
         """
         saved = {"schema_version": SCHEMA_VERSION, **record}
+        self.changing()
         staged_write(self.record_file(key), json_bytes(saved, compact=True))
         return saved
+
+    def changing(self) -> None:
+        """Before the first change of a stack or job: mark the index as lagging (``index_current``),
+        durably, so that a kill from here on leaves the mark."""
+        if self._changing:
+            return
+        self._was_current = self.index_current(self.read_index_detail())
+        fd = os.open(self.path / CHANGING_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        fsync_dir(self.path)
+        self._changing = True
+
+    def index_current(self, index: dict[str, Any] | None) -> bool:
+        """True if ``index`` was written by a command that ended, and none but this object's has
+        changed the run since: it then tells every stack's status and every job (with what this
+        object wrote since, ``written_jobs``), and no file needs reading."""
+        if not (index and index.get("complete")):
+            return False
+        if self._changing:
+            return self._was_current
+        return not (self.path / CHANGING_FILE).exists()
 
     def read_records(self) -> dict[str, dict[str, Any]]:
         """Every stack record by stack key."""
@@ -496,7 +587,7 @@ class RunDir:
         return records
 
     def rebuild_results(
-        self, changed: set[str] | None = None, known: dict[str, dict[str, Any]] | None = None
+        self, changed: set[str] | None = None, known: dict[str, bytes] | None = None
     ) -> list[dict[str, Any]]:
         """Write ``results.json``: the records as a QUARK 2 style list, by backlog item and repetition.
 
@@ -504,24 +595,27 @@ class RunDir:
         indented file of 10,000 records takes the pure-Python one seconds). With ``changed``, only
         those stacks' lines are replaced in the existing file, whose other lines are kept as bytes,
         never parsed: the cost follows the changed stacks, not the thousands that finished before.
+        ``known`` holds result lines (``result_line``) of changed records the caller already has.
         Without ``changed``, or if the file is unusable, every record is read. Returns the records
-        written: all of them, or with ``changed`` only the changed ones.
+        written: all of them, or with ``changed`` only the changed ones read from disk.
         """
         path = self.path / RESULTS_FILE
         if changed is not None and not changed and path.exists():
             return []
         if changed is not None:
-            records = [r for r in ((known or {}).get(key) or self.read_record(key) for key in changed) if r]
+            known = known or {}
+            records = [r for r in (self.read_record(key) for key in changed if key not in known) if r]
             lines = {} if self.fresh and not path.exists() else _result_lines(path)
             if lines is not None:
-                lines.update((record["stack"], _result_line(record)) for record in records)
+                lines.update((key, known[key]) for key in changed if key in known)
+                lines.update((record["stack"], result_line(record)) for record in records)
                 atomic_write_bytes(path, _results_bytes([lines[key] for key in sorted(lines, key=_stack_order)]))
                 return records
         results = sorted(
             self.read_records().values(),
             key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0)),
         )
-        atomic_write_bytes(path, _results_bytes([_result_line(record) for record in results]))
+        atomic_write_bytes(path, _results_bytes([result_line(record) for record in results]))
         return results
 
     def log_file(self) -> Path:
@@ -563,7 +657,8 @@ class RunDir:
         return removed
 
 
-def _result_line(record: dict[str, Any]) -> bytes:
+def result_line(record: dict[str, Any]) -> bytes:
+    """A record as its line of results.json."""
     return strict_dumps(record, separators=(", ", ": ")).encode()
 
 

@@ -90,7 +90,7 @@ class _JobRecorder:
         """The service refused before accepting anything: put the job file back as it was."""
         commit_staged(self.run.job_file(self.job["key"]))  # the staged intent must not land after this
         if self.before is None:
-            self.run.job_file(self.job["key"]).unlink(missing_ok=True)
+            self.run.remove_job(self.job["key"])
         else:
             self.run.write_job(self.before)
         self.job.clear()
