@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import counter_config, quark, save, settle_disk, table
+from common import counter_config, floor_ratio, quark, save, settle_disk, table
 from latency_modules import finish_all
 
 RUNS = 3
@@ -64,7 +64,7 @@ def main(jobs: int = 1000, latency: float = 0.05) -> dict:
                 f"collect {jobs} done jobs, {latency * 1000:.0f} ms/poll",
                 f"{parallel:.2f} s (median of {RUNS}: {min(runs):.2f}..{max(runs):.2f})",
                 f"{serial:.1f} s",
-                "< 2 s vs ~50 s",
+                "<= 1.0 s vs ~50 s",
             ),
             (
                 f"the same, {latency * 1000:.0f} ms per result fetch too",
@@ -74,6 +74,7 @@ def main(jobs: int = 1000, latency: float = 0.05) -> dict:
             ),
         ]
     )
+    print(f"quark-cli: {floor_ratio(parallel, 'collect', jobs)} (50 ms a poll is not in the floor)")
     save("collect_1000", figures)
     return figures
 

@@ -7,12 +7,15 @@ folders:
 - ``create_write_us``: create, write (1 KB) and close one new file;
 - ``rename_us``: rename a written file onto its target (the atomic write's commit);
 - ``unlink_us``: remove one file;
+- ``mkdir_us``: make one folder;
 - ``fsync_us``: fsync one freshly written 1 KB file (what a per-file durable write pays);
 - ``syncfs_<n>_us``: one ``syncfs`` after writing ``n`` new files (what a group commit pays per batch);
 - ``read_us``: open, read and close one 1 KB file (a cold-ish cache: files just written);
 - ``json_dumps_us`` / ``json_loads_us``: encode or decode one 1 KB job file;
 - ``python_s``: ``python -c pass``, ``python -S -c pass`` and ``python -c "import typer, rich"``
-  as new processes (the floor of any ``quark`` command), median of 11.
+  as new processes (the floor of any ``quark`` command), median of 11;
+- ``submit_1000_floor_s`` / ``collect_1000_floor_s``: the floor of a submit or collect of 1,000
+  stacks of one job each (``floor_seconds``), which the benches report their figures against.
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ def file_costs(root: Path) -> dict[str, float]:
     for path in targets:
         os.unlink(path)
     figures["unlink_us"] = _per_item_us(start, FILES)
+    start = time.perf_counter()
+    for i in range(FILES // 4):
+        os.mkdir(root / f"d{i}", 0o700)
+    figures[MKDIR_US] = _per_item_us(start, FILES // 4)
     os.sync()
     count = 200
     start = time.perf_counter()
@@ -121,9 +128,33 @@ def start_up() -> dict[str, float]:
     return figures
 
 
+#: What a crash-safe submit and collect must do per stack (one job each); see bench/README.md.
+PER_STACK = {
+    # job folder; the intent (durable before the service is called) and the id: two versions of
+    # job_info.json; the stack's record
+    "submit": {"mkdir": 1, "files": 3},
+    # the job's final status and the stack's record
+    "collect": {"mkdir": 0, "files": 2},
+}
+MKDIR_US = "mkdir_us"
+
+
+def floor_seconds(figures: dict[str, float], command: str, stacks: int, batch: int = 128) -> float:
+    """The least time ``command`` (submit or collect) of ``stacks`` stacks can take on this disk:
+    Python's start-up with typer and rich, each file written and renamed into place, each folder
+    made, and one syncfs per batch of ``batch`` files (two for submit: the intents are durable)."""
+    work = PER_STACK[command]
+    per_file = figures["create_write_us"] + figures["rename_us"]
+    files_us = stacks * (work["files"] * per_file + work["mkdir"] * figures[MKDIR_US])
+    syncs = -(-stacks * work["files"] // batch) * (2 if command == "submit" else 1)
+    return figures["import_typer_rich_s"] + (files_us + syncs * figures["syncfs_128_us"]) / 1e6
+
+
 def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         figures = {**file_costs(Path(tmp)), **start_up()}
+    for command in PER_STACK:
+        figures[f"{command}_1000_floor_s"] = round(floor_seconds(figures, command, 1000), 3)
     width = max(map(len, figures))
     for name, value in figures.items():
         print(f"  {name:<{width}}  {value}")

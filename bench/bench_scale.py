@@ -1,9 +1,11 @@
 """Scale: submit, status, collect and report of 1,000, 10,000 and 100,000 stacks, one job each.
 
-A parameter scan: ``latency_modules:Counter -> LatencyDevice`` with N values of its parameter
+A parameter scan: ``latency_modules:Counter -> BatchLatencyDevice`` with N values of its parameter
 ``n`` (N backlog items, ``repetitions: 1``), every stack stopping at its job on the file-backed
 test service with no status latency (``QUARK_BENCH_LATENCY=0``), so the figures are quark-cli's
-own cost. (``repetitions`` cannot give N alone: it stops at 10,000.) Each command is a new process
+own cost. The service answers a poll of all jobs in one call (``get_statuses``: its list of
+finished jobs), as IBM Quantum's job listing and SLURM's squeue do. (``repetitions`` cannot give N
+alone: it stops at 10,000.) Each command is a new process
 under ``/usr/bin/time -v`` (wall clock and peak resident memory), the disk settled first:
 
 1. ``quark submit`` (exit 3: every stack waits on its job);
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from common import counter_config, env, save, settle_disk
-from latency_modules import STATE
+from latency_modules import finish_all
 
 from quark_cli.config import MAX_BACKLOG
 from quark_cli.config_yaml import MAX_CONFIG_BYTES
@@ -68,18 +70,6 @@ def timed_quark(*args: Any, expect: int, stdout: Any = subprocess.PIPE) -> dict[
     return {"wall_s": round(seconds, 2), "peak_mb": peak_mb, "exit": done.returncode, "out": done.stdout}
 
 
-def finish_some(run_dir: Path, count: int) -> int:
-    """Play the service as ``latency_modules.finish_all`` does, for the first ``count`` jobs only."""
-    paths = sorted(Path(run_dir).glob(f"jobs/*/{STATE}"))[:count]
-    for path in paths:
-        path.write_text(json.dumps({"state": "DONE"}))
-    return len(paths)
-
-
-def finish_every(run_dir: Path) -> int:
-    return finish_some(run_dir, sys.maxsize)
-
-
 def stack_totals(run_dir: Path) -> dict[str, int]:
     """``stack_totals`` of ``quark status RUN --json`` (untimed)."""
     done = subprocess.run(
@@ -100,7 +90,7 @@ def expect_totals(totals: dict[str, int], when: str, **expected: int) -> None:
 
 
 def measure(stacks: int, tmp: Path) -> dict[str, dict[str, Any]]:
-    config = counter_config(tmp / f"scan-{stacks}.yml", stacks, "LatencyDevice")
+    config = counter_config(tmp / f"scan-{stacks}.yml", stacks, "BatchLatencyDevice")
     size = config.stat().st_size
     if stacks > MAX_BACKLOG or size > MAX_CONFIG_BYTES:
         raise SystemExit(f"{stacks} backlog items: {size} bytes of config, over quark-cli's limits")
@@ -111,10 +101,10 @@ def measure(stacks: int, tmp: Path) -> dict[str, dict[str, Any]]:
     cells["status --json"] = timed_quark("status", run, "--json", expect=3)
     totals = json.loads(cells["status --json"]["out"])["stack_totals"]
     expect_totals(totals, "after submit", total=stacks, INTERRUPTED=stacks)
-    assert finish_some(run, READY) == READY
+    assert finish_all(run, READY) == READY
     cells[f"collect, {READY} ready"] = timed_quark("collect", run, expect=3)
     expect_totals(stack_totals(run), f"after collect with {READY} ready", FINISHED=READY, INTERRUPTED=stacks - READY)
-    assert finish_every(run) == stacks
+    assert finish_all(run) == stacks
     cells["collect, all ready"] = timed_quark("collect", run, expect=0)
     expect_totals(stack_totals(run), "after collect of every job", total=stacks, FINISHED=stacks, FAILED=0)
     with (tmp / f"report-{stacks}.txt").open("w") as out:
@@ -191,11 +181,11 @@ def main(sizes: tuple[int, ...] = SIZES) -> dict:
         )
     disk = (f"{results[n]['disk']['mb']:.0f} MB, {results[n]['disk']['files']} files" for n in sizes)
     rows.append(("(run dir on disk)", *disk, *("" for _ in pairs), ""))
-    print("scale: Counter -> LatencyDevice, N backlog items x 1 repetition, no status latency; wall s / peak MB")
+    print("scale: Counter -> BatchLatencyDevice, N backlog items x 1 repetition, no status latency; wall s / peak MB")
     grid(rows)
     print(f"whole bench: {total_s:.0f} s")
     figures = {
-        "config": "latency_modules:Counter -> LatencyDevice, N values of n (N backlog items), repetitions 1",
+        "config": "latency_modules:Counter -> BatchLatencyDevice, N values of n (N backlog items), repetitions 1",
         "ready_in_partial_collect": READY,
         "sizes": list(sizes),
         "commands": {command: {str(n): results[n][command] for n in sizes} for command in COMMANDS},

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, counter_config, quark, save, settle_disk, table
+from common import REPO, counter_config, floor_ratio, quark, save, settle_disk, table
 
 sys.path.insert(0, str(REPO / "tests"))
 from test_local_jobs import kill_processes_of  # noqa: E402
@@ -104,6 +104,7 @@ def remote(jobs: int = 1000, latency: float = 0.05, runs: int = 3) -> dict:
             ),
         ]
     )
+    print(f"quark-cli: {floor_ratio(median, 'submit', jobs)} (50 ms a submission is not in the floor)")
     save("submit_remote_1000", figures)
     return figures
 

@@ -73,3 +73,15 @@ def table(rows: list[tuple[str, str, str, str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def floor_ratio(seconds: float, command: str, stacks: int) -> str:
+    """``seconds`` as a multiple of the I/O floor of ``command`` (bench_floor.py's latest figures)."""
+    from bench_floor import floor_seconds
+
+    try:
+        figures = json.loads(RESULTS.read_text())["floor"]
+    except (OSError, ValueError, KeyError):
+        return "floor not measured (run bench/bench_floor.py)"
+    floor = floor_seconds(figures, command, stacks)
+    return f"{seconds / floor:.1f}x the floor ({floor:.3f} s)"

@@ -24,13 +24,22 @@ def latency() -> float:
     return float(os.environ.get("QUARK_BENCH_LATENCY", "0.05"))
 
 
-def finish_all(run_dir: Path) -> int:
-    """Play the service: every job of the run is done now. Returns how many."""
-    count = 0
-    for path in Path(run_dir).glob(f"jobs/*/{STATE}"):
+#: The batch service's list of finished jobs (one key a line), in the run directory.
+DONE_LIST = "bench-service-done.txt"
+
+
+def finish_all(run_dir: Path, limit: int | None = None) -> int:
+    """Play the service: every job of the run (the first ``limit`` in key order) is done now.
+
+    Each job's own file says DONE, and its key is added to the service's list of finished jobs,
+    which ``BatchLatencyJobManager.get_statuses`` reads. Returns how many.
+    """
+    paths = sorted(Path(run_dir).glob(f"jobs/*/{STATE}"))[:limit]
+    for path in paths:
         path.write_text(json.dumps({**json.loads(path.read_text()), "state": "DONE"}))
-        count += 1
-    return count
+    with open(Path(run_dir) / DONE_LIST, "a", encoding="utf-8") as listing:
+        listing.writelines(f"{path.parent.name}\n" for path in paths)
+    return len(paths)
 
 
 class LatencyJobManager(AsyncJobManager):
@@ -52,7 +61,8 @@ class LatencyJobManager(AsyncJobManager):
         return None
 
     def get_status(self) -> AsyncStatus:
-        time.sleep(latency())
+        if latency():
+            time.sleep(latency())
         return AsyncStatus(json.loads((self.context.job_dir / STATE).read_text())["state"])
 
     def get_result(self) -> Any:
@@ -60,13 +70,34 @@ class LatencyJobManager(AsyncJobManager):
         return 2 * json.loads((self.context.job_dir / STATE).read_text()).get("value", 1)
 
 
+class BatchLatencyJobManager(LatencyJobManager):
+    """The same service with a batch status call, as IBM's job listing and SLURM's squeue are: one
+    round trip answers for every job (the list of finished ones)."""
+
+    @classmethod
+    def get_statuses(cls, managers: list[AsyncJobManager]) -> list[AsyncStatus]:
+        if latency():
+            time.sleep(latency())
+        done: dict[Path, set[str]] = {}
+        statuses = []
+        for manager in managers:
+            run_dir = manager.context.job_dir.parent.parent
+            if run_dir not in done:
+                listing = run_dir / DONE_LIST
+                done[run_dir] = set(listing.read_text().split()) if listing.exists() else set()
+            finished = manager.context.key in done[run_dir]
+            statuses.append(AsyncStatus.DONE if finished else AsyncStatus.SUBMITTED)
+        return statuses
+
+
 class Counter(Core):
     """Application: hands nothing down, reports what comes back up."""
 
-    submodule_options = ["LatencyDevice", "SyncDevice"]
+    submodule_options = ["LatencyDevice", "BatchLatencyDevice", "SyncDevice"]
 
     def get_default_submodule(self, option: str) -> Core:
-        return {"LatencyDevice": LatencyDevice, "SyncDevice": SyncDevice}[option]()
+        devices = {"LatencyDevice": LatencyDevice, "BatchLatencyDevice": BatchLatencyDevice, "SyncDevice": SyncDevice}
+        return devices[option]()
 
     def postprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> tuple[Any, float]:
         self.metrics.add_metric("doubled", input_data)
@@ -95,3 +126,9 @@ class LatencyDevice(_Numbered, AsyncCore):
 
     def submit_preprocess(self, input_data: Any, config: dict[str, Any], **kwargs: Any) -> Any:
         return self.job_manager.submit(config["n"])
+
+
+class BatchLatencyDevice(LatencyDevice):
+    """``LatencyDevice`` on the service with a batch status call."""
+
+    JobManager = BatchLatencyJobManager

@@ -6,7 +6,8 @@ that squares the number to a file service (``quark3_pipeline/service.py``, the s
 run stops there. The bench then plays the service, finishes every job, and times what a user runs
 next, as a subprocess: ``quark collect RUN`` against QUARK 3's ``quark --resume-dir RUN``. Every
 repetition resumes a fresh copy of the same interrupted run; the median is reported, and each
-resumed run is checked to hold all N results.
+resumed run is checked to hold all N results. The first run to the interrupt is timed as often,
+interleaved the same way, each into a fresh folder and service.
 
 A second, small scenario runs a tree that branches below its root (app -> mid -> devices a, b) whose
 two jobs finish at different times, and records what each framework collects and exits with.
@@ -36,7 +37,7 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from common import env, save, settle_disk  # noqa: E402
+from common import env, floor_ratio, save, settle_disk  # noqa: E402
 from quark3_pipeline import service  # noqa: E402
 
 from quark_cli import __version__ as quark_cli_version  # noqa: E402
@@ -215,15 +216,28 @@ def measure_resume(work: Path, jobs: int, repeat: int) -> dict[str, Any]:
     figures: dict[str, dict[str, Any]] = {}
     templates: dict[str, Path] = {}
     for framework in frameworks:
-        run_dir, seconds, code = framework.start(framework.write_config(numbers))
-        interrupted = framework.outcome(run_dir)
+        figures[framework.name] = {"interrupt_runs_s": [], "resume_runs_s": []}
+    for repetition in range(repeat):  # first runs, interleaved too; the last one's run is resumed below
+        for framework in frameworks:
+            config = framework.write_config(numbers)
+            if repetition:
+                shutil.rmtree(framework.root / "interrupted")
+                shutil.rmtree(framework.service)
+                framework.service.mkdir()
+            settle_disk()
+            run_dir, seconds, code = framework.start(config)
+            figures[framework.name]["interrupt_runs_s"].append(round(seconds, 3))
+            figures[framework.name]["interrupt_exit"] = code
+            templates[framework.name] = run_dir
+    for framework in frameworks:
+        interrupted = framework.outcome(templates[framework.name])
         if interrupted["finished"] or not interrupted["waiting"]:
             raise BenchError(f"{framework.name}: the first run did not stop at the jobs")
         finished_jobs = service.finish(framework.service)
         if finished_jobs != jobs:
             raise BenchError(f"{framework.name} submitted {finished_jobs} jobs, expected {jobs}")
-        templates[framework.name] = run_dir
-        figures[framework.name] = {"interrupt_s": round(seconds, 3), "interrupt_exit": code, "resume_runs_s": []}
+        figure = figures[framework.name]
+        figure["interrupt_s"] = round(statistics.median(figure["interrupt_runs_s"]), 3)
     for repetition in range(repeat):
         for framework in frameworks:  # interleaved, so that a slow moment of the machine hits both
             copy = framework.root / f"resume-{repetition}"
@@ -295,8 +309,12 @@ def print_table(entry: dict[str, Any]) -> None:
     print(f"{'resume s (median)':28}{cli['resume_s']:>20.3f}{q3['resume_s']:>20.3f}")
     print(f"{'resume s (min..max)':28}{_spread(cli):>20}{_spread(q3):>20}")
     print(f"{'first run to interrupt, s':28}{cli['interrupt_s']:>20.3f}{q3['interrupt_s']:>20.3f}")
+    print(f"{'first run s (min..max)':28}{_spread(cli, 'interrupt'):>20}{_spread(q3, 'interrupt'):>20}")
     print(f"{'exit: interrupted / done':28}{_exits(cli):>20}{_exits(q3):>20}")
-    print(f"ratio QUARK 3 / quark-cli resume: {entry['ratio_quark3_over_quark_cli']:.2f}x")
+    print(f"ratio QUARK 3 / quark-cli resume: {entry['ratio_quark3_over_quark_cli']:.2f}x (target >= 3.0)")
+    print(f"ratio QUARK 3 / quark-cli first run: {entry['first_run_ratio_quark3_over_quark_cli']:.2f}x (target >= 1.0)")
+    print(f"quark-cli resume: {floor_ratio(cli['resume_s'], 'collect', entry['jobs'])}")
+    print(f"quark-cli first run: {floor_ratio(cli['interrupt_s'], 'submit', entry['jobs'])}")
     if q3.get("venv_setup_s") is not None:
         print(f"QUARK 3 venv setup (make bench-quark3): {q3['venv_setup_s']} s")
     print("\nTree branching below its root (app -> mid -> devices a, b); job a done, resume; job b done, resume:")
@@ -309,8 +327,8 @@ def print_table(entry: dict[str, Any]) -> None:
         )
 
 
-def _spread(figure: dict[str, Any]) -> str:
-    return f"{min(figure['resume_runs_s']):.3f}..{max(figure['resume_runs_s']):.3f}"
+def _spread(figure: dict[str, Any], what: str = "resume") -> str:
+    return f"{min(figure[f'{what}_runs_s']):.3f}..{max(figure[f'{what}_runs_s']):.3f}"
 
 
 def _exits(figure: dict[str, Any]) -> str:
@@ -359,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             **q3,
         },
         "ratio_quark3_over_quark_cli": round(q3["resume_s"] / cli["resume_s"], 2),
+        "first_run_ratio_quark3_over_quark_cli": round(q3["interrupt_s"] / cli["interrupt_s"], 2),
         "branch_check": branch,
     }
     print_table(entry)
