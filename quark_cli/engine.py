@@ -36,7 +36,7 @@ from quark_cli.jobs.base import (
 )
 from quark_cli.polling import JobPoller
 from quark_cli.stamps import now_iso
-from quark_cli.state import INDEX_FILE, ITEMS_DIR, RunDir, file_name, job_summary, result_line, stack_key
+from quark_cli.state import ITEMS_DIR, RunDir, file_name, job_summary, result_line, stack_key
 from quark_cli.submitting import SubmissionPool
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status, prefetch_revision
 
@@ -111,6 +111,7 @@ class BenchmarkManager:
         self._submissions: SubmissionPool | None = None
         self._concurrent_seen = False
         self._index: dict[str, str] | None = None
+        self._edited_stacks: set[str] | None = None
         #: What ``check`` read (candidates, their jobs, their records), reused by the next collect.
         self._checked: tuple[set[str], list[dict[str, Any]], dict[str, Any]] | None = None
         self._records: dict[str, Any] = {}
@@ -220,8 +221,11 @@ class BenchmarkManager:
         candidates = self._candidates(self.run.read_index(), self.stacks().keys())
         jobs = {job["key"]: job for job in self._jobs_of(candidates)}
         waiting = {job["stack"] for job in jobs.values() if job.get("status") in PENDING_JOB_STATES}
-        # a stack that still waits for a job is read when its jobs are done (``_settle``), not now;
-        # of the others, the first KEPT_RECORDS are kept for the collect, the rest read again there
+        # a stack that still waits for a job is read when its jobs are done (``_settle``), not now,
+        # unless its record changed after a current index (by hand): a damaged run is refused before
+        # anything is written; of the others, the first KEPT_RECORDS are kept for the collect
+        edited = self._edited()
+        waiting = set() if edited is None else waiting - edited
         records = {}
         for key in sorted(candidates - waiting):
             record = self.run.read_record(key)
@@ -241,23 +245,27 @@ class BenchmarkManager:
     def _jobs_of(self, stacks: set[str]) -> list[dict[str, Any]]:
         """The jobs of ``stacks``, in key order: from the index while it is current (a job not final
         is kept whole there, a final one is read from its file), else from their files."""
-        index = self.run.read_index_detail()
-        if not self.run.index_current(index):
+        edited = self._edited()
+        if edited is None:
             return self.run.jobs_of(stacks)
-        open_jobs = index["open_jobs"]
-        written = os.stat(self.run.path / INDEX_FILE).st_mtime_ns
-        jobs_dir = os.fspath(self.run.jobs_dir)
-        jobs = []
+        index = self.run.read_index_detail()
+        open_jobs = self.run.read_open_jobs(index)
+        jobs = [job for job in self.run.jobs_of(stacks & edited)]  # changed by hand: the files win
         for key, summary in index["jobs"].items():
-            if summary.get("stack") not in stacks:
-                continue
-            try:  # a file changed after the index (edited by hand) is read: it wins
-                edited = os.stat(f"{jobs_dir}/{key}/job_info.json").st_mtime_ns > written
-            except FileNotFoundError:
-                continue  # as jobs_of: a job without its file is not there (check refuses its stack)
-            job = None if edited else open_jobs.get(key)  # changed in place by the poll, then written
-            jobs.append(job if job is not None else self.run.read_job(key))
+            stack = summary.get("stack")
+            if stack in stacks and stack not in edited:
+                job = open_jobs.get(key)  # changed in place by the poll, and written then
+                jobs.append(job if job is not None else self.run.read_job(key))
         return sorted(jobs, key=lambda job: job["key"])
+
+    def _edited(self) -> set[str] | None:
+        """Stacks whose files changed after the current index (by hand), read from the files all the
+        same; None when the index is not current (every file is read). Asked once a command."""
+        if self._edited_stacks is None:
+            index = self.run.read_index_detail()
+            current = self.run.index_current(index) and self.run.read_open_jobs(index) is not None
+            self._edited_stacks = self.run.changed_since_index() if current else None
+        return self._edited_stacks
 
     def _check_record(self, key: str, record: dict[str, Any] | None, jobs: dict[str, Any]) -> None:
         """RunDirError if an unfinished stack's record names a job that has no job_info.json."""
@@ -446,12 +454,12 @@ class BenchmarkManager:
     def _write_index(self, summary: Summary) -> None:
         """The index after this pass: the previous one, updated with what this pass saw and saved."""
         previous = self.run.read_index_detail()
-        current = self.run.index_current(previous)
+        open_jobs = self.run.read_open_jobs(previous) if self.run.index_current(previous) else None
         unchanged = previous is not None and not self.run.written_jobs and previous["stacks"] == summary.stacks
-        if unchanged and current:
+        if unchanged and open_jobs is not None:
             return
-        if current:
-            jobs, open_jobs = previous["jobs"], previous["open_jobs"]
+        if open_jobs is not None:
+            jobs = previous["jobs"]
         else:  # killed before its index, or made by an earlier quark-cli: the jobs from their files
             known = [] if self.run.fresh else self.run.read_jobs()
             jobs = {job["key"]: job_summary(job) for job in known}

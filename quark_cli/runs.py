@@ -503,7 +503,13 @@ def _stack_states(run: RunDir, index: dict[str, Any]) -> tuple[dict[str, tuple[A
     their records, so the answer is current even after a command was killed before the index.
     """
     if run.index_current(index):  # the last command ended and none changed the run since: all is in the index
-        return {key: (status, index["errors"].get(key)) for key, status in index["stacks"].items()}, set()
+        states = {key: (status, index["errors"].get(key)) for key, status in index["stacks"].items()}
+        edited = run.changed_since_index()  # but for files changed by hand since, which are read
+        for key in sorted(edited):
+            record = run.read_record(key)
+            if record is not None:
+                states[key] = (record.get("quark_job_status", INTERRUPTED), record.get("error"))
+        return states, edited
     record_keys = run.record_keys()
     started = record_keys | run.job_stacks()  # a stack killed in its first submission has a job, no record
     fresh = run.open_stacks() | {key for key in started if index["stacks"].get(key) not in (FINISHED, FAILED)}

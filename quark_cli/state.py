@@ -27,6 +27,7 @@ import inspect
 import json
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,6 +61,8 @@ INDEX_FILE = "index.json"
 #: Present from a command's first change of a stack or job until its index is written: while it is
 #: there (a command runs, or was killed), the index may lag behind the files.
 CHANGING_FILE = ".changing"
+#: The jobs not final yet, whole, of the index's generation: what collect polls.
+OPEN_JOBS_FILE = "open_jobs.json"
 ITEMS_DIR = "benchmarks"
 LOCK_FILE = ".lock"
 HISTORY_LIMIT = 200
@@ -176,6 +179,7 @@ class RunDir:
         self._changing = False  # this object made the CHANGING_FILE mark
         self._was_current = False  # the index was current when this object made the mark
         self._index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None = None
+        self._open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
         self._open_listed = False  # True once ``open_stacks`` listed the marks: ``_known_open`` is all of them
 
     @classmethod
@@ -495,14 +499,10 @@ class RunDir:
         parts = {name: value.get(name) for name in ("stacks", "errors", "jobs")}
         if not all(isinstance(part, dict) for part in parts.values()):
             return None
-        parts["complete"] = value.get("complete") is True
-        open_jobs = value.get("open_jobs")
-        if isinstance(open_jobs, dict) and all(
-            isinstance(job, dict) and job.get("key") == key for key, job in open_jobs.items()
-        ):
-            parts["open_jobs"] = open_jobs
-        else:  # an index of an earlier quark-cli, or edited: collect reads the job files
-            parts["complete"] = False
+        generation = value.get("generation")
+        # an index of an earlier quark-cli has no generation: collect and status read the files
+        parts["complete"] = value.get("complete") is True and isinstance(generation, str)
+        parts["generation"] = generation
         # a cache: if it was edited into shapes we do not write, it is rebuilt rather than trusted
         if not all(isinstance(status, str) for status in parts["stacks"].values()):
             return None
@@ -521,18 +521,25 @@ class RunDir:
         jobs: dict[str, Any] | None = None,
         open_jobs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Save the index: every stack's status, failed stacks' errors, a summary of every job, and
-        every job not final yet as a whole (``open_jobs``, what ``collect`` polls).
+        """Save the index: every stack's status, failed stacks' errors and a summary of every job;
+        and beside it, every job not final yet as a whole (``open_jobs``, what ``collect`` polls).
 
         A cache for status and collect (one file instead of one per stack and job), rewritten at the
         end of each command. While no command has changed the run since (``index_current``), it
         tells everything; otherwise readers trust it only for stacks closed in it and not open.
         """
+        generation = uuid.uuid4().hex
+        open_jobs = dict(sorted((open_jobs or {}).items()))
+        open_path = self.path / OPEN_JOBS_FILE
+        atomic_write_json(  # first: an index names the open jobs of its own generation only
+            open_path, {"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": open_jobs}, compact=True
+        )
+        self._open_jobs_cache = (generation, open_jobs)
         parts = {
             "stacks": dict(sorted(stacks.items())),
             "errors": dict(sorted((errors or {}).items())),
             "jobs": dict(sorted((jobs or {}).items())),
-            "open_jobs": dict(sorted((open_jobs or {}).items())),
+            "generation": generation,
         }
         path = self.path / INDEX_FILE
         atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **parts, "complete": True}, compact=True)
@@ -541,6 +548,48 @@ class RunDir:
         if self._changing:
             (self.path / CHANGING_FILE).unlink(missing_ok=True)
             self._changing = False
+
+    def changed_since_index(self) -> set[str]:
+        """Stacks whose record or a job's file changed after the index was written (by hand): what
+        a reader of a current index reads from the files all the same. One stat a file."""
+        written = os.stat(self.path / INDEX_FILE).st_mtime_ns
+        changed = set()
+        if self.records_dir.is_dir():
+            with os.scandir(self.records_dir) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.endswith(".json") and not name.startswith(".") and entry.stat().st_mtime_ns > written:
+                        changed.add(name[: -len(".json")])
+        jobs_dir = os.fspath(self.jobs_dir)
+        for name in os.listdir(jobs_dir) if os.path.isdir(jobs_dir) else []:
+            try:
+                newer = os.stat(f"{jobs_dir}/{name}/job_info.json").st_mtime_ns > written
+            except FileNotFoundError:
+                newer = True
+            if newer and not name.startswith("."):
+                changed.add(stack_of(name))
+        return changed
+
+    def read_open_jobs(self, index: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
+        """Every job not final, whole, by key, as the command that wrote ``index`` left them (only
+        ``collect`` needs them: a file of its own, which ``status`` never reads); None if the file
+        is missing, damaged or of another generation than ``index``."""
+        generation = (index or {}).get("generation")
+        if not generation:
+            return None
+        if self._open_jobs_cache is not None and self._open_jobs_cache[0] == generation:
+            return self._open_jobs_cache[1]
+        try:
+            value = json.loads((self.path / OPEN_JOBS_FILE).read_bytes())
+        except (OSError, ValueError):
+            return None
+        jobs = value.get("jobs") if isinstance(value, dict) else None
+        if value.get("generation") != generation or not isinstance(jobs, dict):
+            return None
+        if not all(isinstance(job, dict) and job.get("key") == key for key, job in jobs.items()):
+            return None
+        self._open_jobs_cache = (generation, jobs)
+        return jobs
 
     def record_file(self, key: str) -> Path:
         return self.records_dir / f"{key}.json"
@@ -631,7 +680,8 @@ class RunDir:
         before anything is deleted.
         """
         ours = tuple(
-            f".{name}." for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, CONFIG_FILE, MODULES_FILE, "job_info.json")
+            f".{name}."
+            for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, OPEN_JOBS_FILE, CONFIG_FILE, MODULES_FILE, "job_info.json")
         )
         staging = self.path / STAGING_DIR
         for folder in (self.records_dir, staging):
