@@ -17,15 +17,16 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from quark_cli.async_core import poll_delays
 from quark_cli.atomic import after_commit, commit_staged, group_commit
+from quark_cli.cancelling import Cancelling
+from quark_cli.collect_reads import CollectReads
 from quark_cli.config import BacklogItem, BenchmarkConfig
 from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
-from quark_cli.errors import QuarkError, RunDirError, ServiceAuthError
+from quark_cli.errors import ServiceAuthError
 from quark_cli.jobs.base import (
     AsyncStatus,
     JobContext,
@@ -34,59 +35,29 @@ from quark_cli.jobs.base import (
     checked_status,
     load_job_manager_class,
 )
+from quark_cli.keys import stack_key
 from quark_cli.polling import JobPoller
+from quark_cli.results_file import result_line
+from quark_cli.run_index import job_summary
 from quark_cli.stamps import now_iso
-from quark_cli.state import ITEMS_DIR, RunDir, file_name, job_summary, result_line, stack_key
+from quark_cli.state import ITEMS_DIR, RunDir, file_name
 from quark_cli.submitting import SubmissionPool
-from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, apply_status, prefetch_revision
+from quark_cli.summary import (
+    CLOSED,
+    FAILED_JOB_STATES,
+    FINAL_JOB_STATES,
+    LIVE_JOB_STATES,
+    PENDING_JOB_STATES,
+    Summary,
+)
+from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, prefetch_revision
 
 log = logging.getLogger("quark_cli")
 #: ``extra`` of a log line after which the run's log is written out (a stack's end).
 FLUSH = {"flush_log": True}
 
-PENDING_JOB_STATES = {AsyncStatus.SUBMITTED.value, AsyncStatus.RUNNING.value}
-FAILED_JOB_STATES = {AsyncStatus.FAILED.value, AsyncStatus.CANCELLED.value}
-FINAL_JOB_STATES = {status.value for status in AsyncStatus if status.is_final}
-#: Records that ``check`` reads and keeps for the collect after it; the others are read again when
-#: their stack is walked (100,000 records held at once took 500 MB).
-KEPT_RECORDS = 2000
-#: A job in one of these states needs nothing from a walk of its stack.
-LIVE_JOB_STATES = PENDING_JOB_STATES | {AsyncStatus.DONE.value}
-CLOSED = {FINISHED, FAILED}
 
-
-@dataclass
-class Summary:
-    """What one command did to a run: stack counts after it and what changed during it."""
-
-    stacks: dict[str, str] = field(default_factory=dict)
-    changed: list[str] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-    uncertain: list[str] = field(default_factory=list)
-    #: The stack a ``failfast`` pass stopped at, if it stopped early.
-    stopped_at: str | None = None
-
-    def count(self, status: str) -> int:
-        return sum(1 for value in self.stacks.values() if value == status)
-
-    @property
-    def pending(self) -> int:
-        return sum(1 for value in self.stacks.values() if value != FINISHED and value != FAILED)
-
-
-@dataclass
-class Cancellation:
-    """What ``cancel`` did: jobs cancelled, jobs that had ended first (their status), jobs left alone
-    (why), jobs whose cancel failed."""
-
-    cancelled: list[str] = field(default_factory=list)
-    ended: dict[str, str] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    errors: dict[str, Exception] = field(default_factory=dict)
-    summary: Summary = field(default_factory=Summary)
-
-
-class BenchmarkManager:
+class BenchmarkManager(CollectReads, Cancelling):
     """Runs a validated config's backlog inside one run directory.
 
     Usable without the CLI: ``BenchmarkManager(RunDir.open(path), config).collect()``. The caller
@@ -210,80 +181,6 @@ class BenchmarkManager:
         self._concurrent_seen = True
         pool = self._submissions
         return nullcontext() if pool is None else pool.unlocked()
-
-    def check(self) -> None:
-        """Refuse a damaged run before anything is written (RunDirError naming file and field).
-
-        Reads the records and jobs of every stack ``collect`` may touch (their files are checked as
-        they are read), and refuses an unfinished stack whose record names a job without its
-        job_info.json: collecting it would submit that job a second time.
-        """
-        candidates = self._candidates(self.run.read_index(), self.stacks().keys())
-        jobs = {job["key"]: job for job in self._jobs_of(candidates)}
-        waiting = {job["stack"] for job in jobs.values() if job.get("status") in PENDING_JOB_STATES}
-        # a stack that still waits for a job is read when its jobs are done (``_settle``), not now,
-        # unless its record changed after a current index (by hand): a damaged run is refused before
-        # anything is written; of the others, the first KEPT_RECORDS are kept for the collect
-        edited = self._edited()
-        waiting = set() if edited is None else waiting - edited
-        records = {}
-        for key in sorted(candidates - waiting):
-            record = self.run.read_record(key)
-            self._check_record(key, record, jobs)
-            if len(records) < KEPT_RECORDS:
-                records[key] = record
-        self._checked = (candidates, list(jobs.values()), records)
-        for job in jobs.values():
-            try:
-                load_job_manager_class(job["job_manager"])
-            except Exception as error:
-                raise RunDirError(
-                    f"{self.run.job_file(job['key'])}: job_manager: {error}; the file was edited or damaged: "
-                    "restore it or remove the run"
-                ) from None
-
-    def _jobs_of(self, stacks: set[str]) -> list[dict[str, Any]]:
-        """The jobs of ``stacks``, in key order: from the index while it is current (a job not final
-        is kept whole there, a final one is read from its file), else from their files."""
-        edited = self._edited()
-        if edited is None:
-            return self.run.jobs_of(stacks)
-        index = self.run.read_index_detail()
-        open_jobs = self.run.read_open_jobs(index)
-        jobs = [job for job in self.run.jobs_of(stacks & edited)]  # changed by hand: the files win
-        for key, summary in index["jobs"].items():
-            stack = summary.get("stack")
-            if stack in stacks and stack not in edited:
-                job = open_jobs.get(key)  # changed in place by the poll, and written then
-                jobs.append(job if job is not None else self.run.read_job(key))
-        return sorted(jobs, key=lambda job: job["key"])
-
-    def _edited(self) -> set[str] | None:
-        """Stacks whose files changed after the current index (by hand), read from the files all the
-        same; None when the index is not current (every file is read). Asked once a command."""
-        if self._edited_stacks is None:
-            index = self.run.read_index_detail()
-            current = self.run.index_current(index) and self.run.read_open_jobs(index) is not None
-            self._edited_stacks = self.run.changed_since_index() if current else None
-        return self._edited_stacks
-
-    def _check_record(self, key: str, record: dict[str, Any] | None, jobs: dict[str, Any]) -> None:
-        """RunDirError if an unfinished stack's record names a job that has no job_info.json."""
-        if record is None or record["quark_job_status"] == FINISHED:
-            return
-        for job_key in record.get("jobs") or []:
-            if job_key not in jobs:
-                raise RunDirError(
-                    f"{self.run.job_file(job_key)}: missing, yet jobs in {self.run.record_file(key)} names it; "
-                    "restore it (collecting without it would submit the job again)"
-                )
-
-    def _candidates(self, index: dict[str, str], stacks: Any, retry_failed: bool = False) -> set[str]:
-        """The stacks collect may touch: open, not closed in the index, or failed with ``retry_failed``."""
-        candidates = self.run.open_stacks() | {key for key in stacks if index.get(key) not in CLOSED}
-        if retry_failed:
-            candidates |= {key for key, status in index.items() if status == FAILED}
-        return candidates & set(stacks)
 
     def collect(
         self,
@@ -508,86 +405,6 @@ class BenchmarkManager:
             changed.extend(summary.changed)
         summary.changed = changed
         return summary
-
-    def cancel(self, selected: list[str] | None = None, forget: bool = False) -> Cancellation:
-        """Cancel pending jobs on their services; their stacks fail as with any cancelled job.
-
-        ``selected`` names job keys or stack keys (None: every pending job). A job that had already
-        ended is left for ``collect``; a job whose cancel raised stays as it was and is reported.
-        ``forget``: the service is not asked (it cannot cancel, or is gone); the jobs are recorded
-        CANCELLED here with ``abandoned_at``, and the service may still run them.
-        """
-        result = Cancellation()
-        jobs = self.run.read_jobs()
-        if selected:
-            known = {job["key"] for job in jobs} | {job["stack"] for job in jobs}
-            unknown = [key for key in selected if key not in known]
-            if unknown:
-                raise QuarkError(
-                    f"{self.run.jobs_dir}: no job or stack with jobs is called {unknown[0]!r}; "
-                    f"'quark status {self.run.path}' lists the job keys"
-                )
-            jobs = [job for job in jobs if job["key"] in selected or job["stack"] in selected]
-        for job in jobs:
-            if job.get("status") not in PENDING_JOB_STATES:
-                result.skipped[job["key"]] = f"not pending ({job.get('status')})"
-                continue
-            if forget:
-                self._abandon_job(job, result)
-            else:
-                self._cancel_job(job, result)
-        index = self.run.read_index()
-        for key in sorted(self.run.record_keys() - set(result.summary.stacks)):
-            if index.get(key) in CLOSED:
-                result.summary.stacks[key] = index[key]
-            else:
-                result.summary.stacks[key] = (self.run.read_record(key) or {}).get("quark_job_status", INTERRUPTED)
-        self._finish(result.summary)
-        return result
-
-    def _abandon_job(self, job: dict[str, Any], result: Cancellation) -> None:
-        """Record ``job`` CANCELLED without asking its service: quark stops following it."""
-        reason = "abandoned with 'quark cancel --forget' (not cancelled on its service, which may still run it)"
-        apply_status(job, AsyncStatus.CANCELLED, reason)
-        job["abandoned_at"] = now_iso()
-        self.run.write_job(job)
-        log.info("job %s abandoned on request", job["key"])
-        self._cancelled(job, result)
-
-    def _cancel_job(self, job: dict[str, Any], result: Cancellation) -> None:
-        try:
-            cls = load_job_manager_class(job["job_manager"])
-            manager = call_user(
-                f"{cls.__name__}.from_job_info()", cls.from_job_info, job.get("info", {}), self._context(job)
-            )
-            stopped = call_user(f"{cls.__name__}.cancel()", manager.cancel)
-            if not stopped:
-                status = checked_status(manager, call_user(f"{cls.__name__}.get_status()", manager.get_status))
-            else:
-                status = AsyncStatus.CANCELLED
-        except Exception as error:
-            log.warning("cancelling job %s failed: %s", job["key"], error, exc_info=True)
-            result.errors[job["key"]] = error
-            return
-        reason = (manager.status_reason or "cancelled on request") if stopped else manager.status_reason
-        if apply_status(job, status, reason):
-            job["info"] = manager.job_info
-            self.run.write_job(job)
-        if not stopped and not status.is_final:
-            result.errors[job["key"]] = RuntimeError(f"the service did not cancel it (still {status.value})")
-            return
-        if not stopped:
-            result.ended[job["key"]] = status.value
-            return
-        log.info("job %s cancelled on request", job["key"])
-        self._cancelled(job, result)
-
-    def _cancelled(self, job: dict[str, Any], result: Cancellation) -> None:
-        """Count ``job`` as cancelled by this command and fail its stack, as any cancelled job does."""
-        result.cancelled.append(job["key"])
-        record = self.run.read_record(job["stack"])
-        if record is not None and record.get("quark_job_status") != FAILED:
-            self._fail_from_job(job["stack"], record, job, result.summary)
 
     def _retry(self, job: dict[str, Any], summary: Summary) -> dict[str, Any]:
         """A failed job, before ``--retry-failed`` pays for it again: still failed on its service?

@@ -32,9 +32,9 @@ from typing import Any
 
 from quark_cli.atomic import atomic_write_bytes
 from quark_cli.errors import RunDirError, describe_os_error
+from quark_cli.keys import stack_of
 from quark_cli.report import is_number, stats, varying
 from quark_cli.stamps import interval, parse_stamp
-from quark_cli.state import stack_of
 
 PLOTS_DIR = "plots"
 MAX_JOBS_SHOWN = 200

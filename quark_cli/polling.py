@@ -29,7 +29,7 @@ from quark_cli.state import RunDir
 from quark_cli.walk import apply_status
 
 if TYPE_CHECKING:
-    from quark_cli.engine import Summary
+    from quark_cli.summary import Summary
 
 log = logging.getLogger("quark_cli")
 

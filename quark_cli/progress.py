@@ -17,7 +17,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from quark_cli.engine import FAILED, FINISHED, Summary
+from quark_cli.summary import Summary
+from quark_cli.walk import FAILED, FINISHED
 
 LIVE, LINES, OFF = "live", "lines", "off"
 HEARTBEAT_SECONDS = 60.0

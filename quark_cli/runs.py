@@ -21,17 +21,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from quark_cli import __version__
+from quark_cli.cancelling import Cancellation
 from quark_cli.config import BenchmarkConfig, build_config, config_hash, load_config, parse_config_text
 from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
-from quark_cli.engine import (
-    FAILED,
-    FINISHED,
-    INTERRUPTED,
-    BenchmarkManager,
-    Cancellation,
-    Summary,
-    job_summary,
-)
+from quark_cli.engine import BenchmarkManager
 from quark_cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -44,6 +37,7 @@ from quark_cli.errors import (
 )
 from quark_cli.launcher import hash_seed
 from quark_cli.quark2 import read_module_file
+from quark_cli.run_index import job_summary
 from quark_cli.stamps import age_seconds, now_iso
 from quark_cli.state import (
     CONFIG_FILE,
@@ -53,6 +47,8 @@ from quark_cli.state import (
     RunDir,
     file_name,
 )
+from quark_cli.summary import Summary
+from quark_cli.walk import FAILED, FINISHED, INTERRUPTED
 
 NOT_STARTED = "NOT_STARTED"
 

@@ -27,7 +27,6 @@ import inspect
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,22 +46,17 @@ from quark_cli.atomic import (
     private_dirs,
     staged_write,
     staging,
-    strict_dumps,
 )
 from quark_cli.errors import RunDirError, RunLockedError
+from quark_cli.keys import stack_of
+from quark_cli.results_file import RESULTS_FILE, ResultsFile
+from quark_cli.run_index import INDEX_FILE, OPEN_JOBS_FILE, RunIndex
 from quark_cli.schema import MODULES_FILE, SCHEMA_VERSION, read_json
 from quark_cli.stamps import now_iso
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yml"
 PARSED_CONFIG_FILE = "config.json"
-RESULTS_FILE = "results.json"
-INDEX_FILE = "index.json"
-#: Present from a command's first change of a stack or job until its index is written: while it is
-#: there (a command runs, or was killed), the index may lag behind the files.
-CHANGING_FILE = ".changing"
-#: The jobs not final yet, whole, of the index's generation: what collect polls.
-OPEN_JOBS_FILE = "open_jobs.json"
 ITEMS_DIR = "benchmarks"
 LOCK_FILE = ".lock"
 HISTORY_LIMIT = 200
@@ -104,25 +98,6 @@ def lock_holder(path: Path) -> int | None:
     return None
 
 
-JOB_SUMMARY_FIELDS = (
-    "key",
-    "stack",
-    "module_path",
-    "phase",
-    "status",
-    "attempt",
-    "submitted_at",
-    "status_since",
-    "error",
-    "warning",
-)
-
-
-def job_summary(job: dict[str, Any]) -> dict[str, Any]:
-    """The part of a job that ``quark status`` shows, kept in the index."""
-    return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
-
-
 def _interrupted_creation(names: set[str]) -> bool:
     """True for what a submit killed while creating the run leaves: its lock, maybe the config and modules."""
     ours = {LOCK_FILE, CONFIG_FILE, MODULES_FILE}
@@ -133,11 +108,6 @@ def _interrupted_creation(names: set[str]) -> bool:
 #: Longest part of a file name quark makes from names the user chose (module names, a config's name).
 #: File systems allow 255 bytes a name; job folders add a stack key and a phase, queue files a stamp.
 MAX_NAME_BYTES = 120
-
-
-def _plain_field(value: Any) -> bool:
-    """A job summary's field as we write it: text, a number or null."""
-    return value is None or isinstance(value, str | int | float)
 
 
 def file_name(text: str, limit: int = MAX_NAME_BYTES) -> str:
@@ -151,17 +121,7 @@ def file_name(text: str, limit: int = MAX_NAME_BYTES) -> str:
     return f"{safe[: limit - 17]}~{digest}"
 
 
-def stack_key(item: int, repetition: int) -> str:
-    """``003-r1``: backlog item and repetition, sortable by name."""
-    return f"{item:03d}-r{repetition}"
-
-
-def stack_of(job_key: str) -> str:
-    """The stack of a job key: ``003-r1`` of ``003-r1-MaxCut.QAOA.LocalAsyncSampler-pre``."""
-    return "-".join(job_key.split("-", 2)[:2])
-
-
-class RunDir:
+class RunDir(RunIndex, ResultsFile):
     """One run directory on disk."""
 
     def __init__(self, path: Path) -> None:
@@ -465,132 +425,6 @@ class RunDir:
                     jobs.append(read_json(path, "job_info.json"))
         return jobs
 
-    def read_index(self) -> dict[str, str]:
-        """Stack statuses as the last command left them: a cache, trusted only for closed stacks."""
-        index = self.read_index_detail()
-        return index["stacks"] if index else {}
-
-    def read_index_detail(self) -> dict[str, Any] | None:
-        """The whole index (``stacks``, ``errors`` of failed stacks, ``jobs`` summaries), or None.
-
-        Read once while the file stays the same (its inode, size and time): a command asks for it
-        several times, and at 100,000 stacks it is tens of MB. Callers may change what they get only
-        to hand it to ``write_index``.
-        """
-        path = self.path / INDEX_FILE
-        try:
-            info = os.stat(path)
-        except OSError:
-            return None
-        stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
-        if self._index_cache is not None and self._index_cache[0] == stamp:
-            return self._index_cache[1]
-        parts = self._parse_index(path)
-        self._index_cache = (stamp, parts)
-        return parts
-
-    def _parse_index(self, path: Path) -> dict[str, Any] | None:
-        try:
-            value = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(value, dict) or value.get("schema_version") != SCHEMA_VERSION:
-            return None
-        parts = {name: value.get(name) for name in ("stacks", "errors", "jobs")}
-        if not all(isinstance(part, dict) for part in parts.values()):
-            return None
-        generation = value.get("generation")
-        # an index of an earlier quark-cli has no generation: collect and status read the files
-        parts["complete"] = value.get("complete") is True and isinstance(generation, str)
-        parts["generation"] = generation
-        # a cache: if it was edited into shapes we do not write, it is rebuilt rather than trusted
-        if not all(isinstance(status, str) for status in parts["stacks"].values()):
-            return None
-        if not all(isinstance(error, str) for error in parts["errors"].values()):
-            return None
-        if not all(
-            isinstance(job, dict) and all(_plain_field(v) for v in job.values()) for job in parts["jobs"].values()
-        ):
-            return None
-        return parts
-
-    def write_index(
-        self,
-        stacks: dict[str, str],
-        errors: dict[str, str] | None = None,
-        jobs: dict[str, Any] | None = None,
-        open_jobs: dict[str, dict[str, Any]] | None = None,
-    ) -> None:
-        """Save the index: every stack's status, failed stacks' errors and a summary of every job;
-        and beside it, every job not final yet as a whole (``open_jobs``, what ``collect`` polls).
-
-        A cache for status and collect (one file instead of one per stack and job), rewritten at the
-        end of each command. While no command has changed the run since (``index_current``), it
-        tells everything; otherwise readers trust it only for stacks closed in it and not open.
-        """
-        generation = uuid.uuid4().hex
-        open_jobs = dict(sorted((open_jobs or {}).items()))
-        open_path = self.path / OPEN_JOBS_FILE
-        atomic_write_json(  # first: an index names the open jobs of its own generation only
-            open_path, {"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": open_jobs}, compact=True
-        )
-        self._open_jobs_cache = (generation, open_jobs)
-        parts = {
-            "stacks": dict(sorted(stacks.items())),
-            "errors": dict(sorted((errors or {}).items())),
-            "jobs": dict(sorted((jobs or {}).items())),
-            "generation": generation,
-        }
-        path = self.path / INDEX_FILE
-        atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **parts, "complete": True}, compact=True)
-        info = os.stat(path)
-        self._index_cache = ((info.st_ino, info.st_size, info.st_mtime_ns), {**parts, "complete": True})
-        if self._changing:
-            (self.path / CHANGING_FILE).unlink(missing_ok=True)
-            self._changing = False
-
-    def changed_since_index(self) -> set[str]:
-        """Stacks whose record or a job's file changed after the index was written (by hand): what
-        a reader of a current index reads from the files all the same. One stat a file."""
-        written = os.stat(self.path / INDEX_FILE).st_mtime_ns
-        changed = set()
-        if self.records_dir.is_dir():
-            with os.scandir(self.records_dir) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if name.endswith(".json") and not name.startswith(".") and entry.stat().st_mtime_ns > written:
-                        changed.add(name[: -len(".json")])
-        jobs_dir = os.fspath(self.jobs_dir)
-        for name in os.listdir(jobs_dir) if os.path.isdir(jobs_dir) else []:
-            try:
-                newer = os.stat(f"{jobs_dir}/{name}/job_info.json").st_mtime_ns > written
-            except FileNotFoundError:
-                newer = True
-            if newer and not name.startswith("."):
-                changed.add(stack_of(name))
-        return changed
-
-    def read_open_jobs(self, index: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
-        """Every job not final, whole, by key, as the command that wrote ``index`` left them (only
-        ``collect`` needs them: a file of its own, which ``status`` never reads); None if the file
-        is missing, damaged or of another generation than ``index``."""
-        generation = (index or {}).get("generation")
-        if not generation:
-            return None
-        if self._open_jobs_cache is not None and self._open_jobs_cache[0] == generation:
-            return self._open_jobs_cache[1]
-        try:
-            value = json.loads((self.path / OPEN_JOBS_FILE).read_bytes())
-        except (OSError, ValueError):
-            return None
-        jobs = value.get("jobs") if isinstance(value, dict) else None
-        if value.get("generation") != generation or not isinstance(jobs, dict):
-            return None
-        if not all(isinstance(job, dict) and job.get("key") == key for key, job in jobs.items()):
-            return None
-        self._open_jobs_cache = (generation, jobs)
-        return jobs
-
     def record_file(self, key: str) -> Path:
         return self.records_dir / f"{key}.json"
 
@@ -604,27 +438,6 @@ class RunDir:
         staged_write(self.record_file(key), json_bytes(saved, compact=True))
         return saved
 
-    def changing(self) -> None:
-        """Before the first change of a stack or job: mark the index as lagging (``index_current``),
-        durably, so that a kill from here on leaves the mark."""
-        if self._changing:
-            return
-        self._was_current = self.index_current(self.read_index_detail())
-        fd = os.open(self.path / CHANGING_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.close(fd)
-        fsync_dir(self.path)
-        self._changing = True
-
-    def index_current(self, index: dict[str, Any] | None) -> bool:
-        """True if ``index`` was written by a command that ended, and none but this object's has
-        changed the run since: it then tells every stack's status and every job (with what this
-        object wrote since, ``written_jobs``), and no file needs reading."""
-        if not (index and index.get("complete")):
-            return False
-        if self._changing:
-            return self._was_current
-        return not (self.path / CHANGING_FILE).exists()
-
     def read_records(self) -> dict[str, dict[str, Any]]:
         """Every stack record by stack key."""
         if not self.records_dir.is_dir():
@@ -634,38 +447,6 @@ class RunDir:
             if entry.name.endswith(".json") and not entry.name.startswith("."):
                 records[entry.name[: -len(".json")]] = read_json(Path(entry.path), "record")
         return records
-
-    def rebuild_results(
-        self, changed: set[str] | None = None, known: dict[str, bytes] | None = None
-    ) -> list[dict[str, Any]]:
-        """Write ``results.json``: the records as a QUARK 2 style list, by backlog item and repetition.
-
-        One record per line: still a JSON list for QUARK 2 tools, written by the C encoder (an
-        indented file of 10,000 records takes the pure-Python one seconds). With ``changed``, only
-        those stacks' lines are replaced in the existing file, whose other lines are kept as bytes,
-        never parsed: the cost follows the changed stacks, not the thousands that finished before.
-        ``known`` holds result lines (``result_line``) of changed records the caller already has.
-        Without ``changed``, or if the file is unusable, every record is read. Returns the records
-        written: all of them, or with ``changed`` only the changed ones read from disk.
-        """
-        path = self.path / RESULTS_FILE
-        if changed is not None and not changed and path.exists():
-            return []
-        if changed is not None:
-            known = known or {}
-            records = [r for r in (self.read_record(key) for key in changed if key not in known) if r]
-            lines = {} if self.fresh and not path.exists() else _result_lines(path)
-            if lines is not None:
-                lines.update((key, known[key]) for key in changed if key in known)
-                lines.update((record["stack"], result_line(record)) for record in records)
-                atomic_write_bytes(path, _results_bytes([lines[key] for key in sorted(lines, key=_stack_order)]))
-                return records
-        results = sorted(
-            self.read_records().values(),
-            key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0)),
-        )
-        atomic_write_bytes(path, _results_bytes([result_line(record) for record in results]))
-        return results
 
     def log_file(self) -> Path:
         return self.path / "logging.log"
@@ -705,47 +486,3 @@ class RunDir:
                     (folder / name).unlink(missing_ok=True)
                     removed.append(folder / name)
         return removed
-
-
-def result_line(record: dict[str, Any]) -> bytes:
-    """A record as its line of results.json."""
-    return strict_dumps(record, separators=(", ", ": ")).encode()
-
-
-def _results_bytes(lines: list[bytes]) -> bytes:
-    return b"[\n" + b",\n".join(lines) + b"\n]\n" if lines else b"[]\n"
-
-
-_STACK_FIELD = b'"stack": "'
-_STACK_KEY = re.compile(r"[0-9]+-r[0-9]+")
-
-
-def _result_lines(path: Path) -> dict[str, bytes] | None:
-    """The lines of a results.json we wrote, by stack, unparsed; None if it is missing or not ours.
-
-    A line is one record; its first ``"stack": "`` is the record's own: it comes before ``module``,
-    the only field holding nested values, and a quote inside a string is escaped.
-    """
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    if raw == b"[]\n":
-        return {}
-    if not (raw.startswith(b"[\n{") and raw.endswith(b"}\n]\n")):
-        return None
-    lines: dict[str, bytes] = {}
-    for line in raw[2:-3].split(b",\n"):
-        start = line.find(_STACK_FIELD)
-        end = line.find(b'"', start + len(_STACK_FIELD)) if start >= 0 else -1
-        key = line[start + len(_STACK_FIELD) : end].decode(errors="replace") if end >= 0 else ""
-        if not (_STACK_KEY.fullmatch(key) and line.startswith(b"{") and line.endswith(b"}")):
-            return None
-        lines[key] = line
-    return lines
-
-
-def _stack_order(key: str) -> tuple[int, int]:
-    """``003-r12`` -> (3, 12): backlog item, then repetition, as numbers."""
-    item, _, repetition = key.partition("-r")
-    return int(item), int(repetition)

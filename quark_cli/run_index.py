@@ -1,0 +1,212 @@
+"""A run's index: every stack's status and every job in two files, read instead of thousands.
+
+``index.json`` holds each stack's status, the errors of failed stacks and a summary of every job;
+``open_jobs.json`` beside it holds every job not final yet, whole (what ``collect`` polls), tied to
+its index by a ``generation``. Both are rewritten at the end of each command that changed the run.
+A command marks the run (``.changing``) before its first change and clears the mark once its index
+is written: while there is no mark, the index is *current* and tells everything; after a kill it
+is trusted only for closed stacks, and the next command reads the files and writes it again.
+
+``RunIndex`` is a part of ``quark_cli.state.RunDir`` (which sets the attributes it uses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from quark_cli.atomic import atomic_write_json, fsync_dir
+from quark_cli.keys import stack_of
+from quark_cli.schema import SCHEMA_VERSION
+
+INDEX_FILE = "index.json"
+#: Present from a command's first change of a stack or job until its index is written: while it is
+#: there (a command runs, or was killed), the index may lag behind the files.
+CHANGING_FILE = ".changing"
+#: The jobs not final yet, whole, of the index's generation: what collect polls.
+OPEN_JOBS_FILE = "open_jobs.json"
+
+JOB_SUMMARY_FIELDS = (
+    "key",
+    "stack",
+    "module_path",
+    "phase",
+    "status",
+    "attempt",
+    "submitted_at",
+    "status_since",
+    "error",
+    "warning",
+)
+
+
+def job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    """The part of a job that ``quark status`` shows, kept in the index."""
+    return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
+
+
+def _plain_field(value: Any) -> bool:
+    """A job summary's field as we write it: text, a number or null."""
+    return value is None or isinstance(value, str | int | float)
+
+
+class RunIndex:
+    """The index part of ``RunDir``: reading, writing and trusting ``index.json`` and ``open_jobs.json``."""
+
+    path: Path
+    jobs_dir: Path
+    records_dir: Path
+    _changing: bool
+    _was_current: bool
+    _index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None
+    _open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None
+
+    def read_index(self) -> dict[str, str]:
+        """Stack statuses as the last command left them: a cache, trusted only for closed stacks."""
+        index = self.read_index_detail()
+        return index["stacks"] if index else {}
+
+    def read_index_detail(self) -> dict[str, Any] | None:
+        """The whole index (``stacks``, ``errors`` of failed stacks, ``jobs`` summaries), or None.
+
+        Read once while the file stays the same (its inode, size and time): a command asks for it
+        several times, and at 100,000 stacks it is tens of MB. Callers may change what they get only
+        to hand it to ``write_index``.
+        """
+        path = self.path / INDEX_FILE
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+        if self._index_cache is not None and self._index_cache[0] == stamp:
+            return self._index_cache[1]
+        parts = self._parse_index(path)
+        self._index_cache = (stamp, parts)
+        return parts
+
+    def _parse_index(self, path: Path) -> dict[str, Any] | None:
+        try:
+            value = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(value, dict) or value.get("schema_version") != SCHEMA_VERSION:
+            return None
+        parts = {name: value.get(name) for name in ("stacks", "errors", "jobs")}
+        if not all(isinstance(part, dict) for part in parts.values()):
+            return None
+        generation = value.get("generation")
+        # an index of an earlier quark-cli has no generation: collect and status read the files
+        parts["complete"] = value.get("complete") is True and isinstance(generation, str)
+        parts["generation"] = generation
+        # a cache: if it was edited into shapes we do not write, it is rebuilt rather than trusted
+        if not all(isinstance(status, str) for status in parts["stacks"].values()):
+            return None
+        if not all(isinstance(error, str) for error in parts["errors"].values()):
+            return None
+        if not all(
+            isinstance(job, dict) and all(_plain_field(v) for v in job.values()) for job in parts["jobs"].values()
+        ):
+            return None
+        return parts
+
+    def write_index(
+        self,
+        stacks: dict[str, str],
+        errors: dict[str, str] | None = None,
+        jobs: dict[str, Any] | None = None,
+        open_jobs: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Save the index: every stack's status, failed stacks' errors and a summary of every job;
+        and beside it, every job not final yet as a whole (``open_jobs``, what ``collect`` polls).
+
+        A cache for status and collect (one file instead of one per stack and job), rewritten at the
+        end of each command. While no command has changed the run since (``index_current``), it
+        tells everything; otherwise readers trust it only for stacks closed in it and not open.
+        """
+        generation = uuid.uuid4().hex
+        open_jobs = dict(sorted((open_jobs or {}).items()))
+        open_path = self.path / OPEN_JOBS_FILE
+        atomic_write_json(  # first: an index names the open jobs of its own generation only
+            open_path, {"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": open_jobs}, compact=True
+        )
+        self._open_jobs_cache = (generation, open_jobs)
+        parts = {
+            "stacks": dict(sorted(stacks.items())),
+            "errors": dict(sorted((errors or {}).items())),
+            "jobs": dict(sorted((jobs or {}).items())),
+            "generation": generation,
+        }
+        path = self.path / INDEX_FILE
+        atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **parts, "complete": True}, compact=True)
+        info = os.stat(path)
+        self._index_cache = ((info.st_ino, info.st_size, info.st_mtime_ns), {**parts, "complete": True})
+        if self._changing:
+            (self.path / CHANGING_FILE).unlink(missing_ok=True)
+            self._changing = False
+
+    def changed_since_index(self) -> set[str]:
+        """Stacks whose record or a job's file changed after the index was written (by hand): what
+        a reader of a current index reads from the files all the same. One stat a file."""
+        written = os.stat(self.path / INDEX_FILE).st_mtime_ns
+        changed = set()
+        if self.records_dir.is_dir():
+            with os.scandir(self.records_dir) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.endswith(".json") and not name.startswith(".") and entry.stat().st_mtime_ns > written:
+                        changed.add(name[: -len(".json")])
+        jobs_dir = os.fspath(self.jobs_dir)
+        for name in os.listdir(jobs_dir) if os.path.isdir(jobs_dir) else []:
+            try:
+                newer = os.stat(f"{jobs_dir}/{name}/job_info.json").st_mtime_ns > written
+            except FileNotFoundError:
+                newer = True
+            if newer and not name.startswith("."):
+                changed.add(stack_of(name))
+        return changed
+
+    def read_open_jobs(self, index: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
+        """Every job not final, whole, by key, as the command that wrote ``index`` left them (only
+        ``collect`` needs them: a file of its own, which ``status`` never reads); None if the file
+        is missing, damaged or of another generation than ``index``."""
+        generation = (index or {}).get("generation")
+        if not generation:
+            return None
+        if self._open_jobs_cache is not None and self._open_jobs_cache[0] == generation:
+            return self._open_jobs_cache[1]
+        try:
+            value = json.loads((self.path / OPEN_JOBS_FILE).read_bytes())
+        except (OSError, ValueError):
+            return None
+        jobs = value.get("jobs") if isinstance(value, dict) else None
+        if value.get("generation") != generation or not isinstance(jobs, dict):
+            return None
+        if not all(isinstance(job, dict) and job.get("key") == key for key, job in jobs.items()):
+            return None
+        self._open_jobs_cache = (generation, jobs)
+        return jobs
+
+    def changing(self) -> None:
+        """Before the first change of a stack or job: mark the index as lagging (``index_current``),
+        durably, so that a kill from here on leaves the mark."""
+        if self._changing:
+            return
+        self._was_current = self.index_current(self.read_index_detail())
+        fd = os.open(self.path / CHANGING_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        fsync_dir(self.path)
+        self._changing = True
+
+    def index_current(self, index: dict[str, Any] | None) -> bool:
+        """True if ``index`` was written by a command that ended, and none but this object's has
+        changed the run since: it then tells every stack's status and every job (with what this
+        object wrote since, ``written_jobs``), and no file needs reading."""
+        if not (index and index.get("complete")):
+            return False
+        if self._changing:
+            return self._was_current
+        return not (self.path / CHANGING_FILE).exists()
