@@ -207,7 +207,6 @@ def draw_help(command: TyperCommand | TyperGroup, ctx: typer.Context) -> bool:
 def _parameters_panel(title: str, params: list[Any], ctx: typer.Context, paragraphs: Callable[..., _Prose]) -> Any:
     """typer's panel of arguments or options: names, type and range, help, default, required."""
     from rich.panel import Panel
-    from rich.table import Table
     from typer._click.types import _NumberRangeBase
 
     highlighter, negative, types = _OptionHighlighter(), _NegativeOptionHighlighter(), _TypesHighlighter()
@@ -251,31 +250,19 @@ def _parameters_panel(title: str, params: list[Any], ctx: typer.Context, paragra
         names = [highlighter(",".join(long)), highlighter(",".join(short))]
         names += [negative(",".join(negative_long)), negative(",".join(negative_short))]
         rows.append((required, [*names, types(kind), _Stacked(about)]))
-    table = Table(
-        highlight=True,
-        show_header=False,
-        expand=True,
-        box=None,
-        show_lines=False,
-        leading=0,
-        border_style=None,
-        row_styles=None,
-        pad_edge=False,
-        padding=(0, 1),
-    )
+    table = _panel_table(highlight=True)
     starred = any(required for required, _ in rows)
     for required, row in rows:
         table.add_row(*([required, *row] if starred else row))
     return Panel(table, border_style="dim", title=_title(title), title_align="left")
 
 
-def _commands_panel(title: str, commands: list[Any], paragraphs: Callable[..., _Prose]) -> Any:
-    """typer's panel of a group's commands: each name and the first paragraph of its help."""
-    from rich.panel import Panel
+def _panel_table(highlight: bool) -> Any:
+    """The borderless, full-width table typer puts inside its help panels."""
     from rich.table import Table
 
-    table = Table(
-        highlight=False,
+    return Table(
+        highlight=highlight,
         show_header=False,
         expand=True,
         box=None,
@@ -286,6 +273,13 @@ def _commands_panel(title: str, commands: list[Any], paragraphs: Callable[..., _
         pad_edge=False,
         padding=(0, 1),
     )
+
+
+def _commands_panel(title: str, commands: list[Any], paragraphs: Callable[..., _Prose]) -> Any:
+    """typer's panel of a group's commands: each name and the first paragraph of its help."""
+    from rich.panel import Panel
+
+    table = _panel_table(highlight=False)
     table.add_column(style="bold cyan", no_wrap=True, width=max(len(sub.name or "") for sub in commands))
     table.add_column("Description", justify="left", no_wrap=False, ratio=10)
     for sub in commands:
