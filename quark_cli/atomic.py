@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import wait
 from contextlib import contextmanager, suppress
@@ -165,6 +166,8 @@ class GroupCommit:
     LIMIT = 64
     BATCH = 128
     MAX_QUEUED = 2048
+    #: Seconds ``commit_through`` waits for others' writes to join its batch while ``others_coming``.
+    LINGER = 0.005
     WRITERS = 8
 
     def __init__(self, root: Path) -> None:
@@ -184,6 +187,9 @@ class GroupCommit:
         self._commit_lock = threading.Lock()
         self._pool: Any = None
         self._queued: dict[str, int] = {}  # target -> staged writes not yet in place
+        #: Set by a caller that knows: True while other threads are about to queue a write that they
+        #: will wait for (``commit_through`` lingers a moment so that one sync serves them all).
+        self.others_coming: Callable[[], bool] | None = None
 
     def write(self, path: Path | str, data: bytes, sync_dir: bool = True, durable: bool = False) -> int:
         """Queue ``data`` for ``path`` (``sync_dir`` and ``durable`` as for ``atomic_write_bytes``);
@@ -225,13 +231,18 @@ class GroupCommit:
     def commit_through(self, ticket: int) -> None:
         """Wait until the write ``ticket`` (from ``write``) and all before it are in place, committing
         batches meanwhile: threads waiting together share the batches (one sync for many)."""
+        deadline = time.monotonic() + self.LINGER
         while True:
             with self._lock:
                 if self._committed >= ticket:
                     return
                 if self._error is not None:  # a batch before this write failed: it will never be in place
                     raise self._error
-            self._commit_batch()
+            gather = self.others_coming
+            if gather is not None and gather() and time.monotonic() < deadline:
+                time.sleep(self.LINGER / 10)  # another thread is about to queue its write: one sync for both
+                continue
+            self._commit_batch(through=ticket)
 
     def close(self) -> None:
         """Commit what is left and stop the writing threads."""
@@ -254,14 +265,17 @@ class GroupCommit:
                     self._background = None
                     return
 
-    def _commit_batch(self) -> bool:
-        """Commit the oldest ``BATCH`` files (and the callbacks queued among them); False if none was queued.
+    def _commit_batch(self, through: int | None = None) -> bool:
+        """Commit the oldest ``BATCH`` files (and the callbacks queued among them); False if none was
+        queued, or with ``through``, if that write is in place already.
 
         Small batches: writes into a file system slow down as unsynced new files pile up (a third of
         a millisecond a file with 1,500 of them here, a tenth with 100).
         """
         with self._commit_lock:
             with self._lock:
+                if through is not None and self._committed >= through:
+                    return False  # another thread's batch took it while this one waited for its turn
                 file_count = taken = 0
                 for kind, *_ in self._items:
                     if file_count == self.BATCH and kind == "file":
@@ -439,14 +453,18 @@ def staging(path: Path) -> bool:
 
 
 def committed_write(path: Path, data: bytes, durable: bool = False) -> None:
-    """An atomic write in place when this returns (and ``durable``: on disk, its folder too).
+    """An atomic write in place when this returns (``durable``: on disk, its folder too), or soon.
 
-    In an active ``group_commit`` the write is staged and the group committed: threads that call
-    this together share one syncfs (the group commit of submission intents) instead of an fsync each.
+    In an active ``group_commit`` a durable write is staged and the group committed: threads that
+    call this together share one syncfs (the group commit of submission intents) instead of an
+    fsync each. A write that need not be durable is staged, and in place before the next durable
+    one is (the queue is committed in order) or at the group's end.
     """
     group = _group
     if group is not None and os.fspath(path).startswith(group.prefix):
-        group.commit_through(group.write(path, data, sync_dir=durable, durable=durable))
+        ticket = group.write(path, data, sync_dir=durable, durable=durable)
+        if durable:
+            group.commit_through(ticket)
     else:
         atomic_write_bytes(Path(path), data, durable=durable, sync_dir=durable)
 

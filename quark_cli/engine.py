@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.async_core import poll_delays
-from quark_cli.atomic import after_commit, commit_staged, group_commit
+from quark_cli.atomic import GroupCommit, after_commit, commit_staged, group_commit
 from quark_cli.cancelling import Cancelling
 from quark_cli.collect_reads import CollectReads
 from quark_cli.config import BacklogItem, BenchmarkConfig
@@ -127,12 +127,12 @@ class BenchmarkManager(CollectReads, Cancelling):
         summary = Summary()
         prefetch_revision()
         pooled = not sequential and not failfast and self.submit_workers > 1
-        with nullcontext() if sequential else group_commit(self.run.path):
+        with nullcontext() if sequential else group_commit(self.run.path) as group:
             for item in self.config.backlog:
                 for repetition in range(1, self.config.repetitions + 1):
                     key = stack_key(item.index, repetition)
                     if pooled and self._concurrent_seen:  # the rest on threads, from this stack on
-                        self._start_pooled(summary, on_stack, (item.index, repetition))
+                        self._start_pooled(summary, on_stack, (item.index, repetition), group)
                         self._finish(summary)
                         return summary
                     status = self._walk(key, item, repetition, {}, sequential, summary)
@@ -147,7 +147,11 @@ class BenchmarkManager(CollectReads, Cancelling):
         return summary
 
     def _start_pooled(
-        self, summary: Summary, on_stack: Callable[[str, str], None] | None, first: tuple[int, int]
+        self,
+        summary: Summary,
+        on_stack: Callable[[str, str], None] | None,
+        first: tuple[int, int],
+        group: GroupCommit,
     ) -> None:
         """The rest of a submit from stack ``first`` (item index, repetition) on: each stack walked on
         a ``SubmissionPool`` thread, in backlog order, their submissions overlapping; ``on_stack`` is
@@ -158,6 +162,7 @@ class BenchmarkManager(CollectReads, Cancelling):
         """
         with SubmissionPool(self.submit_workers) as pool:
             self._submissions = pool
+            group.others_coming = pool.walks_coming  # a walk under way brings its intent soon
             try:
                 for position in range(first[0], len(self.config.backlog)):
                     item = self.config.backlog[position]
@@ -172,6 +177,7 @@ class BenchmarkManager(CollectReads, Cancelling):
                         on_stack(done, status)
             finally:
                 self._submissions = None
+                group.others_coming = None
 
     def submission_window(self, manager: Any) -> Any:
         """What a walk's submission runs in: outside the module lock of a ``SubmissionPool`` when one

@@ -59,11 +59,14 @@ def _message(error: BaseException) -> str:
     return str(error) if isinstance(error, JobManagerError) else f"{type(error).__name__}: {error}"
 
 
-#: A status call quicker than this (seconds) is a local one: the other jobs of its class are polled
-#: in the calling thread, which costs less than starting threads for them.
-QUICK_POLL_SECONDS = 0.002
-#: Polls timed one by one before deciding (the first may pay for a cold cache or a connection).
-PROBES = 3
+#: A first status call this slow (seconds) is a remote one: the other jobs of its class are polled
+#: on threads at once. Quicker ones are polled in the calling thread, which costs less than
+#: starting threads for them, as long as they take under QUICK_POLL_SECONDS on average (a poll's
+#: time here also counts waiting for the interpreter while the disk writes: one alone says little).
+REMOTE_POLL_SECONDS = 0.01
+QUICK_POLL_SECONDS = 0.001
+#: Polls made inline before their average decides.
+PROBES = 8
 
 
 class JobPoller:
@@ -123,25 +126,24 @@ class JobPoller:
             if _has_batch_status(cls):
                 slow.append((cls, pairs))
                 continue
-            # the first jobs' polls, timed, tell whether threads pay: a call of a local file service
+            # the first job's poll, timed, tells whether threads pay: a call of a local file service
             # costs less than handing it to a thread, one over the network a thousand times more
-            fastest, probed = float("inf"), 0
-            while probed < min(PROBES, len(pairs)) and fastest >= QUICK_POLL_SECONDS:
-                start = time.perf_counter()
-                outcomes = self._poll_batch(None, [pairs[probed]])
-                fastest = min(fastest, time.perf_counter() - start)
-                probed += 1
-                yield from self._report(outcomes, summary)
-            if fastest < QUICK_POLL_SECONDS:
-                quick.extend(pairs[probed:])
-            elif len(pairs) > probed:
-                slow.append((None, pairs[probed:]))
+            start = time.perf_counter()
+            outcomes = self._poll_batch(None, pairs[:1])
+            remote = time.perf_counter() - start >= REMOTE_POLL_SECONDS
+            yield from self._report(outcomes, summary)
+            if remote:
+                if len(pairs) > 1:
+                    slow.append((None, pairs[1:]))
+            else:
+                quick.extend(pairs[1:])
+        spent = 0.0
         for position, pair in enumerate(quick):
             start = time.perf_counter()
             outcomes = self._poll_batch(None, [pair])
-            slower = time.perf_counter() - start >= QUICK_POLL_SECONDS
+            spent += time.perf_counter() - start
             yield from self._report(outcomes, summary)
-            if slower and position + 1 < len(quick):
+            if position >= PROBES and spent / (position + 1) >= QUICK_POLL_SECONDS and position + 1 < len(quick):
                 slow.append((None, quick[position + 1 :]))  # slower than it looked: threads for the rest
                 break
         if not slow:

@@ -302,12 +302,13 @@ class RunDir(RunIndex, ResultsFile):
 
     def write_job(self, job: dict[str, Any], durable: bool = False, at_once: bool = False) -> None:
         """Save a job's info; ``durable`` for the intent written before a service is called,
-        ``at_once`` (not staged in the group commit) for the id a remote service just gave.
+        ``at_once`` for the id a remote service just gave: in place at once, or, in a group commit,
+        before the next intent is (so before the next service call).
 
-        A remote job's id is saved at once so that a kill leaves at most the job being submitted
-        "submission uncertain", not the dozens whose ids were still staged. Writes after the intent
-        need no folder fsync: the intent made the folder durable, and losing a later rewrite in a
-        power cut leaves an earlier, valid state that the next collect moves on.
+        So a kill leaves "submission uncertain" only the jobs whose service was being called or had
+        just answered, not the dozens whose ids were still staged. Writes after the intent need no folder fsync: the
+        intent made the folder durable, and losing a later rewrite in a power cut leaves an earlier,
+        valid state that the next collect moves on.
         """
         self.changing()
         path = self.job_file(job["key"])

@@ -31,6 +31,8 @@ class SubmissionPool:
     def __init__(self, workers: int) -> None:
         self.module_lock = threading.Lock()
         self._holding = threading.local()  # .value: this thread holds module_lock
+        self._walking = 0  # walks that hold or wait for module_lock
+        self._count_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(workers)
         self._done: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quark-submit")
@@ -76,10 +78,18 @@ class SubmissionPool:
         """
         if self._holding.value:
             self._holding.value = False
+            with self._count_lock:
+                self._walking -= 1
             self.module_lock.release()
         yield
 
+    def walks_coming(self) -> bool:
+        """True while a walk runs or waits to run module code: it will bring its intent soon."""
+        return self._walking > 0
+
     def _locked(self, walk: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        with self._count_lock:
+            self._walking += 1
         self.module_lock.acquire()
         self._holding.value = True
         try:
@@ -87,6 +97,8 @@ class SubmissionPool:
         finally:
             if self._holding.value:
                 self._holding.value = False
+                with self._count_lock:
+                    self._walking -= 1
                 self.module_lock.release()
 
     def _ended(self, key: str, future: Future) -> None:

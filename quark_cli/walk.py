@@ -115,17 +115,13 @@ class _JobRecorder:
         self.run.write_job(self.job, durable=type(manager).durable_intent)
 
     def submitted(self, manager: AsyncJobManager, submit_ms: float) -> None:
-        """Save the id (and how long the submission took, ms): at once for a remote service that cannot
-        be asked about a submission; staged for the others (the local backend's own files, or the
-        service, tell the next collect about the job if a kill loses the id)."""
+        """Save the id (and how long the submission took, ms): at once for a remote service (see
+        ``RunDir.write_job``); staged for the local backend, whose own files (staged with it) tell
+        the next collect about the job if a kill loses it."""
         self.job.update(
             status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso(), submit_ms=submit_ms
         )
-        cls = type(manager)
-        # with several submissions at once, the ids of a service that can be asked are committed in
-        # batches: a kill may leave a few "uncertain", which the next collect finds on the service
-        at_once = cls.durable_intent and not (cls.concurrent_submissions and can_find_submitted(cls))
-        self.run.write_job(self.job, at_once=at_once)
+        self.run.write_job(self.job, at_once=type(manager).durable_intent)
 
     def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
         if apply_status(self.job, status, manager.status_reason):
