@@ -1,0 +1,35 @@
+"""``--json`` documents: long lists are written one object a line, and stay the same strict JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from quark_cli.cli import LONG_LIST, _json
+
+
+def test_a_long_list_of_objects_is_one_object_a_line_and_the_same_document():
+    document = {
+        "run_dir": "runs/r",
+        "stack_totals": {"total": 2, "FINISHED": 1},
+        "jobs": [{"key": f"{i:03d}-r1", "error": 'a "quote" é', "age_seconds": 1.5} for i in range(LONG_LIST + 5)],
+        "stacks": [{"stack": "000-r1", "status": "FINISHED"}],
+    }
+    text = _json(document)
+    assert json.loads(text) == document
+    lines = text.splitlines()
+    assert sum(line.startswith('    {"key": ') for line in lines) == LONG_LIST + 5
+    assert '  "stack_totals": {\n    "total": 2,' in text, "short values keep the indented layout"
+
+
+def test_a_non_finite_number_is_null_in_long_and_short_documents():
+    for count in (3, LONG_LIST + 5):
+        document = {"jobs": [{"key": str(i), "queue_s": math.nan if i == 1 else 2.0} for i in range(count)]}
+        parsed = json.loads(_json(document))  # json.loads would accept NaN: look at the text too
+        assert parsed["jobs"][1]["queue_s"] is None
+        assert "NaN" not in _json(document)
+
+
+def test_text_that_reads_like_a_non_finite_number_stays_text():
+    document = {"jobs": [{"key": str(i), "error": "result was NaN, Infinity"} for i in range(LONG_LIST + 1)]}
+    assert json.loads(_json(document)) == document
