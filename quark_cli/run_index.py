@@ -12,13 +12,14 @@ is trusted only for closed stacks, and the next command reads the files and writ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
 from pathlib import Path
 from typing import Any
 
-from quark_cli.atomic import atomic_write_json, fsync_dir
+from quark_cli.atomic import atomic_write_bytes, atomic_write_json, fsync_dir, json_bytes
 from quark_cli.keys import stack_of
 from quark_cli.schema import SCHEMA_VERSION
 
@@ -28,6 +29,8 @@ INDEX_FILE = "index.json"
 CHANGING_FILE = ".changing"
 #: The jobs not final yet, whole, of the index's generation: what collect polls.
 OPEN_JOBS_FILE = "open_jobs.json"
+#: The SHA-256 of both as last written, written after them: a copied-in or hand-edited index is not current.
+DIGEST_FILE = "index.sha256"
 
 JOB_SUMMARY_FIELDS = (
     "key",
@@ -90,7 +93,8 @@ class RunIndex:
 
     def _parse_index(self, path: Path) -> dict[str, Any] | None:
         try:
-            value = json.loads(path.read_bytes())
+            raw = path.read_bytes()
+            value = json.loads(raw)
         except (OSError, ValueError):
             return None
         if not isinstance(value, dict) or value.get("schema_version") != SCHEMA_VERSION:
@@ -99,7 +103,10 @@ class RunIndex:
         if not all(isinstance(part, dict) for part in parts.values()):
             return None
         generation = value.get("generation")
-        # an index of an earlier quark-cli has no generation: collect and status read the files
+        if self._digests().get("index") != hashlib.sha256(raw).hexdigest():
+            # copied in, edited by hand, or of an earlier quark-cli (no digest): not this run's own,
+            # so not even its closed stacks are trusted; commands read the files and write it anew
+            return None
         parts["complete"] = value.get("complete") is True and isinstance(generation, str)
         parts["generation"] = generation
         # a cache: if it was edited into shapes we do not write, it is rebuilt rather than trusted
@@ -129,10 +136,10 @@ class RunIndex:
         """
         generation = uuid.uuid4().hex
         open_jobs = dict(sorted((open_jobs or {}).items()))
-        open_path = self.path / OPEN_JOBS_FILE
-        atomic_write_json(  # first: an index names the open jobs of its own generation only
-            open_path, {"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": open_jobs}, compact=True
+        open_bytes = json_bytes(
+            {"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": open_jobs}, compact=True
         )
+        atomic_write_bytes(self.path / OPEN_JOBS_FILE, open_bytes)  # first: an index names its own open jobs
         self._open_jobs_cache = (generation, open_jobs)
         parts = {
             "stacks": dict(sorted(stacks.items())),
@@ -141,7 +148,13 @@ class RunIndex:
             "generation": generation,
         }
         path = self.path / INDEX_FILE
-        atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **parts, "complete": True}, compact=True)
+        index_bytes = json_bytes({"schema_version": SCHEMA_VERSION, **parts, "complete": True}, compact=True)
+        atomic_write_bytes(path, index_bytes)
+        digests = {
+            "index": hashlib.sha256(index_bytes).hexdigest(),
+            "open_jobs": hashlib.sha256(open_bytes).hexdigest(),
+        }
+        atomic_write_json(self.path / DIGEST_FILE, {"schema_version": SCHEMA_VERSION, **digests}, compact=True)
         info = os.stat(path)
         self._index_cache = ((info.st_ino, info.st_size, info.st_mtime_ns), {**parts, "complete": True})
         if self._changing:
@@ -151,18 +164,18 @@ class RunIndex:
     def changed_since_index(self) -> set[str]:
         """Stacks whose record or a job's file changed after the index was written (by hand): what
         a reader of a current index reads from the files all the same. One stat a file."""
-        written = os.stat(self.path / INDEX_FILE).st_mtime_ns
+        written = os.stat(self.path / INDEX_FILE).st_ctime_ns  # a change time cannot be set back (cp -p, touch)
         changed = set()
         if self.records_dir.is_dir():
             with os.scandir(self.records_dir) as entries:
                 for entry in entries:
                     name = entry.name
-                    if name.endswith(".json") and not name.startswith(".") and entry.stat().st_mtime_ns > written:
+                    if name.endswith(".json") and not name.startswith(".") and entry.stat().st_ctime_ns > written:
                         changed.add(name[: -len(".json")])
         jobs_dir = os.fspath(self.jobs_dir)
         for name in os.listdir(jobs_dir) if os.path.isdir(jobs_dir) else []:
             try:
-                newer = os.stat(f"{jobs_dir}/{name}/job_info.json").st_mtime_ns > written
+                newer = os.stat(f"{jobs_dir}/{name}/job_info.json").st_ctime_ns > written
             except FileNotFoundError:
                 newer = True
             if newer and not name.startswith("."):
@@ -179,16 +192,30 @@ class RunIndex:
         if self._open_jobs_cache is not None and self._open_jobs_cache[0] == generation:
             return self._open_jobs_cache[1]
         try:
-            value = json.loads((self.path / OPEN_JOBS_FILE).read_bytes())
+            raw = (self.path / OPEN_JOBS_FILE).read_bytes()
+            value = json.loads(raw)
         except (OSError, ValueError):
             return None
-        jobs = value.get("jobs") if isinstance(value, dict) else None
+        if not isinstance(value, dict) or self._digests().get("open_jobs") != hashlib.sha256(raw).hexdigest():
+            return None
+        jobs = value.get("jobs")
         if value.get("generation") != generation or not isinstance(jobs, dict):
             return None
         if not all(isinstance(job, dict) and job.get("key") == key for key, job in jobs.items()):
             return None
         self._open_jobs_cache = (generation, jobs)
         return jobs
+
+    def _digests(self) -> dict[str, str]:
+        """The SHA-256 of the index and of the open jobs as the command that wrote them last left
+        them (``index.sha256``); {} if missing or damaged."""
+        try:
+            value = json.loads((self.path / DIGEST_FILE).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(value, dict):
+            return {}
+        return {name: value[name] for name in ("index", "open_jobs") if isinstance(value.get(name), str)}
 
     def changing(self) -> None:
         """Before the first change of a stack or job: mark the index as lagging (``index_current``),

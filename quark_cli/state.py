@@ -50,7 +50,7 @@ from quark_cli.atomic import (
 from quark_cli.errors import RunDirError, RunLockedError
 from quark_cli.keys import stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile
-from quark_cli.run_index import INDEX_FILE, OPEN_JOBS_FILE, RunIndex
+from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, OPEN_JOBS_FILE, RunIndex
 from quark_cli.schema import MODULES_FILE, SCHEMA_VERSION, read_json
 from quark_cli.stamps import now_iso
 
@@ -461,10 +461,8 @@ class RunDir(RunIndex, ResultsFile):
         write without the lock, are left alone. A file where one of our folders belongs is refused
         before anything is deleted.
         """
-        ours = tuple(
-            f".{name}."
-            for name in (RUN_FILE, RESULTS_FILE, INDEX_FILE, OPEN_JOBS_FILE, CONFIG_FILE, MODULES_FILE, "job_info.json")
-        )
+        names = (RUN_FILE, RESULTS_FILE, INDEX_FILE, OPEN_JOBS_FILE, DIGEST_FILE, CONFIG_FILE, MODULES_FILE)
+        ours = tuple(f".{name}." for name in (*names, "job_info.json"))
         staging = self.path / STAGING_DIR
         for folder in (self.records_dir, staging):
             if folder.exists() and not folder.is_dir():
