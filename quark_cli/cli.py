@@ -386,7 +386,9 @@ def _print_collect(outcome, quiet: bool) -> None:
     )
     for key, message in summary.errors.items():
         out.print(f"  {key}: {message}", markup=False)
-    for key in summary.uncertain:
+    for key in dict.fromkeys(summary.uncertain):
+        if key in summary.errors:  # its line above says why the service could not be asked
+            continue
         out.print(
             f"  {key}: submission uncertain (interrupted while submitting); check the service, then "
             "'quark collect --resubmit-uncertain' to submit it again",

@@ -182,3 +182,21 @@ def test_a_service_that_cannot_tell_leaves_the_choice_to_the_user(quark, server,
     assert quark("collect", run, "--resubmit-uncertain", "--wait", "--timeout", "60").exit_code == 0
     assert len(server.job_ids()) == 2, "submitted again only on the user's word"
     assert toy_modules is not None
+
+
+def test_an_uncertain_job_whose_service_cannot_be_asked_gets_one_line(quark, write_config, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    stop_at(monkeypatch, walk._JobRecorder, "submitted", call=1)
+    assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run, "--submit-workers", "1").exit_code == 130
+    monkeypatch.undo()
+    (uncertain,) = [key for key, job in _jobs(run).items() if job["status"] == "SUBMITTING"]
+
+    def unreachable(self, intent):
+        raise RuntimeError("the job list is unreadable")
+
+    monkeypatch.setattr(ControlledJobManager, "find_submitted", unreachable)
+    collected = quark("collect", run)
+    assert collected.exit_code == 3
+    lines = [line for line in collected.stdout.splitlines() if uncertain in line]
+    assert len(lines) == 1, collected.stdout
+    assert "submission uncertain; asking the service failed (RuntimeError: the job list is unreadable)" in lines[0]
