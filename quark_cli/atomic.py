@@ -452,21 +452,18 @@ def staging(path: Path) -> bool:
     return group is not None and os.fspath(path).startswith(group.prefix)
 
 
-def committed_write(path: Path, data: bytes, durable: bool = False) -> None:
-    """An atomic write in place when this returns (``durable``: on disk, its folder too), or soon.
+def committed_write(path: Path, data: bytes) -> None:
+    """An atomic write on disk, its folder too, when this returns.
 
-    In an active ``group_commit`` a durable write is staged and the group committed: threads that
-    call this together share one syncfs (the group commit of submission intents) instead of an
-    fsync each. A write that need not be durable is staged, and in place before the next durable
-    one is (the queue is committed in order) or at the group's end.
+    In an active ``group_commit`` the write is staged and the group committed through it: threads
+    that call this together share one syncfs (the group commit of submission intents) instead of
+    an fsync each. Writes staged before it are in place by then too (the queue is committed in order).
     """
     group = _group
     if group is not None and os.fspath(path).startswith(group.prefix):
-        ticket = group.write(path, data, sync_dir=durable, durable=durable)
-        if durable:
-            group.commit_through(ticket)
+        group.commit_through(group.write(path, data, sync_dir=True, durable=True))
     else:
-        atomic_write_bytes(Path(path), data, durable=durable, sync_dir=durable)
+        atomic_write_bytes(Path(path), data, durable=True, sync_dir=True)
 
 
 def after_commit(function: Callable[..., Any], *args: Any) -> None:

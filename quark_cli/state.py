@@ -300,23 +300,23 @@ class RunDir(RunIndex, ResultsFile):
     def job_file(self, key: str) -> Path:
         return self.jobs_dir / key / "job_info.json"
 
-    def write_job(self, job: dict[str, Any], durable: bool = False, at_once: bool = False) -> None:
-        """Save a job's info; ``durable`` for the intent written before a service is called,
-        ``at_once`` for the id a remote service just gave: in place at once, or, in a group commit,
-        before the next intent is (so before the next service call).
+    def write_job(self, job: dict[str, Any], durable: bool = False) -> None:
+        """Save a job's info; ``durable`` for the intent written before a service is called.
 
-        So a kill leaves "submission uncertain" only the jobs whose service was being called or had
-        just answered, not the dozens whose ids were still staged. Writes after the intent need no folder fsync: the
-        intent made the folder durable, and losing a later rewrite in a power cut leaves an earlier,
-        valid state that the next collect moves on.
+        In a group commit, what follows the intent (the id a service just gave) is staged and lands
+        before the next intent does (the queue is committed in order), so before the next service
+        call: a kill leaves "submission uncertain" only the jobs whose service was being called or
+        had just answered. Writes after the intent need no folder fsync: the intent made the folder
+        durable, and losing a later rewrite in a power cut leaves an earlier, valid state that the
+        next collect moves on.
         """
         self.changing()
         path = self.job_file(job["key"])
-        value = {"schema_version": SCHEMA_VERSION, **job}
-        if durable or at_once:  # in a group commit: committed with the other threads' intents and ids
-            committed_write(path, json_bytes(value, compact=True), durable=durable)
+        value = json_bytes({"schema_version": SCHEMA_VERSION, **job}, compact=True)
+        if durable:  # in a group commit: committed with the other threads' intents
+            committed_write(path, value)
         else:
-            staged_write(path, json_bytes(value, compact=True), sync_dir=False)
+            staged_write(path, value, sync_dir=False)
         self.written_jobs[job["key"]] = dict(job)
 
     def remove_job(self, key: str) -> None:

@@ -115,13 +115,13 @@ class _JobRecorder:
         self.run.write_job(self.job, durable=type(manager).durable_intent)
 
     def submitted(self, manager: AsyncJobManager, submit_ms: float) -> None:
-        """Save the id (and how long the submission took, ms): at once for a remote service (see
-        ``RunDir.write_job``); staged for the local backend, whose own files (staged with it) tell
-        the next collect about the job if a kill loses it."""
+        """Save the id (and how long the submission took, ms), staged: it lands before the next
+        intent (``RunDir.write_job``); the local backend's own files, staged with it, tell the next
+        collect about the job if a kill loses it."""
         self.job.update(
             status=AsyncStatus.SUBMITTED.value, info=manager.job_info, submitted_at=now_iso(), submit_ms=submit_ms
         )
-        self.run.write_job(self.job, at_once=type(manager).durable_intent)
+        self.run.write_job(self.job)
 
     def polled(self, manager: AsyncJobManager, status: AsyncStatus) -> None:
         if apply_status(self.job, status, manager.status_reason):
