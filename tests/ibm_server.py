@@ -127,7 +127,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from standin_https import TrackingHandler, TrackingHTTPServer, close, listen, make_certificate
+from standin_https import QueueControls, TrackingHandler, TrackingHTTPServer, close, listen, make_certificate
 
 DEFAULT_API_KEY = "test-api-key"
 DEFAULT_BACKENDS = ("fake_brisbane", "fake_manila")
@@ -344,7 +344,7 @@ class _RequestHandler(TrackingHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815 - names set by the base class
 
 
-class StandInIBM:
+class StandInIBM(QueueControls):
     """An IBM Quantum Platform look-alike on 127.0.0.1 that the real ``qiskit_ibm_runtime`` client can use.
 
     Use it as a context manager (or call :meth:`start` / :meth:`stop`). See the module docstring for the wire
@@ -537,28 +537,6 @@ class StandInIBM:
         return url.rstrip("/") + API_PREFIX
 
     # -- fault controls (for tests) ------------------------------------------------------------------------
-
-    @property
-    def delay(self) -> float:
-        """Seconds from submission to completion."""
-        return self._delay
-
-    def set_delay(self, seconds: float) -> None:
-        """Change the delay, including for jobs already submitted."""
-        with self._cond:
-            self._delay = float(seconds)
-            self._cond.notify_all()
-
-    def hold_all(self) -> None:
-        """Keep every queued job (and new ones) Queued until :meth:`release_all`."""
-        with self._cond:
-            self._held = True
-
-    def release_all(self) -> None:
-        """Let held jobs run (still subject to the delay)."""
-        with self._cond:
-            self._held = False
-            self._cond.notify_all()
 
     def fail_job(self, job_id: str, reason: str = "Job failed (injected by the stand-in)") -> None:
         """Make a job Failed now with ``reason`` (the client shows it in ``error_message()``)."""

@@ -80,7 +80,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from standin_https import TrackingHandler, TrackingHTTPServer, close, listen, make_certificate
+from standin_https import QueueControls, TrackingHandler, TrackingHTTPServer, close, listen, make_certificate
 
 SERVER_VERSION = "1.14.0"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -204,7 +204,7 @@ class _HTTPServer(TrackingHTTPServer):
     owner: StandInQaptiva
 
 
-class StandInQaptiva:
+class StandInQaptiva(QueueControls):
     """A Qaptiva (QLMaaS) look-alike on 127.0.0.1 that the real ``qat.qlmaas`` client can use.
 
     Use it as a context manager (or call :meth:`start` / :meth:`stop`). Jobs are queued as WAITING, run on a
@@ -334,28 +334,6 @@ class StandInQaptiva:
         return f"https://{self.hostname}:{self.port}"
 
     # -- fault controls and inspection (for tests) ---------------------------------------------------------
-
-    @property
-    def delay(self) -> float:
-        """Seconds a job waits after submission before it runs."""
-        return self._delay
-
-    def set_delay(self, seconds: float) -> None:
-        """Change the queueing delay, including for jobs still waiting."""
-        with self._cond:
-            self._delay = float(seconds)
-            self._cond.notify_all()
-
-    def hold_all(self) -> None:
-        """Keep every waiting job (and new ones) WAITING until :meth:`release_all`."""
-        with self._cond:
-            self._held = True
-
-    def release_all(self) -> None:
-        """Let held jobs run (still subject to the delay)."""
-        with self._cond:
-            self._held = False
-            self._cond.notify_all()
 
     def fail_job(self, job_id: str, message: str = "Job failed (injected by the stand-in)") -> None:
         """Mark a job FAILED now, whatever its state; ``get_result`` then raises the message."""

@@ -144,3 +144,36 @@ def close(server: TrackingHTTPServer | None, thread: threading.Thread | None) ->
         server.close_connections()
     if thread is not None:
         thread.join(timeout=5)
+
+
+class QueueControls:
+    """Fault controls both stand-ins share: a queueing delay and holding every job back.
+
+    The stand-in sets ``_cond`` (a Condition its job threads wait on), ``_delay`` and ``_held``.
+    """
+
+    _cond: threading.Condition
+    _delay: float
+    _held: bool
+
+    @property
+    def delay(self) -> float:
+        """Seconds a job waits after submission before it runs."""
+        return self._delay
+
+    def set_delay(self, seconds: float) -> None:
+        """Change the delay, including for jobs still waiting."""
+        with self._cond:
+            self._delay = float(seconds)
+            self._cond.notify_all()
+
+    def hold_all(self) -> None:
+        """Keep every waiting job (and new ones) waiting until :meth:`release_all`."""
+        with self._cond:
+            self._held = True
+
+    def release_all(self) -> None:
+        """Let held jobs run (still subject to the delay)."""
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
