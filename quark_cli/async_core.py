@@ -45,6 +45,7 @@ PHASES = {"PRE": ("pre",), "POST": ("post",), "PREPOST": ("pre", "post")}
 FIRST_POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 10.0
 DEFAULT_WAIT_SECONDS = 3600.0
+_FINAL_VALUES = frozenset(status.value for status in AsyncStatus if status.is_final)
 
 
 class JobListener(Protocol):
@@ -188,7 +189,7 @@ class AsyncCore(Core):
         self.job_manager = manager
         self.metrics.add_metric("job_info", manager.job_info)
         known = job.get("status")
-        status = AsyncStatus(known) if known in {s.value for s in AsyncStatus if s.is_final} else None
+        status = AsyncStatus(known) if known in _FINAL_VALUES else None
         if status is None:
             status = self._poll(manager, kwargs)
         if not status.is_final:

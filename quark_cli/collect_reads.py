@@ -43,7 +43,14 @@ class CollectReads:
             self._check_record(key, record, jobs)
             if len(records) < KEPT_RECORDS:
                 records[key] = record
-        self._checked = (candidates, list(jobs.values()), records)
+        # few enough to hold: the records of waiting stacks are read now too, before the poll's threads
+        # start; read between their wake-ups, each read waited a third of a millisecond for the GIL
+        ahead = {}
+        if len(candidates) <= KEPT_RECORDS:
+            for key in sorted(waiting):
+                ahead[key] = self.run.read_record(key)
+                self._check_record(key, ahead[key], jobs)
+        self._checked = (candidates, list(jobs.values()), records, ahead)
         for job in jobs.values():
             try:
                 load_job_manager_class(job["job_manager"])

@@ -84,8 +84,9 @@ class BenchmarkManager(CollectReads, Cancelling):
         self._index: dict[str, str] | None = None
         self._edited_stacks: set[str] | None = None
         #: What ``check`` read (candidates, their jobs, their records), reused by the next collect.
-        self._checked: tuple[set[str], list[dict[str, Any]], dict[str, Any]] | None = None
+        self._checked: tuple[set[str], list[dict[str, Any]], dict[str, Any], dict[str, Any]] | None = None
         self._records: dict[str, Any] = {}
+        self._ahead: dict[str, Any] = {}  # records of waiting stacks read by ``check``, used once their jobs are in
         #: Results of done jobs fetched by the polling threads, by job key, until their walk takes them.
         self._fetched: dict[str, Any] = {}
         #: Records saved by this object, as results.json lines, by stack: results.json is rebuilt from
@@ -211,9 +212,9 @@ class BenchmarkManager(CollectReads, Cancelling):
             prefetch_revision()
         checked, self._checked = self._checked, None
         if checked and checked[0] == candidates:
-            candidate_jobs, self._records = checked[1], dict(checked[2])
+            candidate_jobs, self._records, self._ahead = checked[1], dict(checked[2]), dict(checked[3])
         else:
-            candidate_jobs, self._records = self._jobs_of(candidates), {}
+            candidate_jobs, self._records, self._ahead = self._jobs_of(candidates), {}, {}
         jobs_by_stack: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in candidate_jobs:
             jobs_by_stack[job["stack"]].append(job)
@@ -274,6 +275,8 @@ class BenchmarkManager(CollectReads, Cancelling):
         """Decide one open stack once its jobs are polled: close it, fail it, keep it, or walk it."""
         if key in self._records:
             record = self._records.pop(key)
+        elif key in self._ahead:
+            record = self._ahead.pop(key)
         else:  # a stack that waited for a job when the collect began, or one of many
             record = self.run.read_record(key)
             self._check_record(key, record, {job["key"]: job for job in jobs})

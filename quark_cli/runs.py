@@ -107,8 +107,15 @@ class _RunLog(logging.FileHandler):
     failed = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.failed:
-            super().emit(record)
+        """Write the line, unflushed: ``_Buffer`` flushes once per block, not a system call a line."""
+        if self.failed:
+            return
+        try:
+            if self.stream is None:
+                self.stream = self._open()
+            self.stream.write(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
         self.failed = True
@@ -148,6 +155,11 @@ class _Buffer(logging.handlers.MemoryHandler):
             return
         self.flushed_at = time.monotonic()
         super().flush()
+        if self.target is not None:
+            try:
+                self.target.flush()
+            except OSError:  # a full disk: the command's own error says so
+                self.target.failed = True
 
 
 @contextmanager

@@ -134,6 +134,7 @@ class RunDir(RunIndex, ResultsFile):
         self._lock: FileLock | None = None
         self._adopt = False
         self._item_dirs: set[int] = set()
+        self._item_names: set[str] | None = None
         #: Made by this process (``create``): it holds no record or job that this object did not write.
         self.fresh = False
         self._changing = False  # this object made the CHANGING_FILE mark
@@ -220,7 +221,13 @@ class RunDir(RunIndex, ResultsFile):
         """
         folder = self.path / ITEMS_DIR / f"benchmark_{index}"
         if index not in self._item_dirs:
-            if not os.path.isdir(folder):
+            if self._item_names is None:  # one listing instead of a stat for each of thousands of items
+                try:
+                    with os.scandir(self.path / ITEMS_DIR) as entries:
+                        self._item_names = {entry.name for entry in entries if entry.is_dir()}
+                except FileNotFoundError:
+                    self._item_names = set()
+            if folder.name not in self._item_names:
                 private_dirs(folder)
             self._item_dirs.add(index)
         return folder
