@@ -20,7 +20,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from quark_cli.disk import fsync_dir, private_dirs, sync_files
+from quark_cli.journal import CHECKPOINT_BYTES, Journal, in_place, journaled, rewrite
 from quark_cli.plain import finite
+
+__all__ = ["fsync_dir", "private_dirs"]  # with the writes here, as backends import them
 
 _deferred_dirs: set[Path] | None = None
 
@@ -146,6 +150,17 @@ STAGING_DIR = ".staging"
 DURABLE = "\0durable"
 
 
+class _Plan:
+    """How a batch lands: the items journaled, those of them rewritten in place, the temporaries of
+    the rest (by item index), and the folders to sync before the next callback."""
+
+    def __init__(self) -> None:
+        self.journaled: set[int] = set()
+        self.in_place: set[int] = set()
+        self.temps: dict[int, str] = {}
+        self.folders: dict[str, None] = {}
+
+
 class GroupCommit:
     """Atomic writes made durable together: one ``syncfs`` for a batch instead of an fsync per file.
 
@@ -186,6 +201,7 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._pool: Any = None
+        self._journal = Journal(self.root)
         self._queued: dict[str, int] = {}  # target -> staged writes not yet in place
         #: Set by a caller that knows: True while other threads are about to queue a write that they
         #: will wait for (``commit_through`` lingers a moment so that one sync serves them all).
@@ -245,9 +261,10 @@ class GroupCommit:
             self._commit_batch(through=ticket)
 
     def close(self) -> None:
-        """Commit what is left and stop the writing threads."""
+        """Commit what is left, make the journal's rewrites durable, and stop the writing threads."""
         try:
             self.commit()
+            self._journal.checkpoint()
         finally:
             if self._pool is not None:
                 self._pool.shutdown()
@@ -287,31 +304,36 @@ class GroupCommit:
                 last = self._taken = self._taken + taken
             if not items:
                 return False
-            writes = [(index, item[2]) for index, item in enumerate(items) if item[0] == "file"]
             try:
-                written = self._write_temps([data for _, data in writes])
-                temps = {index: temp for (index, _), temp in zip(writes, written, strict=True)}
-                _sync_files(self.root, list(temps.values()))
-                # folders renamed into, made durable once each before any callback: with an fsync
-                # each, or, when a durable write (new folders too) is among them, one syncfs
-                folders: dict[str, None] = {}
+                plan = self._plan(items)
                 for index, (kind, first, second, sync_dir) in enumerate(items):
                     if kind == "call":
-                        self._sync_folders(folders)
+                        self._sync_folders(plan.folders)
                         first(*second)
                         continue
                     folder = os.path.dirname(first)
-                    self._ensure_folder(folder)
-                    os.replace(temps[index], first)
+                    if index in plan.in_place:
+                        if not rewrite(first, second):  # removed meanwhile: created as a new file
+                            self._ensure_folder(folder)
+                            spare = f"{self.staging}/{os.getpid()}-spare.tmp"
+                            _write_files([spare], [second])
+                            os.replace(spare, first)
+                    else:
+                        self._ensure_folder(folder)
+                        os.replace(plan.temps[index], first)
                     with self._lock:
                         left = self._queued.pop(first) - 1
                         if left:
                             self._queued[first] = left
+                    if index in plan.journaled:
+                        continue  # its segment is durable: no folder to sync for it
                     if sync_dir == "durable":
-                        folders[DURABLE] = None
-                    elif sync_dir and folder not in folders and not defer_dir_sync(Path(folder)):
-                        folders[folder] = None
-                self._sync_folders(folders)
+                        plan.folders[DURABLE] = None
+                    elif sync_dir and folder not in plan.folders and not defer_dir_sync(Path(folder)):
+                        plan.folders[folder] = None
+                self._sync_folders(plan.folders)
+                if self._journal.size > CHECKPOINT_BYTES:
+                    self._journal.checkpoint()
             except BaseException as failure:  # a full disk, a folder we may not write: no temporary stays behind
                 self._error = self._error or failure  # for the threads waiting on this batch
                 for name in os.listdir(self.staging) if os.path.isdir(self.staging) else []:
@@ -323,10 +345,37 @@ class GroupCommit:
                 self._committed = last
             return True
 
+    def _plan(self, items: list[tuple[Any, ...]]) -> _Plan:
+        """Journal the batch's records and job files as one durable segment (``quark_cli.journal``)
+        and pick those rewritten in place; write a temporary for every other file, made durable by
+        one ``syncfs`` when a file outside the journal is among them."""
+        plan = _Plan()
+        journaled_writes: list[tuple[str, bytes]] = []
+        temp_indexes: list[int] = []
+        for index, (kind, path, data, _) in enumerate(items):
+            if kind != "file":
+                continue
+            relative = path[len(self.prefix) :] if path.startswith(self.prefix) else ""
+            if journaled(relative):
+                plan.journaled.add(index)
+                journaled_writes.append((relative, data))
+                if in_place(path, data):
+                    plan.in_place.add(index)
+                    continue
+            temp_indexes.append(index)
+        if journaled_writes:
+            self._journal.append(journaled_writes)
+        if temp_indexes:
+            written = self._write_temps([items[index][2] for index in temp_indexes])
+            plan.temps = dict(zip(temp_indexes, written, strict=True))
+        if any(index not in plan.journaled for index in temp_indexes):
+            sync_files(self.root, list(plan.temps.values()))
+        return plan
+
     def _sync_folders(self, folders: dict[str, None]) -> None:
         """Make the renames into ``folders`` durable (all of them, by one syncfs, if ``DURABLE`` is among them)."""
         if DURABLE in folders:
-            _sync_files(self.root, [self.root])
+            sync_files(self.root, [self.root])
         else:
             for folder in folders:
                 fsync_dir(Path(folder))
@@ -377,37 +426,6 @@ def _write_files(paths: list[str], contents: list[bytes]) -> None:
         except OSError as error:
             error.filename = error.filename or os.path.dirname(path)
             raise
-        finally:
-            os.close(fd)
-
-
-_libc: Any = None
-
-
-def _sync_files(root: Path, paths: list[Path]) -> None:
-    """Make the data of ``paths`` durable: Linux's ``syncfs`` on their file system, else an fsync each."""
-    global _libc
-    if not paths:
-        return
-    if _libc is None:
-        import ctypes
-
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.syncfs.argtypes = [ctypes.c_int]
-        except (OSError, AttributeError):
-            _libc = False
-    if _libc:
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            if _libc.syncfs(fd) == 0:
-                return
-        finally:
-            os.close(fd)
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -466,6 +484,15 @@ def committed_write(path: Path, data: bytes) -> None:
         atomic_write_bytes(Path(path), data, durable=True, sync_dir=True)
 
 
+def checkpoint_staged() -> None:
+    """Commit the active group and make its journaled rewrites durable now, before a journaled file
+    is deleted: a replay after a kill must not bring it back."""
+    group = _group
+    if group is not None:
+        group.commit()
+        group._journal.checkpoint()
+
+
 def after_commit(function: Callable[..., Any], *args: Any) -> None:
     """Run ``function(*args)`` after the staged writes before it are in place (now if none is active)."""
     group = _group
@@ -483,17 +510,6 @@ def commit_staged(path: Path | None = None) -> None:
         group.commit()
 
 
-def private_dirs(directory: Path) -> None:
-    """``mkdir -p`` with every folder it creates user-only (``Path.mkdir`` gives parents the umask's)."""
-    if directory.is_dir():
-        return
-    private_dirs(directory.parent)
-    try:
-        directory.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-
-
 def json_default(value: Any) -> Any:
     """numpy scalars and arrays, which myQLM-based modules report, as plain JSON."""
     if hasattr(value, "tolist"):
@@ -501,16 +517,3 @@ def json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.async_core import poll_delays
-from quark_cli.atomic import GroupCommit, after_commit, commit_staged, group_commit
+from quark_cli.atomic import GroupCommit, after_commit, checkpoint_staged, group_commit
 from quark_cli.cancelling import Cancelling
 from quark_cli.collect_reads import CollectReads
 from quark_cli.config import BacklogItem, BenchmarkConfig
@@ -352,8 +352,9 @@ class BenchmarkManager(CollectReads, Cancelling):
             summary.changed.append(job["key"])
 
     def _finish(self, summary: Summary) -> None:
-        """End of a pass: results.json with this pass's changed records, and the stack index."""
-        commit_staged()
+        """End of a pass: results.json with this pass's changed records, and the stack index (after
+        the records and jobs are durable, and the journal's room is given back)."""
+        checkpoint_staged()
         self.run.rebuild_results({key for key in summary.changed if key in summary.stacks}, self._stored)
         self._write_index(summary)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.errors import RunDirError
+from quark_cli.journal import journal_copy, read_locked
 
 SCHEMA_VERSION = 1
 MODULES_FILE = "modules.json"
@@ -36,7 +37,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def read_json(path: Path, what: str) -> Any:
     """Read one of our JSON files, refusing damaged, hand-broken ones and ones from a newer quark-cli."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_locked(path).decode("utf-8")
     except FileNotFoundError:
         raise RunDirError(f"{path}: missing; the run directory is incomplete ({what})") from None
     except IsADirectoryError:
@@ -44,7 +45,7 @@ def read_json(path: Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise RunDirError(f"{path}: cannot be read ({type(error).__name__}); restore it or remove the run") from None
     try:
-        value = json.loads(text, object_pairs_hook=_unique_keys)
+        value = _parse(path, text, what)
     except _DuplicateKey as error:
         raise RunDirError(f"{path}: {error}: named twice; the file was edited by hand, keep one") from None
     except (json.JSONDecodeError, RecursionError) as error:
@@ -62,6 +63,18 @@ def read_json(path: Path, what: str) -> Any:
         field, message = problem
         raise RunDirError(f"{path}: {field}: {message}; the file was edited or damaged: restore it or remove the run")
     return value
+
+
+def _parse(path: Path, text: str, what: str) -> Any:
+    """The file's JSON; a record or job file found damaged while a killed writer's journal waits for
+    its replay is read from the journal (``quark_cli.journal``)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError:
+        copy = journal_copy(path) if what in ("record", "job_info.json") else None
+        if copy is None:
+            raise
+    return json.loads(copy, object_pairs_hook=_unique_keys)
 
 
 def _field_problem(value: dict[str, Any], name: str, kind: Any, optional: bool = False) -> str | None:

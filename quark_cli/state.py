@@ -38,6 +38,7 @@ from quark_cli.atomic import (
     STAGING_DIR,
     atomic_write_bytes,
     atomic_write_json,
+    checkpoint_staged,
     committed_write,
     defer_dir_sync,
     deferred_dir_sync,
@@ -48,6 +49,7 @@ from quark_cli.atomic import (
     staging,
 )
 from quark_cli.errors import RunDirError, RunLockedError
+from quark_cli.journal import replay
 from quark_cli.keys import stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile
 from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, OPEN_JOBS_FILE, RunIndex
@@ -275,7 +277,8 @@ class RunDir(RunIndex, ResultsFile):
 
         The lock is an OS file lock (flock), so it vanishes with a dead process: a stale lock never
         blocks. Taking it writes nothing, so a command refused for bad input leaves every byte of the
-        run as it was. Re-entrant within one ``RunDir``.
+        run as it was, except after a kill: the killed writer's journaled rewrites are then finished
+        first (``quark_cli.journal.replay``). Re-entrant within one ``RunDir``.
         """
         if self._adopt:
             self._adopt = False
@@ -288,6 +291,11 @@ class RunDir(RunIndex, ResultsFile):
                 else "try again later or use --wait-lock SECONDS"
             )
             self._acquire(wait_seconds, advice)
+            try:
+                replay(self.path)  # a killed writer's journaled rewrites, before anything is read
+            except BaseException:
+                self._lock.release()
+                raise
         try:
             with deferred_dir_sync():
                 yield
@@ -329,6 +337,7 @@ class RunDir(RunIndex, ResultsFile):
     def remove_job(self, key: str) -> None:
         """Delete a job that never reached its service (its intent only), and forget it in the index."""
         self.changing()
+        checkpoint_staged()  # its journaled intent must not come back in a replay after a kill
         self.job_file(key).unlink(missing_ok=True)
         self.written_jobs[key] = None
 

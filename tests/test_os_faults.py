@@ -171,12 +171,14 @@ def test_a_run_of_another_user_is_reported_and_collect_all_goes_on(quark_process
             )
 
         records = root / "b-nobody" / "records"
-        os.chmod(records, 0o555)  # a folder of its own run it may not write to
+        os.chmod(records / "000-r1.json", 0o444)  # a record of its own run it may not write to,
+        os.chmod(records, 0o555)  # in a folder it may not write to either
         blocked = as_user("collect", root / "b-nobody")
         assert blocked.returncode == 74, blocked.stderr
         assert f"{records}/000-r1.json: permission denied" in blocked.stderr  # the file, not a temporary
         assert not list((root / "b-nobody" / ".staging").glob("*"))
         os.chmod(records, 0o755)
+        os.chmod(records / "000-r1.json", 0o644)
         status = as_user("status", root / "a-root")
         assert status.returncode == 74 and status.stderr.startswith(f"error: {root / 'a-root'}/run.json: permission")
         result = as_user("collect", "--all", root)

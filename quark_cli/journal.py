@@ -1,0 +1,250 @@
+"""The run's write-ahead journal: records and job files rewritten in place, made durable in batches.
+
+Creating a file costs 0.1 to 0.6 ms on the virtual disks measured here, rewriting one in place about
+0.01 ms. So a group commit (``quark_cli.atomic.GroupCommit``) writes the new contents of a batch of
+``records/<stack>.json`` and ``jobs/<job>/job_info.json`` files into one segment,
+``<run>/.journal/<n>.json``, makes it durable (one fsync), and only then rewrites each file in place
+(a file that does not exist yet is still written beside it and renamed into place). At the end of
+the group, one ``syncfs`` makes the rewrites durable and the segments are deleted (a checkpoint).
+
+A kill or a power cut in between can leave a rewrite half done; every segment still on disk is then
+applied again, in order, by the next process that takes the run's lock (``replay``), before it
+reads anything. Readers that do not take the lock (``status``, ``report``) take a shared ``flock``
+on the file, which the in-place rewrite holds exclusively, and read a damaged file from the journal
+(``journal_copy``). Only the lock holder writes these files, so nothing else can overtake a segment.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from quark_cli.disk import fsync_dir, private_dirs, sync_files
+
+JOURNAL_DIR = ".journal"
+SCHEMA_VERSION = 1
+PAGE = 4096
+#: Segment bytes after which a group checkpoints: the journal's disk use stays bounded.
+CHECKPOINT_BYTES = 8 << 20
+
+
+def journaled(relative: str) -> bool:
+    """True for the files the journal carries: ``records/<stack>.json`` and ``jobs/<job>/job_info.json``
+    (``relative`` to the run directory, ``/``-separated)."""
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return False
+    if len(parts) == 2:
+        return parts[0] == "records" and parts[1].endswith(".json") and not parts[1].startswith(".")
+    return len(parts) == 3 and parts[0] == "jobs" and parts[2] == "job_info.json"
+
+
+class Journal:
+    """The segments of one group commit (one process, holding the run's lock)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.folder = self.root / JOURNAL_DIR
+        self._serial = 0
+        self._segments: list[Path] = []
+        self.size = 0  # bytes in segments since the last checkpoint
+
+    def append(self, writes: list[tuple[str, bytes]]) -> None:
+        """Make ``writes`` ([(path relative to the run, new content)], applied in that order)
+        durable as one segment; raises OSError (a full disk) with nothing of them applied."""
+        if not self._segments and not self._serial:
+            if not self.folder.is_dir():
+                private_dirs(self.folder)
+                fsync_dir(self.root)
+            self._serial = _last_serial(self.folder)
+        self._serial += 1
+        segment = self.folder / f"{self._serial:08d}.json"
+        body = json.dumps(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "writes": [{"path": path, "content": data.decode("utf-8")} for path, data in writes],
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")
+        temp = self.folder / f".{segment.name}.tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                _write_all(fd, body)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, segment)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            self._serial -= 1
+            raise
+        fsync_dir(self.folder)
+        self._segments.append(segment)
+        self.size += len(body)
+
+    def checkpoint(self) -> None:
+        """Make every rewrite so far durable (one ``syncfs``), then delete the segments."""
+        if not self._segments:
+            return
+        sync_files(self.root, [self.root])
+        for segment in self._segments:
+            segment.unlink(missing_ok=True)
+        fsync_dir(self.folder)
+        self._segments.clear()
+        self.size = 0
+
+
+def in_place(path: str, data: bytes) -> bool:
+    """True when ``data`` can replace the file at ``path`` in place: both fit in one page (a kill
+    stops a write between pages only), and it is a regular file."""
+    if len(data) > PAGE:
+        return False
+    try:
+        status = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(status.st_mode) and status.st_size <= PAGE
+
+
+def rewrite(path: str, data: bytes) -> bool:
+    """Rewrite an existing file of at most a page in place, under an exclusive ``flock``, with one
+    ``pwrite`` (which a kill lets happen whole or not at all); shorter content is padded with spaces,
+    which JSON allows, rather than cut by a second call. False when it cannot be (no such file, not
+    writable, over a page), for the caller to write a new file. Raises OSError (a full disk)."""
+    if len(data) > PAGE:
+        return False
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.ELOOP):
+            return False
+        if error.filename is None:
+            error.filename = path
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size > PAGE:
+            return False
+        _write_all(fd, data + b" " * (size - len(data)) if size > len(data) else data)
+    except OSError as error:
+        if error.filename is None:
+            error.filename = path
+        raise
+    finally:
+        os.close(fd)
+    return True
+
+
+def read_locked(path: Path) -> bytes:
+    """A file's content, read under a shared ``flock`` (never half an in-place rewrite). Raises OSError."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def replay(root: Path) -> int:
+    """Apply again every segment a killed process left (in order), make it durable, delete the
+    segments; returns how many there were. Called by the lock holder before it reads the run.
+    Raises OSError (a full disk) and RunDirError for a segment that is not ours."""
+    folder = Path(root) / JOURNAL_DIR
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return 0
+    segments = [folder / name for name in names if _is_segment(name)]
+    for segment in segments:
+        for path, data in _writes(segment):
+            target = Path(root) / path
+            if not rewrite(str(target), data):
+                private_dirs(target.parent)
+                _replace(target, data)
+    if segments:
+        sync_files(Path(root), [Path(root)])
+    for name in names:
+        if name.endswith(".tmp") or _is_segment(name):  # a segment a kill cut short was never applied
+            (folder / name).unlink(missing_ok=True)
+    if segments:
+        fsync_dir(folder)
+    return len(segments)
+
+
+def journal_copy(path: Path) -> bytes | None:
+    """The latest content the journal holds for ``path`` (a record or a job_info.json, found damaged
+    by a reader while a kill's segments wait for their replay), or None."""
+    path = Path(path)
+    root = path.parent.parent if path.parent.name == "records" else path.parent.parent.parent
+    relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else ""
+    if not journaled(relative):
+        return None
+    try:
+        names = sorted((name for name in os.listdir(root / JOURNAL_DIR) if _is_segment(name)), reverse=True)
+    except OSError:
+        return None
+    for name in names:
+        try:
+            writes = _writes(root / JOURNAL_DIR / name)
+        except (OSError, ValueError):
+            continue  # deleted by a checkpoint meanwhile: the file itself is whole again
+        for written, data in reversed(writes):
+            if written == relative:
+                return data
+    return None
+
+
+def _is_segment(name: str) -> bool:
+    return name.endswith(".json") and name[: -len(".json")].isdigit()
+
+
+def _last_serial(folder: Path) -> int:
+    return max((int(name[: -len(".json")]) for name in os.listdir(folder) if _is_segment(name)), default=0)
+
+
+def _writes(segment: Path) -> list[tuple[str, bytes]]:
+    """A segment's writes as [(relative path, content)]; RunDirError if it is not one of ours."""
+    from quark_cli.errors import RunDirError
+
+    try:
+        value: Any = json.loads(segment.read_bytes())
+        writes = [(item["path"], item["content"].encode("utf-8")) for item in value["writes"]]
+        if value["schema_version"] > SCHEMA_VERSION or not all(journaled(path) for path, _ in writes):
+            raise ValueError("not ours")
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise RunDirError(
+            f"{segment}: damaged journal segment ({type(error).__name__}); restore it or remove the run"
+        ) from None
+    return writes
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    offset = 0
+    while offset < len(view):
+        offset += os.pwrite(fd, view[offset:], offset)
+
+
+def _replace(target: Path, data: bytes) -> None:
+    temp = target.parent / f".{target.name}.journal.tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,99 @@
+"""The write-ahead journal of records and job files (``quark_cli.journal``): what a kill leaves in it
+is finished by the next command, read meanwhile by readers, and refused when it is not ours."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from test_async_engine import TWO_ITEMS_ASYNC, _config
+from toy_modules import finish_job
+
+from quark_cli.atomic import group_commit, staged_write
+from quark_cli.journal import JOURNAL_DIR, PAGE
+
+
+def _submitted(quark, write_config, run: Path) -> Path:
+    assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).exit_code == 3
+    return run
+
+
+def _statuses(quark, run: Path) -> tuple[int, dict[str, str]]:
+    result = quark("status", run, "--json")
+    return result.exit_code, {stack["stack"]: stack["status"] for stack in json.loads(result.stdout)["stacks"]}
+
+
+def _journal_of_a_killed_collect(quark, write_config, tmp_path: Path) -> tuple[Path, Path]:
+    """A submitted run whose jobs still wait, with the segment a collect killed after writing it (and
+    before rewriting a file) would leave: stack 000-r1 finished, taken from a copy that was collected."""
+    run = _submitted(quark, write_config, tmp_path / "run")
+    collected = tmp_path / "collected"
+    shutil.copytree(run, collected)
+    for job_dir in sorted(p.parent for p in collected.glob("jobs/000-r1-*/job_info.json")):
+        finish_job(job_dir)
+    assert quark("collect", collected).exit_code == 3
+    files = [Path("records/000-r1.json"), *(p.relative_to(collected) for p in collected.glob("jobs/000-r1-*/job_info.json"))]
+    writes = [{"path": path.as_posix(), "content": (collected / path).read_text()} for path in files]
+    (run / JOURNAL_DIR).mkdir(exist_ok=True)
+    (run / JOURNAL_DIR / "00000001.json").write_text(json.dumps({"schema_version": 1, "writes": writes}))
+    return run, collected
+
+
+def test_the_next_command_finishes_what_a_killed_collect_journaled(quark, write_config, tmp_path):
+    run, collected = _journal_of_a_killed_collect(quark, write_config, tmp_path)
+    assert _statuses(quark, run)[1]["000-r1"] == "INTERRUPTED"  # its file is whole, and still the old one
+
+    assert quark("collect", run).exit_code == 3  # the other stacks' jobs still wait
+    assert _statuses(quark, run)[1] == {"000-r1": "FINISHED", "000-r2": "INTERRUPTED", "001-r1": "INTERRUPTED", "001-r2": "INTERRUPTED"}
+    assert json.loads((run / "records/000-r1.json").read_text()) == json.loads((collected / "records/000-r1.json").read_text())
+    assert list((run / JOURNAL_DIR).iterdir()) == []
+
+
+def test_a_record_torn_by_a_power_cut_is_read_from_the_journal(quark, write_config, tmp_path):
+    run, _ = _journal_of_a_killed_collect(quark, write_config, tmp_path)
+    record = run / "records/000-r1.json"
+    record.write_bytes(record.read_bytes()[: len(record.read_bytes()) // 2])  # half of a rewrite reached the disk
+
+    code, statuses = _statuses(quark, run)
+    assert code == 3 and statuses["000-r1"] == "FINISHED"
+    assert quark("collect", run).exit_code == 3
+    assert json.loads(record.read_text())["quark_job_status"] == "FINISHED"
+
+    (run / "records/000-r2.json").write_text('{"schema_version": 1, "stack": "000-r2", "quark_job_')  # no journal for it
+    damaged = quark("status", run)
+    assert damaged.exit_code == 2 and f"{run}/records/000-r2.json: damaged JSON" in damaged.stderr
+
+
+def test_a_journal_segment_that_is_not_ours_is_refused_before_anything_is_written(quark, write_config, tmp_path):
+    run = _submitted(quark, write_config, tmp_path / "run")
+    for job_dir in sorted(p.parent for p in run.glob("jobs/*/job_info.json")):
+        finish_job(job_dir)
+    before = {p: p.read_bytes() for p in run.glob("records/*.json")}
+    (run / JOURNAL_DIR).mkdir(exist_ok=True)
+    segment = run / JOURNAL_DIR / "00000001.json"
+    segment.write_text(json.dumps({"schema_version": 1, "writes": [{"path": "../outside.json", "content": "{}"}]}))
+
+    refused = quark("collect", run)
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == f"error: {segment}: damaged journal segment (ValueError); restore it or remove the run"
+    assert {p: p.read_bytes() for p in run.glob("records/*.json")} == before
+    assert not (tmp_path / "outside.json").exists()
+
+
+def test_rewrites_in_place_and_replacements_both_read_back_whole(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    small, large = records / "000-r1.json", records / "000-r2.json"
+    small.write_text(json.dumps({"value": "x" * 900}))
+    large.write_text(json.dumps({"value": "x" * 900}))
+    small_inode = small.stat().st_ino
+    shorter = json.dumps({"value": "y"}).encode()
+    over_a_page = json.dumps({"value": "z" * PAGE}).encode()
+    with group_commit(tmp_path):
+        staged_write(small, shorter)
+        staged_write(large, over_a_page)
+    assert json.loads(small.read_text()) == {"value": "y"}  # padded, not cut: one write a kill cannot split
+    assert small.stat().st_ino == small_inode
+    assert json.loads(large.read_text()) == {"value": "z" * PAGE}  # over a page: a new file, renamed into place
+    assert list((tmp_path / JOURNAL_DIR).iterdir()) == []
