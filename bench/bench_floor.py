@@ -8,6 +8,10 @@ folders:
 - ``rename_us``: rename a written file onto its target (the atomic write's commit);
 - ``unlink_us``: remove one file;
 - ``mkdir_us``: make one folder;
+- ``rewrite_us``: rewrite an existing 1 KB file in place (open, ``flock``, ``pwrite``, close): what
+  the journal (``quark_cli.journal``) does for a record or job file instead of a new file;
+- ``segment_us``: one journal segment of 128 such files (about 140 KB): written, fsynced, renamed
+  into place, its folder fsynced;
 - ``fsync_us``: fsync one freshly written 1 KB file (what a per-file durable write pays);
 - ``syncfs_<n>_us``: one ``syncfs`` after writing ``n`` new files (what a group commit pays per batch);
 - ``read_us``: open, read and close one 1 KB file (a cold-ish cache: files just written);
@@ -21,6 +25,7 @@ folders:
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import statistics
@@ -70,6 +75,26 @@ def file_costs(root: Path) -> dict[str, float]:
         with open(path, "rb") as handle:
             handle.read()
     figures["read_us"] = _per_item_us(start, FILES)
+    start = time.perf_counter()
+    for path in targets:
+        fd = os.open(path, os.O_WRONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.pwrite(fd, PAYLOAD, 0)
+        os.close(fd)
+    figures["rewrite_us"] = _per_item_us(start, FILES)
+    segment = json.dumps({"writes": [{"path": "records/000-r1.json", "content": PAYLOAD.decode()}] * 128}).encode()
+    start = time.perf_counter()
+    for i in range(20):
+        temp, final = root / f".{i}.segment.tmp", root / f"{i}.segment"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, segment)
+        os.fsync(fd)
+        os.close(fd)
+        os.replace(temp, final)
+        fd = os.open(root, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    figures["segment_us"] = _per_item_us(start, 20)
     start = time.perf_counter()
     for path in targets:
         os.unlink(path)
@@ -130,24 +155,28 @@ def start_up() -> dict[str, float]:
 
 #: What a crash-safe submit and collect must do per stack (one job each); see bench/README.md.
 PER_STACK = {
-    # job folder; the intent (durable before the service is called) and the id: two versions of
-    # job_info.json; the stack's record
-    "submit": {"mkdir": 1, "files": 3},
-    # the job's final status and the stack's record
-    "collect": {"mkdir": 0, "files": 2},
+    # the job's folder; the intent (a new job_info.json, durable in its journal segment before the
+    # service is called); the service's id (the same file rewritten in place); the stack's record (new)
+    "submit": {"mkdir": 1, "new_files": 2, "rewrites": 1},
+    # the job's final status and the stack's record, both rewritten in place
+    "collect": {"mkdir": 0, "new_files": 0, "rewrites": 2},
 }
 MKDIR_US = "mkdir_us"
 
 
 def floor_seconds(figures: dict[str, float], command: str, stacks: int, batch: int = 128) -> float:
-    """The least time ``command`` (submit or collect) of ``stacks`` stacks can take on this disk:
-    Python's start-up with typer and rich, each file written and renamed into place, each folder
-    made, and one syncfs per batch of ``batch`` files (two for submit: the intents are durable)."""
+    """The least time ``command`` (submit or collect) of ``stacks`` stacks can take on this disk, in
+    seconds: Python's start-up with typer and rich; each new file written and renamed into place,
+    each rewrite, each folder made; one journal segment per ``batch`` files; one syncfs at the end."""
     work = PER_STACK[command]
-    per_file = figures["create_write_us"] + figures["rename_us"]
-    files_us = stacks * (work["files"] * per_file + work["mkdir"] * figures[MKDIR_US])
-    syncs = -(-stacks * work["files"] // batch) * (2 if command == "submit" else 1)
-    return figures["import_typer_rich_s"] + (files_us + syncs * figures["syncfs_128_us"]) / 1e6
+    per_new_file = figures["create_write_us"] + figures["rename_us"]
+    files_us = stacks * (
+        work["new_files"] * per_new_file + work["rewrites"] * figures["rewrite_us"] + work["mkdir"] * figures[MKDIR_US]
+    )
+    segments = -(-stacks * (work["new_files"] + work["rewrites"]) // batch)
+    return (
+        figures["import_typer_rich_s"] + (files_us + segments * figures["segment_us"] + figures["syncfs_1000_us"]) / 1e6
+    )
 
 
 def main() -> dict:
