@@ -5,9 +5,9 @@ backlog item each; QUARK 3 (``quark-framework``): one pipeline tree each). The d
 that squares the number to a file service (``quark3_pipeline/service.py``, the same for both) and the
 run stops there. The bench then plays the service, finishes every job, and times what a user runs
 next, as a subprocess: ``quark collect RUN`` against QUARK 3's ``quark --resume-dir RUN``. Every
-repetition resumes a fresh copy of the same interrupted run; the median is reported, and each
-resumed run is checked to hold all N results. The first run to the interrupt is timed as often,
-interleaved the same way, each into a fresh folder and service.
+repetition makes a first run to the interrupt, into a fresh folder and service, and resumes that
+very run, as a user does; the two frameworks take turns. Medians are reported, and each resumed
+run is checked to hold all N results.
 
 A second, small scenario runs a tree that branches below its root (app -> mid -> devices a, b) whose
 two jobs finish at different times, and records what each framework collects and exits with.
@@ -210,45 +210,39 @@ def check_all_squared(outcome: dict[str, Any], numbers: list[int], what: str) ->
 
 
 def measure_resume(work: Path, jobs: int, repeat: int) -> dict[str, Any]:
-    """Interrupt the same N-job pipeline in both, finish the jobs, time ``repeat`` resumes of each."""
+    """Interrupt the same N-job pipeline ``repeat`` times in each framework, finish the jobs, and time
+    the resume of each interrupted run, as a user resumes the run its first run left (a copy would
+    not be that run: quark-cli reads every file of a run whose files changed after its index)."""
     numbers = list(range(jobs))
-    frameworks = [QuarkCli(work / "quark-cli"), Quark3(work / "quark3")]
-    figures: dict[str, dict[str, Any]] = {}
-    templates: dict[str, Path] = {}
-    for framework in frameworks:
-        figures[framework.name] = {"interrupt_runs_s": [], "resume_runs_s": []}
-    for repetition in range(repeat):  # first runs, interleaved too; the last one's run is resumed below
-        for framework in frameworks:
+    kinds = (QuarkCli, Quark3)
+    figures: dict[str, dict[str, Any]] = {kind.name: {"interrupt_runs_s": [], "resume_runs_s": []} for kind in kinds}
+    interrupted: list[tuple[_Framework, Path]] = []
+    for repetition in range(repeat):  # interleaved, so that a slow moment of the machine hits both
+        for kind in kinds:
+            framework = kind(work / f"{kind.name.replace(' ', '')}-{repetition}")
             config = framework.write_config(numbers)
-            if repetition:
-                shutil.rmtree(framework.root / "interrupted")
-                shutil.rmtree(framework.service)
-                framework.service.mkdir()
             settle_disk()
             run_dir, seconds, code = framework.start(config)
             figures[framework.name]["interrupt_runs_s"].append(round(seconds, 3))
             figures[framework.name]["interrupt_exit"] = code
-            templates[framework.name] = run_dir
-    for framework in frameworks:
-        interrupted = framework.outcome(templates[framework.name])
-        if interrupted["finished"] or not interrupted["waiting"]:
+            interrupted.append((framework, run_dir))
+    for framework, run_dir in interrupted:
+        outcome = framework.outcome(run_dir)
+        if outcome["finished"] or not outcome["waiting"]:
             raise BenchError(f"{framework.name}: the first run did not stop at the jobs")
         finished_jobs = service.finish(framework.service)
         if finished_jobs != jobs:
             raise BenchError(f"{framework.name} submitted {finished_jobs} jobs, expected {jobs}")
-        figure = figures[framework.name]
+    for figure in figures.values():
         figure["interrupt_s"] = round(statistics.median(figure["interrupt_runs_s"]), 3)
-    for repetition in range(repeat):
-        for framework in frameworks:  # interleaved, so that a slow moment of the machine hits both
-            copy = framework.root / f"resume-{repetition}"
-            shutil.copytree(templates[framework.name], copy, symlinks=True)
-            settle_disk()
-            seconds, process = run(framework.resume_command(copy), framework.root, framework.env)
-            expect_exit(process, {0}, f"{framework.name} resume")
-            check_all_squared(framework.outcome(copy), numbers, f"{framework.name} resume")
-            figures[framework.name]["resume_runs_s"].append(round(seconds, 3))
-            figures[framework.name]["resume_exit"] = process.returncode
-            shutil.rmtree(copy)
+    for framework, run_dir in interrupted:
+        settle_disk()
+        seconds, process = run(framework.resume_command(run_dir), framework.root, framework.env)
+        expect_exit(process, {0}, f"{framework.name} resume")
+        check_all_squared(framework.outcome(run_dir), numbers, f"{framework.name} resume")
+        figures[framework.name]["resume_runs_s"].append(round(seconds, 3))
+        figures[framework.name]["resume_exit"] = process.returncode
+        shutil.rmtree(framework.root)
     for figure in figures.values():
         figure["resume_s"] = round(statistics.median(figure["resume_runs_s"]), 3)
     return figures
