@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -436,6 +436,12 @@ def status(path: Path) -> dict[str, Any]:
     stack_counts[NOT_STARTED] = max(0, total - len(stacks))
     jobs = [job for job in index["jobs"].values() if job.get("stack") not in fresh]
     jobs += [job_summary(job) for job in run.jobs_of(fresh)]
+    now = datetime.now(UTC)
+    ages = {}  # by stamp: a sweep's jobs share few submission times (ms), each parsed once
+    for job in jobs:
+        stamp = job.get("submitted_at")
+        if stamp not in ages:
+            ages[stamp] = _rounded(age_seconds(stamp, now))
     job_rows = [
         {
             "key": job["key"],
@@ -446,7 +452,7 @@ def status(path: Path) -> dict[str, Any]:
             "id": job.get("id"),
             "attempt": job.get("attempt") or 1,
             "submitted_at": job.get("submitted_at"),
-            "age_seconds": _rounded(age_seconds(job.get("submitted_at"))),
+            "age_seconds": ages[job.get("submitted_at")],
             "status_since": job.get("status_since"),
             "error": job.get("error"),
             "warning": job.get("warning"),

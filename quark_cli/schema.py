@@ -34,11 +34,14 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Read one of our JSON files, refusing damaged, hand-broken ones and ones from a newer quark-cli."""
+def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
+    """Read one of our JSON files, refusing damaged, hand-broken ones and ones from a newer quark-cli
+    (RunDirError); a missing file is None with ``missing_ok``, else a RunDirError too."""
     try:
         text = read_locked(path).decode("utf-8")
     except FileNotFoundError:
+        if missing_ok:
+            return None
         raise RunDirError(f"{path}: missing; the run directory is incomplete ({what})") from None
     except IsADirectoryError:
         raise RunDirError(f"{path}: is a folder, not a {what} file; restore it or remove the run") from None

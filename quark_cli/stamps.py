@@ -57,6 +57,8 @@ def interval(start: Any, end: Any) -> Interval:
     return Interval(seconds) if seconds >= 0 else Interval(None, unknown=True)
 
 
-def age_seconds(stamp: str | None) -> float | None:
-    """Seconds from ``stamp`` (written by ``now_iso``) to now; None when absent, unreadable or in the future."""
-    return interval(stamp, datetime.now(UTC)).seconds if parse_stamp(stamp) else None
+def age_seconds(stamp: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from ``stamp`` (written by ``now_iso``) to ``now`` (default: the current time); None when
+    absent, unreadable or in the future."""
+    first = parse_stamp(stamp)
+    return None if first is None else interval(first, now or datetime.now(UTC)).seconds

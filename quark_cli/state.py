@@ -427,8 +427,7 @@ class RunDir(RunIndex, ResultsFile):
         return {stack_of(name) for name in names if not name.startswith(".")}
 
     def read_record(self, key: str) -> dict[str, Any] | None:
-        path = self.record_file(key)
-        return read_json(path, "record") if path.exists() else None
+        return read_json(self.record_file(key), "record", missing_ok=True)
 
     def jobs_of(self, stacks: set[str]) -> list[dict[str, Any]]:
         """The jobs of some stacks only (job keys start with their stack key), in key order."""
