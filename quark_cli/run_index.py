@@ -51,9 +51,8 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
     return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
 
 
-def _plain_field(value: Any) -> bool:
-    """A job summary's field as we write it: text, a number or null."""
-    return value is None or isinstance(value, str | int | float)
+#: The types of a job summary's fields as we write them: text, a number or null.
+_PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
 class RunIndex:
@@ -114,9 +113,8 @@ class RunIndex:
             return None
         if not all(isinstance(error, str) for error in parts["errors"].values()):
             return None
-        if not all(
-            isinstance(job, dict) and all(_plain_field(v) for v in job.values()) for job in parts["jobs"].values()
-        ):
+        plain = _PLAIN_TYPES.issuperset  # a loop in C: 1,100,000 fields at 100,000 stacks
+        if not all(type(job) is dict and plain(map(type, job.values())) for job in parts["jobs"].values()):
             return None
         return parts
 
