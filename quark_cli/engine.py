@@ -30,6 +30,7 @@ from quark_cli.errors import ServiceAuthError
 from quark_cli.jobs.base import (
     AsyncStatus,
     JobContext,
+    PolledJobContext,
     SubmissionUnknownError,
     call_user,
     checked_status,
@@ -470,7 +471,9 @@ class BenchmarkManager(CollectReads, Cancelling):
         return self._index.get(key) in CLOSED
 
     def _context(self, job: dict[str, Any]) -> JobContext:
-        return JobContext(key=job["key"], job_dir=self.job_dir(job["key"]), config=job.get("module_config", {}))
+        if self._jobs_dir is None:
+            self._jobs_dir = self.run.jobs_dir.absolute()
+        return PolledJobContext(job["key"], self._jobs_dir, job.get("module_config", {}))
 
     def job_dir(self, key: str) -> Path:
         """The absolute folder of job ``key`` (made by its backend when it needs one)."""

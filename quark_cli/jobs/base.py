@@ -58,6 +58,28 @@ class JobContext:
     submission_id: str | None = None
 
 
+class PolledJobContext(JobContext):
+    """A ``JobContext`` whose ``job_dir`` is made on first use: a collect polls 100,000 jobs, and most
+    job managers never ask for their folder (a Path each cost more than a second there)."""
+
+    def __init__(self, key: str, jobs_dir: Path, config: dict[str, Any]) -> None:
+        self.key = key
+        self.config = config
+        self.submission_id = None
+        self._jobs_dir = jobs_dir
+        self._job_dir: Path | None = None
+
+    @property
+    def job_dir(self) -> Path:  # type: ignore[override]
+        if self._job_dir is None:
+            self._job_dir = self._jobs_dir / self.key
+        return self._job_dir
+
+    @job_dir.setter
+    def job_dir(self, value: Path) -> None:
+        self._job_dir = value
+
+
 class SubmissionUnknownError(Exception):
     """A job manager cannot tell whether an interrupted submission reached its service.
 
