@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def journaled(relative: str) -> bool:
     """True for the files the journal carries: ``records/<stack>.json`` and ``jobs/<job>/job_info.json``
     (``relative`` to the run directory, ``/``-separated)."""
     parts = relative.split("/")
-    if any(part in ("", ".", "..") for part in parts):
+    if "\0" in relative or any(part in ("", ".", "..") for part in parts):
         return False
     if len(parts) == 2:
         return parts[0] == "records" and parts[1].endswith(".json") and not parts[1].startswith(".")
@@ -81,9 +82,11 @@ class Journal:
             finally:
                 os.close(fd)
             os.replace(temp, segment)
-        except BaseException:
+        except BaseException as error:
             temp.unlink(missing_ok=True)
             self._serial -= 1
+            if isinstance(error, OSError) and error.filename is None:
+                error.filename = str(segment)  # a full disk names the file it could not write
             raise
         fsync_dir(self.folder)
         self._segments.append(segment)
@@ -121,18 +124,19 @@ def rewrite(path: str, data: bytes) -> bool:
     if len(data) > PAGE:
         return False
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
-        if error.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.ELOOP):
+        if error.errno in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.ELOOP, errno.ENXIO):
             return False
         if error.filename is None:
             error.filename = path
         raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
-        if size > PAGE:
+        status = os.fstat(fd)
+        if status.st_size > PAGE or not stat.S_ISREG(status.st_mode):
             return False
+        size = status.st_size
         _write_all(fd, data + b" " * (size - len(data)) if size > len(data) else data)
     except OSError as error:
         if error.filename is None:
@@ -145,8 +149,10 @@ def rewrite(path: str, data: bytes) -> bool:
 
 def read_locked(path: Path) -> bytes:
     """A file's content, read under a shared ``flock`` (never half an in-place rewrite). Raises OSError."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in a file's place must not hang us
     try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         fcntl.flock(fd, fcntl.LOCK_SH)
         chunks = []
         while chunk := os.read(fd, 1 << 20):
@@ -156,22 +162,25 @@ def read_locked(path: Path) -> bytes:
         os.close(fd)
 
 
-def replay(root: Path) -> int:
+def replay(root: Path, check: Callable[[Path, bytes], None]) -> int:
     """Apply again every segment a killed process left (in order), make it durable, delete the
     segments; returns how many there were. Called by the lock holder before it reads the run.
-    Raises OSError (a full disk) and RunDirError for a segment that is not ours."""
+    Every write is first checked (``check(target, content)`` raises for content we would not
+    write), so a segment that is not ours changes nothing. Raises OSError (a full disk) and
+    RunDirError for a segment that is not ours."""
     folder = Path(root) / JOURNAL_DIR
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:
         return 0
     segments = [folder / name for name in names if _is_segment(name)]
-    for segment in segments:
-        for path, data in _writes(segment):
-            target = Path(root) / path
-            if not rewrite(str(target), data):
-                private_dirs(target.parent)
-                _replace(target, data)
+    writes = [(Path(root) / path, data) for segment in segments for path, data in _writes(segment)]
+    for target, data in writes:
+        check(target, data)
+    for target, data in writes:
+        if not rewrite(str(target), data):
+            private_dirs(target.parent)
+            _replace(target, data)
     if segments:
         sync_files(Path(root), [Path(root)])
     for name in names:

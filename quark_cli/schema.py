@@ -47,8 +47,24 @@ def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
         raise RunDirError(f"{path}: is a folder, not a {what} file; restore it or remove the run") from None
     except (OSError, UnicodeDecodeError) as error:
         raise RunDirError(f"{path}: cannot be read ({type(error).__name__}); restore it or remove the run") from None
+    return _checked(path, text, what, _parse)
+
+
+def check_journaled(path: Path, data: bytes) -> None:
+    """Refuse (RunDirError naming ``path``) content that a journal segment would write to ``path``
+    and that we would not: a record or job file that ``read_json`` would refuse."""
+    what = "record" if path.parent.name == "records" else "job_info.json"
     try:
-        value = _parse(path, text, what)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path}: not UTF-8 in the journal; restore it or remove the run") from None
+    _checked(path, text, what, lambda _path, text, _what: json.loads(text, object_pairs_hook=_unique_keys))
+
+
+def _checked(path: Path, text: str, what: str, parse: Any) -> Any:
+    """``text`` parsed (``parse(path, text, what)``) and checked against ``what``'s schema; RunDirError."""
+    try:
+        value = parse(path, text, what)
     except _DuplicateKey as error:
         raise RunDirError(f"{path}: {error}: named twice; the file was edited by hand, keep one") from None
     except (json.JSONDecodeError, RecursionError) as error:

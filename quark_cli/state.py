@@ -53,7 +53,7 @@ from quark_cli.journal import replay
 from quark_cli.keys import stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile
 from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, OPEN_JOBS_FILE, RunIndex
-from quark_cli.schema import MODULES_FILE, SCHEMA_VERSION, read_json
+from quark_cli.schema import MODULES_FILE, SCHEMA_VERSION, check_journaled, read_json
 from quark_cli.stamps import now_iso
 
 RUN_FILE = "run.json"
@@ -292,7 +292,7 @@ class RunDir(RunIndex, ResultsFile):
             )
             self._acquire(wait_seconds, advice)
             try:
-                replay(self.path)  # a killed writer's journaled rewrites, before anything is read
+                replay(self.path, check_journaled)  # a killed writer's journaled rewrites, before any read
             except BaseException:
                 self._lock.release()
                 raise

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from test_async_engine import TWO_ITEMS_ASYNC, _config
 from toy_modules import finish_job
 
@@ -33,7 +34,8 @@ def _journal_of_a_killed_collect(quark, write_config, tmp_path: Path) -> tuple[P
     for job_dir in sorted(p.parent for p in collected.glob("jobs/000-r1-*/job_info.json")):
         finish_job(job_dir)
     assert quark("collect", collected).exit_code == 3
-    files = [Path("records/000-r1.json"), *(p.relative_to(collected) for p in collected.glob("jobs/000-r1-*/job_info.json"))]
+    jobs = [p.relative_to(collected) for p in collected.glob("jobs/000-r1-*/job_info.json")]
+    files = [Path("records/000-r1.json"), *jobs]
     writes = [{"path": path.as_posix(), "content": (collected / path).read_text()} for path in files]
     (run / JOURNAL_DIR).mkdir(exist_ok=True)
     (run / JOURNAL_DIR / "00000001.json").write_text(json.dumps({"schema_version": 1, "writes": writes}))
@@ -45,8 +47,10 @@ def test_the_next_command_finishes_what_a_killed_collect_journaled(quark, write_
     assert _statuses(quark, run)[1]["000-r1"] == "INTERRUPTED"  # its file is whole, and still the old one
 
     assert quark("collect", run).exit_code == 3  # the other stacks' jobs still wait
-    assert _statuses(quark, run)[1] == {"000-r1": "FINISHED", "000-r2": "INTERRUPTED", "001-r1": "INTERRUPTED", "001-r2": "INTERRUPTED"}
-    assert json.loads((run / "records/000-r1.json").read_text()) == json.loads((collected / "records/000-r1.json").read_text())
+    waiting = {"000-r2": "INTERRUPTED", "001-r1": "INTERRUPTED", "001-r2": "INTERRUPTED"}
+    assert _statuses(quark, run)[1] == {"000-r1": "FINISHED", **waiting}
+    record = "records/000-r1.json"
+    assert json.loads((run / record).read_text()) == json.loads((collected / record).read_text())
     assert list((run / JOURNAL_DIR).iterdir()) == []
 
 
@@ -60,25 +64,42 @@ def test_a_record_torn_by_a_power_cut_is_read_from_the_journal(quark, write_conf
     assert quark("collect", run).exit_code == 3
     assert json.loads(record.read_text())["quark_job_status"] == "FINISHED"
 
-    (run / "records/000-r2.json").write_text('{"schema_version": 1, "stack": "000-r2", "quark_job_')  # no journal for it
+    (run / "records/000-r2.json").write_text('{"schema_version": 1, "stack": "000-r2", "quark_')  # no journal for it
     damaged = quark("status", run)
     assert damaged.exit_code == 2 and f"{run}/records/000-r2.json: damaged JSON" in damaged.stderr
 
 
-def test_a_journal_segment_that_is_not_ours_is_refused_before_anything_is_written(quark, write_config, tmp_path):
+@pytest.mark.parametrize(
+    "path, content, message",
+    [
+        ("../outside.json", "{}", "{segment}: damaged journal segment (ValueError); restore it or remove the run"),
+        ("records/a\u0000.json", "{}", "{segment}: damaged journal segment (ValueError); restore it or remove the run"),
+        ("records/000-r1.json", "garbage", "{run}/records/000-r1.json: damaged JSON at line 1 column 1; restore it"),
+        ("jobs/ghost/job_info.json", "JOB", "{run}/jobs/ghost/job_info.json: key: '000-r1-"),
+    ],
+)
+def test_a_journal_segment_that_is_not_ours_is_refused_before_anything_is_written(
+    quark, write_config, tmp_path, path, content, message
+):
     run = _submitted(quark, write_config, tmp_path / "run")
     for job_dir in sorted(p.parent for p in run.glob("jobs/*/job_info.json")):
         finish_job(job_dir)
-    before = {p: p.read_bytes() for p in run.glob("records/*.json")}
+    before = {p: p.read_bytes() for p in run.rglob("*.json") if JOURNAL_DIR not in p.parts}
+    if content == "JOB":  # another job's whole file, in a folder of its own
+        content = next(run.glob("jobs/000-r1-*/job_info.json")).read_text()
+    other = {**json.loads((run / "records/000-r2.json").read_text()), "quark_job_status": "FAILED"}
+    good = {"path": "records/000-r2.json", "content": json.dumps(other)}  # valid, yet not written either
     (run / JOURNAL_DIR).mkdir(exist_ok=True)
     segment = run / JOURNAL_DIR / "00000001.json"
-    segment.write_text(json.dumps({"schema_version": 1, "writes": [{"path": "../outside.json", "content": "{}"}]}))
+    segment.write_text(json.dumps({"schema_version": 1, "writes": [good, {"path": path, "content": content}]}))
 
-    refused = quark("collect", run)
-    assert refused.exit_code == 2
-    assert refused.stderr.strip() == f"error: {segment}: damaged journal segment (ValueError); restore it or remove the run"
-    assert {p: p.read_bytes() for p in run.glob("records/*.json")} == before
-    assert not (tmp_path / "outside.json").exists()
+    for _ in range(2):  # refused again: the segment is kept for the user to look at
+        refused = quark("collect", run)
+        assert refused.exit_code == 2
+        (line,) = refused.stderr.strip().splitlines()
+        assert line.startswith("error: " + message.format(segment=segment, run=run)), line
+    assert {p: p.read_bytes() for p in run.rglob("*.json") if JOURNAL_DIR not in p.parts} == before
+    assert segment.exists() and not (tmp_path / "outside.json").exists() and not (run / "jobs/ghost").exists()
 
 
 def test_rewrites_in_place_and_replacements_both_read_back_whole(tmp_path):
