@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import traceback
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from quark_cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_OS_ERROR,
+    EXIT_OUTPUT_CLOSED,
     EXIT_PENDING,
     QuarkError,
     describe_os_error,
@@ -46,6 +47,20 @@ _options = {"debug": False}
 # markup=False: module names, metric values and service messages are printed as they are, never
 # read as rich markup ("[/data/x]" in an error message broke the tables)
 out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+class _OutputClosed(Exception):
+    """Whoever read stdout went away (``quark status | head``)."""
+
+
+def _output_closed() -> None:
+    """Rich's and Python's answer to a closed stdout: nothing more goes there (not even at exit)."""
+    with suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise _OutputClosed
+
+
+out.on_broken_pipe = _output_closed  # rich's own raises SystemExit(1), which would read as our bug
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
@@ -178,6 +193,11 @@ def _shown(function, *args: Any, **kwargs: Any) -> Any:
         raise
     except KeyboardInterrupt as error:
         _stopped(error)
+    except (_OutputClosed, BrokenPipeError) as error:
+        with suppress(_OutputClosed):
+            if isinstance(error, BrokenPipeError):
+                _output_closed()
+        raise typer.Exit(EXIT_OUTPUT_CLOSED) from None
     except BaseException as error:  # SystemExit from a module's import, say: still one line
         _fail(error)
 
@@ -348,7 +368,7 @@ def collect(
         if not as_json:
             _shown(_print_collect, outcome, quiet)
     if as_json:
-        print(_json(reports))
+        _print_json(reports)
     raise typer.Exit(_combine(codes))
 
 
@@ -410,7 +430,7 @@ def status(
 
     report = _guarded(runs.status, run_dir)
     if as_json:
-        print(_json(report))
+        _print_json(report)
     else:
         _shown(_print_status, report, show_all)
     totals = report["stack_totals"]
@@ -631,7 +651,7 @@ def cancel(
             "failed_stacks": sorted(key for key in set(summary.changed) if summary.stacks.get(key) == "FAILED"),
             "exit_code": outcome.exit_code,
         }
-        print(_json(document))
+        _print_json(document)
         raise typer.Exit(outcome.exit_code)
     for key in result.cancelled:
         out.print(f"{'abandoned' if forget else 'cancelled'} {key}", markup=False)
@@ -666,7 +686,7 @@ def runs_command(
     else:
         listed = _guarded(runs.list_runs, folder)
     if as_json:
-        print(_json({"schema_version": 1, "root": str(folder), "runs": listed}))
+        _print_json({"schema_version": 1, "root": str(folder), "runs": listed})
         return
     if not listed:
         missing = "" if folder.exists() else " (the folder does not exist yet: 'quark submit' creates it)"
@@ -711,12 +731,12 @@ def validate(
     except QuarkError as error:
         if not as_json:
             _fail(error)
-        print(_json({"schema_version": 1, "config": str(config), "valid": False, "error": str(error)}))
+        _print_json({"schema_version": 1, "config": str(config), "valid": False, "error": str(error)})
         raise typer.Exit(error.exit_code) from None
     except Exception as error:
         _fail(error)
     if as_json:
-        print(_json(summary))
+        _print_json(summary)
         return
     out.print(f"{config}: valid", markup=False)
     for branch in summary["branches"]:
@@ -755,7 +775,7 @@ def modules(
 
     described = _guarded(describe, list(names or []), modules_file)
     if as_json:
-        print(_json(described))
+        _print_json(described)
         return
     for entry in described:
         out.print(Text(entry["name"], style="bold"), f" ({entry['class']})")
@@ -772,7 +792,7 @@ def modules(
 def _print_results(outcome, as_json: bool) -> None:
     if as_json:
         records = outcome.run.rebuild_results()
-        print(_json(records))
+        _print_json(records)
         return
     from quark_cli.report import build_report, text_blocks
 
@@ -787,6 +807,16 @@ def _print_wide(renderables: list[Any]) -> None:
 
     for line in render(renderables, out.width if out.is_terminal else None):
         out.print(line, soft_wrap=True)  # soft_wrap: fitted already, or a log line kept whole
+
+
+def _print_json(document: Any) -> None:
+    """Print a ``--json`` document on stdout; a reader that went away is exit 141, not a traceback."""
+    _shown(_write_out, _json(document) + "\n")
+
+
+def _write_out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _json(document: Any) -> str:

@@ -16,6 +16,7 @@ EXIT_INTERNAL = 70
 EXIT_OS_ERROR = 74
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
 
 #: Operating-system errors on files that are the machine's state, not a bug: what to do about each.
 OS_ERRORS = {
