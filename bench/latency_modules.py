@@ -49,7 +49,9 @@ class LatencyJobManager(AsyncJobManager):
         time.sleep(float(os.environ.get("QUARK_BENCH_SUBMIT_LATENCY", "0")))
         self.context.job_dir.mkdir(parents=True, exist_ok=True)
         state = {"state": "SUBMITTED", "value": value, "submission_id": self.context.submission_id}
-        (self.context.job_dir / STATE).write_text(json.dumps(state))
+        temp = self.context.job_dir / f".{STATE}.tmp"  # whole or absent, as a service's job is, after a kill
+        temp.write_text(json.dumps(state))
+        temp.replace(self.context.job_dir / STATE)
         return {"id": self.context.key}
 
     def find_submitted(self, intent: dict[str, Any]) -> dict[str, Any] | None:
