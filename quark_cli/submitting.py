@@ -28,20 +28,12 @@ class SubmissionPool:
     running walks end, so that no submission is left half recorded by this process.
     """
 
-    #: Walks started beyond those waiting in a submission: enough to keep module code busy. More
-    #: threads only help while submissions wait for a service, and start as they do: 1,000 stacks
-    #: on a file service that answers at once took 0.2 s to start 64 threads, and more to switch.
-    SPARE = 2
-
     def __init__(self, workers: int) -> None:
         self.module_lock = threading.Lock()
         self._holding = threading.local()  # .value: this thread holds module_lock
         self._walking = 0  # walks that hold or wait for module_lock
         self._count_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(workers)
-        self._room = threading.Condition()
-        self._started = 0  # walks started and not ended
-        self._submitting = 0  # walks inside ``unlocked``
         self._done: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quark-submit")
 
@@ -52,18 +44,12 @@ class SubmissionPool:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def start(self, key: str, walk: Callable[..., Any], *args: Any) -> list[tuple[str, Any]]:
-        """Walk stack ``key`` (``walk(*args)``) on a free thread once there is room (``SPARE`` walks
-        beyond those waiting in a submission, ``workers`` in all); ``(key, answer)`` of walks ended
-        meanwhile."""
-        with self._room:
-            self._room.wait_for(lambda: self._started < self._submitting + self.SPARE)
-            self._started += 1
+        """Walk stack ``key`` (``walk(*args)``) on a free thread; ``(key, answer)`` of walks ended meanwhile."""
         self._slots.acquire()
         try:
             future = self._pool.submit(self._locked, walk, args)
         except BaseException:
             self._slots.release()
-            self._end_walk()
             raise
         future.add_done_callback(lambda done: self._ended(key, done))
         return self.finished()
@@ -95,14 +81,7 @@ class SubmissionPool:
             with self._count_lock:
                 self._walking -= 1
             self.module_lock.release()
-        with self._room:
-            self._submitting += 1
-            self._room.notify()
-        try:
-            yield
-        finally:
-            with self._room:
-                self._submitting -= 1
+        yield
 
     def walks_coming(self) -> bool:
         """True while a walk runs or waits to run module code: it will bring its intent soon."""
@@ -125,9 +104,3 @@ class SubmissionPool:
     def _ended(self, key: str, future: Future) -> None:
         self._done.put((key, future))
         self._slots.release()
-        self._end_walk()
-
-    def _end_walk(self) -> None:
-        with self._room:
-            self._started -= 1
-            self._room.notify()
