@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.async_core import poll_delays
-from quark_cli.atomic import GroupCommit, after_commit, checkpoint_staged, group_commit
 from quark_cli.cancelling import Cancelling
 from quark_cli.collect_reads import CollectReads
 from quark_cli.config import BacklogItem, BenchmarkConfig
 from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
 from quark_cli.errors import ServiceAuthError
+from quark_cli.group_commit import GroupCommit, after_commit, checkpoint_staged, group_commit
 from quark_cli.jobs.base import (
     AsyncStatus,
     JobContext,

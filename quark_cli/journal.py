@@ -1,7 +1,7 @@
 """The run's write-ahead journal: records and job files rewritten in place, made durable in batches.
 
 Creating a file costs 0.1 to 0.6 ms on the virtual disks measured here, rewriting one in place about
-0.01 ms. So a group commit (``quark_cli.atomic.GroupCommit``) writes the new contents of a batch of
+0.01 ms. So a group commit (``quark_cli.group_commit.GroupCommit``) writes the new contents of a batch of
 ``records/<stack>.json`` and ``jobs/<job>/job_info.json`` files into one segment,
 ``<run>/.journal/<n>.json``, makes it durable (one fsync), and only then rewrites each file in place
 (a file that does not exist yet is still written beside it and renamed into place). At the end of

@@ -35,20 +35,16 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from quark_cli.atomic import (
-    STAGING_DIR,
     atomic_write_bytes,
     atomic_write_json,
-    checkpoint_staged,
-    committed_write,
     defer_dir_sync,
     deferred_dir_sync,
     fsync_dir,
     json_bytes,
     private_dirs,
-    staged_write,
-    staging,
 )
 from quark_cli.errors import RunDirError, RunLockedError
+from quark_cli.group_commit import STAGING_DIR, checkpoint_staged, committed_write, staged_write, staging
 from quark_cli.journal import replay
 from quark_cli.keys import stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile

@@ -6,7 +6,7 @@ them run module code at a time (``module_lock``): a walk gives the lock up only 
 (``unlocked``: the durable intent, the submit hook, the id), so modules that were never written for
 threads still see one caller at a time, and only submit hooks of job managers that allow it
 (``AsyncJobManager.concurrent_submissions``) overlap. The intents of the waiting threads are
-committed together (``quark_cli.atomic.committed_write``): one syncfs per batch, not an fsync each.
+committed together (``quark_cli.group_commit.committed_write``): one syncfs per batch, not an fsync each.
 """
 
 from __future__ import annotations

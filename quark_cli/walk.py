@@ -16,11 +16,11 @@ import uuid
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
-from quark_cli.atomic import commit_staged
 from quark_cli.config import BacklogItem, Level, module_search_path
 from quark_cli.contract import ModuleAdapter, build_module
 from quark_cli.core import Instruction, Metrics
 from quark_cli.errors import ConfigError, QuarkError
+from quark_cli.group_commit import commit_staged
 from quark_cli.jobs.base import (
     AsyncJobManager,
     AsyncStatus,

@@ -11,7 +11,7 @@ import pytest
 from test_async_engine import TWO_ITEMS_ASYNC, _config
 from toy_modules import finish_job
 
-from quark_cli.atomic import group_commit, staged_write
+from quark_cli.group_commit import group_commit, staged_write
 from quark_cli.journal import JOURNAL_DIR, PAGE
 
 

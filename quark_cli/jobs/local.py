@@ -76,7 +76,8 @@ from typing import Any
 
 from filelock import Timeout
 
-from quark_cli.atomic import after_commit, atomic_write_json, commit_staged, json_bytes, private_dirs, staged_write
+from quark_cli.atomic import atomic_write_json, json_bytes, private_dirs
+from quark_cli.group_commit import after_commit, commit_staged, staged_write
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
 from quark_cli.stamps import now_iso
 from quark_cli.state import file_lock
