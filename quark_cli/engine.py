@@ -291,7 +291,10 @@ class BenchmarkManager(CollectReads, Cancelling):
             if index.get(key) != state:
                 summary.changed.append(key)
             return
-        if retry_failed and state == FAILED:  # walked again: failed jobs resubmitted, done ones collected again
+        failed_job = any(job.get("status") in FAILED_JOB_STATES for job in jobs)
+        # a stack with a failed job and none pending is failed, even if a kill stopped its record
+        # from saying so (between a cancel's job and its record): walked again, as any failed stack
+        if retry_failed and (state == FAILED or (failed_job and not pending)):
             self.run.mark_open(key)
             jobs = [self._retry(job, summary) if job.get("status") in FAILED_JOB_STATES else job for job in jobs]
         if uncertain and not resubmit_uncertain:

@@ -9,6 +9,7 @@ resubmits). A backend without cancel, an unknown key and a locked run are one-li
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from test_local_jobs import kill_processes_of, pid_alive, read_state
 from test_qaptiva_backend import at, server, shipped  # noqa: F401 - server is a fixture
+from toy_modules import finish_job
 
 SLOW_MODULES = '''
 from quark_cli import AsyncCore, Core
@@ -208,3 +210,21 @@ def test_cancel_of_a_run_another_process_holds_is_exit_75(quark, write_config, t
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_cancel_killed_before_it_failed_the_stack_is_retried_by_the_first_retry_failed(quark, write_config, tmp_path):
+    config = write_config("application:\n  module: toy_modules:Numbers\n  submodules: [{name: AsyncSquare}]\n")
+    run, killed = tmp_path / "run", tmp_path / "killed"
+    assert quark("submit", config, "-o", run).exit_code == 3
+    shutil.copytree(run, killed)
+    assert quark("cancel", run, "--forget", "000-r1-Numbers.AsyncSquare-pre").exit_code == 0
+    job_file = "jobs/000-r1-Numbers.AsyncSquare-pre/job_info.json"
+    shutil.copy2(run / job_file, killed / job_file)  # the kill came after the job's write, before its stack's
+    (killed / ".changing").touch()  # the mark a killed command leaves
+
+    retried = quark("collect", killed, "--retry-failed")
+    assert retried.exit_code == 3, retried.stdout + retried.stderr  # walked again at once, not failed first
+    (job,) = jobs(killed).values()
+    assert job["status"] == "SUBMITTED"  # the service still had it (abandoned, not cancelled): followed again
+    finish_job(killed / "jobs" / job["key"])
+    assert quark("collect", killed).exit_code == 0
