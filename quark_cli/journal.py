@@ -35,6 +35,10 @@ PAGE = 4096
 CHECKPOINT_BYTES = 8 << 20
 
 
+class NotRegularFileError(OSError):
+    """A FIFO or a socket where one of our files belongs."""
+
+
 def journaled(relative: str) -> bool:
     """True for the files the journal carries: ``records/<stack>.json`` and ``jobs/<job>/job_info.json``
     (``relative`` to the run directory, ``/``-separated)."""
@@ -152,8 +156,9 @@ def read_locked(path: Path) -> bytes:
     """A file's content, read under a shared ``flock`` (never half an in-place rewrite). Raises OSError."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in a file's place must not hang us
     try:
-        if stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
         fcntl.flock(fd, fcntl.LOCK_SH)
         chunks = []
         while chunk := os.read(fd, 1 << 20):

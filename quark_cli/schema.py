@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.errors import RunDirError
-from quark_cli.journal import journal_copy, read_locked
+from quark_cli.journal import NotRegularFileError, journal_copy, read_locked
 
 SCHEMA_VERSION = 1
 MODULES_FILE = "modules.json"
@@ -45,6 +45,8 @@ def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
         raise RunDirError(f"{path}: missing; the run directory is incomplete ({what})") from None
     except IsADirectoryError:
         raise RunDirError(f"{path}: is a folder, not a {what} file; restore it or remove the run") from None
+    except NotRegularFileError:
+        raise RunDirError(f"{path}: is a FIFO or socket, not a {what} file; restore it or remove the run") from None
     except (OSError, UnicodeDecodeError) as error:
         raise RunDirError(f"{path}: cannot be read ({type(error).__name__}); restore it or remove the run") from None
     return _checked(path, text, what, _parse)

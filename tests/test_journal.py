@@ -4,6 +4,7 @@ is finished by the next command, read meanwhile by readers, and refused when it 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -118,3 +119,16 @@ def test_rewrites_in_place_and_replacements_both_read_back_whole(tmp_path):
     assert small.stat().st_ino == small_inode
     assert json.loads(large.read_text()) == {"value": "z" * PAGE}  # over a page: a new file, renamed into place
     assert list((tmp_path / JOURNAL_DIR).iterdir()) == []
+
+
+def test_a_fifo_in_place_of_a_record_is_an_error_not_a_hang(quark_process, write_config, tmp_path):
+    run = tmp_path / "run"
+    assert quark_process("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).returncode == 3
+    record = run / "records/000-r1.json"
+    record.unlink()
+    os.mkfifo(record)
+    for command in (["status", run], ["collect", run]):
+        result = quark_process(*command, timeout=30)  # blocked on the FIFO, it would time out here
+        assert result.returncode == 2, result.stderr
+        expected = f"error: {record}: is a FIFO or socket, not a record file; restore it or remove the run\n"
+        assert result.stderr == expected
