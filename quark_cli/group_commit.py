@@ -137,11 +137,18 @@ class GroupCommit:
                 continue
             self._commit_batch(through=ticket)
 
+    def checkpoint(self) -> None:
+        """Commit everything queued so far and make the journal's rewrites durable (one ``syncfs``),
+        then delete its segments. Under the commit lock: a batch that another thread commits
+        meanwhile is whole before its segment goes, or waits for the next checkpoint."""
+        self.commit()
+        with self._commit_lock:
+            self._journal.checkpoint()
+
     def close(self) -> None:
         """Commit what is left, make the journal's rewrites durable, and stop the writing threads."""
         try:
-            self.commit()
-            self._journal.checkpoint()
+            self.checkpoint()
         finally:
             if self._pool is not None:
                 self._pool.shutdown()
@@ -366,8 +373,7 @@ def checkpoint_staged() -> None:
     is deleted: a replay after a kill must not bring it back."""
     group = _group
     if group is not None:
-        group.commit()
-        group._journal.checkpoint()
+        group.checkpoint()
 
 
 def after_commit(function: Callable[..., Any], *args: Any) -> None:
