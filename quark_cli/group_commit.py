@@ -197,11 +197,8 @@ class GroupCommit:
                         continue
                     folder = os.path.dirname(first)
                     if index in plan.in_place:
-                        if not rewrite(first, second):  # removed meanwhile: created as a new file
-                            self._ensure_folder(folder)
-                            spare = f"{self.staging}/{os.getpid()}-spare.tmp"
-                            _write_files([spare], [second])
-                            os.replace(spare, first)
+                        if not rewrite(first, second):  # removed meanwhile: its segment holds it
+                            atomic_write_bytes(Path(first), second, sync_dir=False)
                     else:
                         self._ensure_folder(folder)
                         os.replace(plan.temps[index], first)

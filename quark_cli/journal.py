@@ -26,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from quark_cli.disk import fsync_dir, private_dirs, sync_files
+from quark_cli.atomic import atomic_write_bytes
+from quark_cli.disk import fsync_dir, sync_files
 
 JOURNAL_DIR = ".journal"
 SCHEMA_VERSION = 1
@@ -64,9 +65,6 @@ class Journal:
         """Make ``writes`` ([(path relative to the run, new content)], applied in that order)
         durable as one segment; raises OSError (a full disk) with nothing of them applied."""
         if not self._segments and not self._serial:
-            if not self.folder.is_dir():
-                private_dirs(self.folder)
-                fsync_dir(self.root)
             self._serial = _last_serial(self.folder)
         self._serial += 1
         segment = self.folder / f"{self._serial:08d}.json"
@@ -78,22 +76,11 @@ class Journal:
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode("utf-8")
-        temp = self.folder / f".{segment.name}.tmp"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                _write_all(fd, body)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, segment)
-        except BaseException as error:
-            temp.unlink(missing_ok=True)
+            atomic_write_bytes(segment, body, durable=True)  # its folder too, made when first needed
+        except BaseException:
             self._serial -= 1
-            if isinstance(error, OSError) and error.filename is None:
-                error.filename = str(segment)  # a full disk names the file it could not write
             raise
-        fsync_dir(self.folder)
         self._segments.append(segment)
         self.size += len(body)
 
@@ -185,8 +172,7 @@ def replay(root: Path, check: Callable[[Path, bytes], None]) -> int:
         check(target, data)
     for target, data in writes:
         if not rewrite(str(target), data):
-            private_dirs(target.parent)
-            _replace(target, data)
+            atomic_write_bytes(target, data, sync_dir=False)  # durable by the syncfs below
     if segments:
         sync_files(Path(root), [Path(root)])
     for name in names:
@@ -225,7 +211,11 @@ def _is_segment(name: str) -> bool:
 
 
 def _last_serial(folder: Path) -> int:
-    return max((int(name[: -len(".json")]) for name in os.listdir(folder) if _is_segment(name)), default=0)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return 0
+    return max((int(name[: -len(".json")]) for name in names if _is_segment(name)), default=0)
 
 
 def _writes(segment: Path) -> list[tuple[str, bytes]]:
@@ -249,17 +239,3 @@ def _write_all(fd: int, data: bytes) -> None:
     offset = 0
     while offset < len(view):
         offset += os.pwrite(fd, view[offset:], offset)
-
-
-def _replace(target: Path, data: bytes) -> None:
-    temp = target.parent / f".{target.name}.journal.tmp"
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
