@@ -53,14 +53,19 @@ class _OutputClosed(Exception):
     """Whoever read stdout went away (``quark status | head``)."""
 
 
-def _output_closed() -> None:
-    """Rich's and Python's answer to a closed stdout: nothing more goes there (not even at exit)."""
+def _silence_stdout() -> None:
+    """After its reader went away, nothing more goes to stdout (not even Python's flush at exit)."""
     with suppress(OSError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _output_closed() -> None:
+    """Rich's answer to a closed stdout (its own raises SystemExit(1), which would read as our bug)."""
+    _silence_stdout()
     raise _OutputClosed
 
 
-out.on_broken_pipe = _output_closed  # rich's own raises SystemExit(1), which would read as our bug
+out.on_broken_pipe = _output_closed
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
@@ -193,10 +198,8 @@ def _shown(function, *args: Any, **kwargs: Any) -> Any:
         raise
     except KeyboardInterrupt as error:
         _stopped(error)
-    except (_OutputClosed, BrokenPipeError) as error:
-        with suppress(_OutputClosed):
-            if isinstance(error, BrokenPipeError):
-                _output_closed()
+    except (_OutputClosed, BrokenPipeError):
+        _silence_stdout()
         raise typer.Exit(EXIT_OUTPUT_CLOSED) from None
     except BaseException as error:  # SystemExit from a module's import, say: still one line
         _fail(error)

@@ -37,19 +37,17 @@ class CollectReads:
         # anything is written; of the others, the first KEPT_RECORDS are kept for the collect
         edited = self._edited()
         waiting = set() if edited is None else waiting - edited
-        records = {}
-        for key in sorted(candidates - waiting):
+        # few enough to hold: the records of waiting stacks are read now too (``ahead``), before the
+        # poll's threads start; read between their wake-ups, each read waited 0.3 ms for the GIL
+        read_ahead = len(candidates) <= KEPT_RECORDS
+        records, ahead = {}, {}
+        for key in sorted(candidates if read_ahead else candidates - waiting):
             record = self.run.read_record(key)
             self._check_record(key, record, jobs)
-            if len(records) < KEPT_RECORDS:
+            if key in waiting:
+                ahead[key] = record
+            elif len(records) < KEPT_RECORDS:
                 records[key] = record
-        # few enough to hold: the records of waiting stacks are read now too, before the poll's threads
-        # start; read between their wake-ups, each read waited a third of a millisecond for the GIL
-        ahead = {}
-        if len(candidates) <= KEPT_RECORDS:
-            for key in sorted(waiting):
-                ahead[key] = self.run.read_record(key)
-                self._check_record(key, ahead[key], jobs)
         self._checked = (candidates, list(jobs.values()), records, ahead)
         for job in jobs.values():
             try:

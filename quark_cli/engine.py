@@ -474,15 +474,16 @@ class BenchmarkManager(CollectReads, Cancelling):
         return self._index.get(key) in CLOSED
 
     def _context(self, job: dict[str, Any]) -> JobContext:
-        if self._jobs_dir is None:
-            self._jobs_dir = self.run.jobs_dir.absolute()
-        return PolledJobContext(job["key"], self._jobs_dir, job.get("module_config", {}))
+        return PolledJobContext(job["key"], self._absolute_jobs_dir(), job.get("module_config", {}))
 
     def job_dir(self, key: str) -> Path:
         """The absolute folder of job ``key`` (made by its backend when it needs one)."""
+        return self._absolute_jobs_dir() / key
+
+    def _absolute_jobs_dir(self) -> Path:
         if self._jobs_dir is None:
             self._jobs_dir = self.run.jobs_dir.absolute()
-        return self._jobs_dir / key
+        return self._jobs_dir
 
     def store_dir(self, index: int) -> str:
         """QUARK 2's ``store_dir`` of backlog item ``index``: its absolute folder, made on first use."""
