@@ -6,6 +6,7 @@ another process, 70 internal error (a bug: please report it with the ``--debug``
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -870,8 +871,15 @@ def hoist_global_flags(arguments: list[str]) -> list[str]:
     return arguments[:command] + moved + rest + arguments[end:]
 
 
+#: Allocations between two collections of the youngest generation (Python's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
 def main() -> None:
     """Console-script entry point."""
+    # A command holds up to millions of parsed JSON values at once (100,000 stacks) and frees few
+    # cycles: collected every 700 allocations, the young generation took a fifth of a large collect.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
     interrupts.install()
     app(args=hoist_global_flags(sys.argv[1:]))
 
