@@ -66,9 +66,13 @@ def deferred_dir_sync() -> Iterator[None]:
             _deferred_dirs = None
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir: bool = True) -> None:
+def atomic_write_bytes(
+    path: Path, data: bytes | list[bytes | memoryview], durable: bool = False, sync_dir: bool = True
+) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix.
 
+    ``data`` is the content, or its parts in order (written one after the other, never joined: a
+    100 MB results.json spliced from a few new lines and the old file's spans).
     The file is created user-only (0600) by ``mkstemp``. ``sync_dir=False`` skips the folder's fsync
     for rewrites whose loss in a power cut is harmless (the previous version is still valid).
     """
@@ -81,7 +85,10 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = False, sync_dir:
         raise
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, list):
+                handle.writelines(data)
+            else:
+                handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import atomic_write_bytes, strict_dumps
+from quark_cli.run_index import INDEX_FILE
 
 RESULTS_FILE = "results.json"
 
@@ -39,10 +40,15 @@ class ResultsFile:
         if changed is not None:
             known = known or {}
             records = [r for r in (self.read_record(key) for key in changed if key not in known) if r]
+            new = {key: known[key] for key in changed if key in known}
+            new.update((record["stack"], result_line(record)) for record in records)
+            spliced = _spliced(path, new) if self._results_untouched(path) else None
+            if spliced is not None:
+                atomic_write_bytes(path, spliced)
+                return records
             lines = {} if self.fresh and not path.exists() else _result_lines(path)
             if lines is not None:
-                lines.update((key, known[key]) for key in changed if key in known)
-                lines.update((record["stack"], result_line(record)) for record in records)
+                lines.update(new)
                 atomic_write_bytes(path, _results_bytes([lines[key] for key in sorted(lines, key=_stack_order)]))
                 return records
         results = sorted(
@@ -51,6 +57,14 @@ class ResultsFile:
         )
         atomic_write_bytes(path, _results_bytes([result_line(record) for record in results]))
         return results
+
+    def _results_untouched(self, path: Path) -> bool:
+        """True if ``results.json`` has not changed since the run's index was written after it (a
+        command writes it first, then the index): no hand edit, no command killed in between."""
+        try:
+            return path.stat().st_ctime_ns <= (self.path / INDEX_FILE).stat().st_ctime_ns
+        except OSError:
+            return False
 
 
 def result_line(record: dict[str, Any]) -> bytes:
@@ -89,6 +103,64 @@ def _result_lines(path: Path) -> dict[str, bytes] | None:
             return None
         lines[key] = line
     return lines
+
+
+def _spliced(path: Path, new: dict[str, bytes]) -> list[bytes | memoryview] | None:
+    """The results.json at ``path`` with the lines of ``new`` (by stack) replaced or inserted in
+    order, as parts to write one after the other; None if it does not look like one we wrote where
+    it was searched.
+
+    The file's lines are in stack order, so each stack's place is found by binary search: the cost
+    is one read and one write of the file, and a few dozen lines parsed per changed stack, however
+    many stacks it holds (a line-by-line rebuild took 1.8 s at 100,000).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if not (raw.startswith(b"[\n{") and raw.endswith(b"}\n]\n")):
+        return None
+    end = len(raw) - 3  # the newline after the last line
+    parts: list[bytes | memoryview] = []
+    view = memoryview(raw)
+    copied, low = 0, 2  # low: the first line's start
+    for key in sorted(new, key=_stack_order):
+        order = _stack_order(key)
+        high = end
+        while low < high:  # the first line (start) at or after ``order``
+            middle = (low + high) // 2
+            start = raw.rfind(b"\n", 0, middle) + 1
+            stop = raw.find(b"\n", middle)
+            found = _line_order(raw, start, stop)
+            if found is None:
+                return None
+            if found < order:
+                low = stop + 1
+            else:
+                high = start
+        stop = raw.find(b"\n", low) if low < end else end
+        if low < end and _line_order(raw, low, stop) == order:  # replaced, its comma kept
+            parts += (view[copied:low], new[key], b"," if raw[stop - 1] == ord(",") else b"")
+            copied = stop
+        elif low < end:  # inserted before the line at ``low``
+            parts += (view[copied:low], new[key], b",\n")
+            copied = low
+        else:  # after the last line
+            parts += (view[copied:end], b",\n", new[key])
+            copied = end
+    parts.append(view[copied:])
+    return parts
+
+
+def _line_order(raw: bytes, start: int, stop: int) -> tuple[int, int] | None:
+    """(backlog item, repetition) of the line ``raw[start:stop]``, from its record's own ``stack``
+    (the last one in the line: a module's fields come before it); None if it is not a record line."""
+    if raw[start] != ord("{") or raw[stop - 1] not in b"},":
+        return None
+    at = raw.rfind(_STACK_FIELD, start, stop)
+    close = raw.find(b'"', at + len(_STACK_FIELD), stop) if at >= 0 else -1
+    key = raw[at + len(_STACK_FIELD) : close].decode(errors="replace") if close >= 0 else ""
+    return _stack_order(key) if _STACK_KEY.fullmatch(key) else None
 
 
 def _stack_order(key: str) -> tuple[int, int]:
