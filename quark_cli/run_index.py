@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from quark_cli.atomic import atomic_write_bytes, atomic_write_json, fsync_dir, json_bytes
 from quark_cli.keys import stack_of
 from quark_cli.schema import SCHEMA_VERSION
@@ -53,6 +55,31 @@ def job_summary(job: dict[str, Any]) -> dict[str, Any]:
 
 #: The types of a job summary's fields as we write them: text, a number or null.
 _PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
+def _sorted(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` by key (sorting the keys alone: pairs compare slower, 0.4 s at 100,000 stacks)."""
+    return {key: values[key] for key in sorted(values)}
+
+
+def _index_bytes(value: dict[str, Any]) -> bytes:
+    """``value`` as compact JSON, by orjson: 20 times quicker than the standard library at the index's
+    tens of MB. Its values were all written as strict JSON before (records, job files), so none is
+    a NaN; a string orjson refuses (a lone surrogate, as in a file name's undecodable bytes) makes
+    the standard library's encoder write the whole value instead."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json_bytes(value, compact=True)
+
+
+def _index_value(raw: bytes) -> Any:
+    """The JSON value of ``raw`` (orjson; the standard library's parser for the lone surrogates that
+    ``_index_bytes`` leaves to it). ValueError if it is not JSON."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 class RunIndex:
@@ -93,7 +120,7 @@ class RunIndex:
     def _parse_index(self, path: Path) -> dict[str, Any] | None:
         try:
             raw = path.read_bytes()
-            value = json.loads(raw)
+            value = _index_value(raw)
         except (OSError, ValueError):
             return None
         if not isinstance(value, dict) or value.get("schema_version") != SCHEMA_VERSION:
@@ -133,20 +160,18 @@ class RunIndex:
         tells everything; otherwise readers trust it only for stacks closed in it and not open.
         """
         generation = uuid.uuid4().hex
-        open_jobs = dict(sorted((open_jobs or {}).items()))
-        open_bytes = json_bytes(
-            {"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": open_jobs}, compact=True
-        )
+        open_jobs = _sorted(open_jobs or {})
+        open_bytes = _index_bytes({"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": open_jobs})
         atomic_write_bytes(self.path / OPEN_JOBS_FILE, open_bytes)  # first: an index names its own open jobs
         self._open_jobs_cache = (generation, open_jobs)
         parts = {
-            "stacks": dict(sorted(stacks.items())),
-            "errors": dict(sorted((errors or {}).items())),
-            "jobs": dict(sorted((jobs or {}).items())),
+            "stacks": _sorted(stacks),
+            "errors": _sorted(errors or {}),
+            "jobs": _sorted(jobs or {}),
             "generation": generation,
         }
         path = self.path / INDEX_FILE
-        index_bytes = json_bytes({"schema_version": SCHEMA_VERSION, **parts, "complete": True}, compact=True)
+        index_bytes = _index_bytes({"schema_version": SCHEMA_VERSION, **parts, "complete": True})
         atomic_write_bytes(path, index_bytes)
         digests = {
             "index": hashlib.sha256(index_bytes).hexdigest(),
@@ -191,7 +216,7 @@ class RunIndex:
             return self._open_jobs_cache[1]
         try:
             raw = (self.path / OPEN_JOBS_FILE).read_bytes()
-            value = json.loads(raw)
+            value = _index_value(raw)
         except (OSError, ValueError):
             return None
         if not isinstance(value, dict) or self._digests().get("open_jobs") != hashlib.sha256(raw).hexdigest():
