@@ -49,9 +49,13 @@ class CollectReads:
             elif len(records) < KEPT_RECORDS:
                 records[key] = record
         self._checked = (candidates, list(jobs.values()), records, ahead)
+        loaded = set()
         for job in jobs.values():
+            if job["job_manager"] in loaded:  # one class for 100,000 jobs, looked up once
+                continue
             try:
                 load_job_manager_class(job["job_manager"])
+                loaded.add(job["job_manager"])
             except Exception as error:
                 raise RunDirError(
                     f"{self.run.job_file(job['key'])}: job_manager: {error}; the file was edited or damaged: "

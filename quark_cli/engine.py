@@ -58,6 +58,14 @@ log = logging.getLogger("quark_cli")
 FLUSH = {"flush_log": True}
 
 
+def _still_waits(jobs: list[dict[str, Any]]) -> bool:
+    """True if a stack's jobs are all live (none failed or to submit) and one is not done yet."""
+    if len(jobs) == 1:
+        return jobs[0].get("status") in PENDING_JOB_STATES
+    statuses = [job.get("status") for job in jobs]
+    return LIVE_JOB_STATES.issuperset(statuses) and not PENDING_JOB_STATES.isdisjoint(statuses)
+
+
 class BenchmarkManager(CollectReads, Cancelling):
     """Runs a validated config's backlog inside one run directory.
 
@@ -219,23 +227,19 @@ class BenchmarkManager(CollectReads, Cancelling):
         jobs_by_stack: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in candidate_jobs:
             jobs_by_stack[job["stack"]].append(job)
-        self._resolve_uncertain(
-            [job for jobs in jobs_by_stack.values() for job in jobs if job.get("status") == SUBMITTING], summary
-        )
-        waiting = {
-            key: sum(1 for job in jobs_by_stack.get(key, []) if job.get("status") in PENDING_JOB_STATES)
-            for key in candidates & stacks.keys()
-        }
+        self._resolve_uncertain([job for job in candidate_jobs if job.get("status") == SUBMITTING], summary)
+        # one pass over the jobs, not a generator per stack: 100,000 stacks wait in a large sweep
+        waiting = dict.fromkeys(candidates, 0)
+        pending = []
+        for job in candidate_jobs:
+            if job.get("status") in PENDING_JOB_STATES:
+                pending.append(job)
+                waiting[job["stack"]] += 1
 
         def settle(key: str) -> None:
             stack_jobs = jobs_by_stack.get(key, [])
-            if (
-                current
-                and index.get(key) == INTERRUPTED
-                and key not in self._records
-                and any(job.get("status") in PENDING_JOB_STATES for job in stack_jobs)
-                and all(job.get("status") in LIVE_JOB_STATES for job in stack_jobs)
-            ):  # still waits for a job, as the current index says it did: nothing to read or write
+            if current and index.get(key) == INTERRUPTED and key not in self._records and _still_waits(stack_jobs):
+                # still waits for a job, as the current index says it did: nothing to read or write
                 summary.stacks[key] = INTERRUPTED
                 if on_stack:
                     on_stack(key, INTERRUPTED)
@@ -248,9 +252,6 @@ class BenchmarkManager(CollectReads, Cancelling):
             if on_stack:
                 on_stack(key, summary.stacks[key])
 
-        pending = [
-            job for key in waiting for job in jobs_by_stack.get(key, []) if job.get("status") in PENDING_JOB_STATES
-        ]
         with group_commit(self.run.path):
             for key in sorted(key for key, count in waiting.items() if count == 0):
                 settle(key)

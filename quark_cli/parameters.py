@@ -79,9 +79,10 @@ def validate_parameters(
         if not keys:
             raise ConfigError(check.source, field_path, "empty list; give at least one value")
         option = options[name] if isinstance(options[name], dict) else {}
+        boolean = _is_boolean(option)
         listed = []
         for key in keys:
-            item = _as_boolean(option, container, key, field_path, check)
+            item = _as_boolean(container, key, field_path, check) if boolean else container[key]
             if module.quark2:
                 _note_unlisted(option, item, field_path, module.label, check)
             else:
@@ -95,14 +96,18 @@ def validate_parameters(
     return values
 
 
-def _as_boolean(option: dict[str, Any], container: Any, key: Any, path: str, check: ParameterCheck) -> Any:
-    """``yes``/``no``/``on``/``off`` as true/false where the parameter is boolean (said in a warning)."""
-    value = container[key]
+def _is_boolean(option: dict[str, Any]) -> bool:
+    """True if the option's values and default are true or false (None aside)."""
     choices = [*(option.get("values") or []), option.get("default")]
-    boolean = any(isinstance(choice, bool) for choice in choices) and all(
+    return any(isinstance(choice, bool) for choice in choices) and all(
         isinstance(choice, bool) for choice in choices if choice is not None
     )
-    if not (boolean and isinstance(value, str) and value in YAML11_BOOLEANS):
+
+
+def _as_boolean(container: Any, key: Any, path: str, check: ParameterCheck) -> Any:
+    """``yes``/``no``/``on``/``off`` as true/false for a boolean parameter (said in a warning)."""
+    value = container[key]
+    if not (isinstance(value, str) and value in YAML11_BOOLEANS):
         return value
     converted = YAML11_BOOLEANS[value]
     check.warn(

@@ -205,15 +205,16 @@ class JobPoller:
                 statuses = [_status_or_error(manager) for manager in managers]
         outcomes = []
         for (job, manager), status in zip(pairs, statuses, strict=True):
-            if not isinstance(status, BaseException):
-                status = _checked(manager, status, "get_status" if cls is None else "get_statuses")
-            if isinstance(status, BaseException):
+            if not isinstance(status, AsyncStatus):
+                if not isinstance(status, BaseException):
+                    status = _checked(manager, status, "get_status" if cls is None else "get_statuses")
                 if self._warn(job, f"last poll failed: {_message(status)}"):
                     self.run.write_job(job)
                 outcomes.append((job, status))
                 continue
             changed = apply_status(job, status, manager.status_reason)
-            changed = self._warn(job, manager.status_warning) or changed
+            if manager.status_warning is not None or "warning" in job:  # most jobs: neither
+                changed = self._warn(job, manager.status_warning) or changed
             if changed:
                 job["info"] = manager.job_info
                 self.run.write_job(job)

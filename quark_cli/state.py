@@ -119,6 +119,10 @@ def file_name(text: str, limit: int = MAX_NAME_BYTES) -> str:
     return f"{safe[: limit - 17]}~{digest}"
 
 
+#: Backlog items whose folders ``item_dir`` looks up one by one before it lists them all.
+ITEM_STATS = 256
+
+
 class RunDir(RunIndex, ResultsFile):
     """One run directory on disk."""
 
@@ -219,14 +223,16 @@ class RunDir(RunIndex, ResultsFile):
         """
         folder = self.path / ITEMS_DIR / f"benchmark_{index}"
         if index not in self._item_dirs:
-            if self._item_names is None:  # one listing instead of a stat for each of thousands of items
+            if self._item_names is None and len(self._item_dirs) >= ITEM_STATS:
+                # one listing instead of a stat for each of thousands of items (but a collect that
+                # walks a few of 100,000 items stats them: a listing of 100,000 took 60 ms)
                 try:
                     with os.scandir(self.path / ITEMS_DIR) as entries:
                         self._item_names = {entry.name for entry in entries if entry.is_dir()}
                 except FileNotFoundError:
                     self._item_names = set()
-            if folder.name not in self._item_names:
-                private_dirs(folder)
+            if self._item_names is None or folder.name not in self._item_names:
+                private_dirs(folder)  # a stat when it is there
             self._item_dirs.add(index)
         return folder
 
@@ -479,7 +485,7 @@ class RunDir(RunIndex, ResultsFile):
             if folder.exists() and not folder.is_dir():
                 raise RunDirError(f"{folder}: is a file, not a folder; move it out of the run directory")
         folders = [self.path, self.records_dir, staging]
-        if self.jobs_dir.is_dir():
+        if (stacks is None or stacks) and self.jobs_dir.is_dir():  # none: 100,000 folders not listed
             folders += [
                 Path(entry.path)
                 for entry in os.scandir(self.jobs_dir)
