@@ -78,18 +78,16 @@ class BatchLatencyJobManager(LatencyJobManager):
 
     @classmethod
     def get_statuses(cls, managers: list[AsyncJobManager]) -> list[AsyncStatus]:
+        """One listing for the batch: quark-cli polls each run on its own, so every job of one call
+        is of the same run (whose folder holds the service's list of finished jobs)."""
         if latency():
             time.sleep(latency())
-        done: dict[Path, set[str]] = {}
-        statuses = []
-        for manager in managers:
-            run_dir = manager.context.job_dir.parent.parent
-            if run_dir not in done:
-                listing = run_dir / DONE_LIST
-                done[run_dir] = set(listing.read_text().split()) if listing.exists() else set()
-            finished = manager.context.key in done[run_dir]
-            statuses.append(AsyncStatus.DONE if finished else AsyncStatus.SUBMITTED)
-        return statuses
+        if not managers:
+            return []
+        listing = managers[0].context.job_dir.parent.parent / DONE_LIST
+        done = set(listing.read_text().split()) if listing.exists() else set()
+        finished, submitted = AsyncStatus.DONE, AsyncStatus.SUBMITTED
+        return [finished if manager.context.key in done else submitted for manager in managers]
 
 
 class Counter(Core):
