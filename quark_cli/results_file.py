@@ -83,8 +83,7 @@ _STACK_KEY = re.compile(r"[0-9]+-r[0-9]+")
 def _result_lines(path: Path) -> dict[str, bytes] | None:
     """The lines of a results.json we wrote, by stack, unparsed; None if it is missing or not ours.
 
-    A line is one record; its first ``"stack": "`` is the record's own: it comes before ``module``,
-    the only field holding nested values, and a quote inside a string is escaped.
+    A line is one record (``_line_key``).
     """
     try:
         raw = path.read_bytes()
@@ -96,10 +95,8 @@ def _result_lines(path: Path) -> dict[str, bytes] | None:
         return None
     lines: dict[str, bytes] = {}
     for line in raw[2:-3].split(b",\n"):
-        start = line.find(_STACK_FIELD)
-        end = line.find(b'"', start + len(_STACK_FIELD)) if start >= 0 else -1
-        key = line[start + len(_STACK_FIELD) : end].decode(errors="replace") if end >= 0 else ""
-        if not (_STACK_KEY.fullmatch(key) and line.startswith(b"{") and line.endswith(b"}")):
+        key = _line_key(line, 0, len(line))
+        if key is None or not line.endswith(b"}"):
             return None
         lines[key] = line
     return lines
@@ -153,14 +150,24 @@ def _spliced(path: Path, new: dict[str, bytes]) -> list[bytes | memoryview] | No
 
 
 def _line_order(raw: bytes, start: int, stop: int) -> tuple[int, int] | None:
-    """(backlog item, repetition) of the line ``raw[start:stop]``, from its record's own ``stack``
-    (the last one in the line: a module's fields come before it); None if it is not a record line."""
-    if raw[start] != ord("{") or raw[stop - 1] not in b"},":
+    """(backlog item, repetition) of the record line ``raw[start:stop]``; None if it is not one."""
+    key = _line_key(raw, start, stop)
+    return None if key is None else _stack_order(key)
+
+
+def _line_key(raw: bytes, start: int, stop: int) -> str | None:
+    """The stack of the record line ``raw[start:stop]`` (a trailing comma allowed); None if it is not one.
+
+    The record's own ``"stack": "`` is the last in the line: the modules' fields come before it and
+    may hold a ``stack`` of their own, the fields after it hold none, and a quote inside a string is
+    escaped.
+    """
+    if stop <= start or raw[start] != ord("{") or raw[stop - 1] not in b"},":
         return None
     at = raw.rfind(_STACK_FIELD, start, stop)
     close = raw.find(b'"', at + len(_STACK_FIELD), stop) if at >= 0 else -1
     key = raw[at + len(_STACK_FIELD) : close].decode(errors="replace") if close >= 0 else ""
-    return _stack_order(key) if _STACK_KEY.fullmatch(key) else None
+    return key if _STACK_KEY.fullmatch(key) else None
 
 
 def _stack_order(key: str) -> tuple[int, int]:

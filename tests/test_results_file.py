@@ -11,7 +11,7 @@ import pytest
 from test_async_engine import _results
 from test_index_trust import _finish_all, _submitted
 
-from quark_cli.results_file import RESULTS_FILE, _results_bytes, _spliced, _stack_order, result_line
+from quark_cli.results_file import RESULTS_FILE, _result_lines, _results_bytes, _spliced, _stack_order, result_line
 from quark_cli.state import RunDir
 
 
@@ -72,3 +72,11 @@ def test_a_collect_splices_what_a_rebuild_writes(quark, write_config, tmp_path):
     spliced = (run / RESULTS_FILE).read_bytes()
     RunDir(run).rebuild_results()
     assert spliced == (run / RESULTS_FILE).read_bytes()
+
+
+def test_each_line_is_kept_under_its_record_s_own_stack(tmp_path):
+    """A module's field named ``stack`` (``999-r9`` in every line here) does not name the line."""
+    records = {f"{item:03d}-r1": _record(item, 1, item) for item in range(3)}
+    path = tmp_path / "results.json"
+    path.write_bytes(_expected(records))
+    assert {key: json.loads(line) for key, line in _result_lines(path).items()} == records
