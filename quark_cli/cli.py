@@ -1,4 +1,4 @@
-"""The ``quark`` command: parses arguments, calls ``quark_cli.runs``, prints with rich.
+"""The ``quark`` command: parses arguments, calls ``quark_cli.runs``, prints through ``quark_cli.cli_output``.
 
 Exit codes: 0 all finished, 1 some stack failed, 2 bad input, 3 still pending, 75 run locked by
 another process, 70 internal error (a bug: please report it with the ``--debug`` traceback).
@@ -7,31 +7,44 @@ another process, 70 internal error (a bug: please report it with the ``--debug``
 from __future__ import annotations
 
 import gc
-import os
-import signal
 import sys
-import traceback
-from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
-from quark_cli import __version__, interrupts
+from quark_cli import __version__, cli_guard, interrupts
+from quark_cli.cli_guard import (
+    combine_exit_codes,
+    explain,
+    fail,
+    guarded,
+    module_output_to_stderr,
+    progress_display,
+    show_log,
+    shown,
+    stopped,
+)
+from quark_cli.cli_output import (
+    collect_report,
+    err,
+    json_document,
+    out,
+    print_collect,
+    print_report,
+    print_status,
+    print_warnings,
+    print_wide,
+    run_line,
+    write_out,
+)
 from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
 from quark_cli.errors import (
     EXIT_BAD_INPUT,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
     EXIT_LOCKED,
-    EXIT_OS_ERROR,
-    EXIT_OUTPUT_CLOSED,
     EXIT_PENDING,
     QuarkError,
-    describe_os_error,
-    describe_path_error,
 )
 from quark_cli.help_screens import HelpCommand, HelpGroup
 
@@ -44,30 +57,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-_options = {"debug": False}
-# markup=False: module names, metric values and service messages are printed as they are, never
-# read as rich markup ("[/data/x]" in an error message broke the tables)
-out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
-
-
-class _OutputClosed(Exception):
-    """Whoever read stdout went away (``quark status | head``)."""
-
-
-def _silence_stdout() -> None:
-    """After its reader went away, nothing more goes to stdout (not even Python's flush at exit)."""
-    with suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _output_closed() -> None:
-    """Rich's answer to a closed stdout (its own raises SystemExit(1), which would read as our bug)."""
-    _silence_stdout()
-    raise _OutputClosed
-
-
-out.on_broken_pipe = _output_closed
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def _version(value: bool) -> None:
@@ -95,115 +84,13 @@ def _main(
     """
     import logging  # here, not at the top: help and completion never load it
 
-    _options["debug"] = debug
+    cli_guard.options["debug"] = debug
     # Our log goes to the run's logging.log (and stderr with -v), never through handlers that module
     # code put on the root logger (a bare logging.info() call installs one that prints to stderr).
     # This callback runs before every command, and no module code runs before it.
     logging.getLogger("quark_cli").propagate = False
     if verbose or debug:
-        _show_log(ctx, logging.DEBUG if debug else logging.INFO)
-
-
-def _show_log(ctx: typer.Context, level: int) -> None:
-    """Copy the quark_cli log to stderr for this command (above a live progress display)."""
-    import logging
-
-    from rich.logging import RichHandler
-
-    logger = logging.getLogger("quark_cli")
-    handler = RichHandler(console=err, level=level, show_path=False, markup=False, log_time_format="[%X]")
-    previous = logger.level
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > level:
-        logger.setLevel(level)
-
-    def restore() -> None:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
-
-    ctx.call_on_close(restore)
-
-
-def _progress(quiet: bool, title: str):
-    """The progress display of a long command: live on a terminal, lines otherwise, none if quiet."""
-    from quark_cli.progress import Progress, mode_for
-
-    return Progress(err, mode_for(err, quiet), title)
-
-
-def _explain(error: BaseException) -> tuple[str, int]:
-    """The one place that turns an exception into a one-line message and an exit code."""
-    if _options["debug"]:
-        traceback.print_exception(error, file=sys.stderr)
-    if isinstance(error, QuarkError):
-        return f"error: {error}", error.exit_code
-    described = describe_os_error(error)
-    if described:
-        return f"error: {described}", EXIT_OS_ERROR
-    described = describe_path_error(error)
-    if described:
-        return f"error: {described}", EXIT_BAD_INPUT
-    return f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)", EXIT_INTERNAL
-
-
-def _fail(error: BaseException) -> None:
-    message, code = _explain(error)
-    err.print(message, markup=False)
-    raise typer.Exit(code)
-
-
-def _stopped(error: KeyboardInterrupt) -> None:
-    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line; every write before it is complete."""
-    from quark_cli.interrupts import Terminated
-
-    if isinstance(error, Terminated):
-        what, code = f"terminated ({signal.Signals(error.signum).name})", 128 + error.signum
-    else:
-        what, code = "interrupted", EXIT_INTERRUPTED
-    err.print(f"{what}; the run directory is consistent, 'quark collect' continues it", markup=False)
-    raise typer.Exit(code) from None
-
-
-@contextmanager
-def _module_output_to_stderr():
-    """While modules and job managers run, what they print goes to stderr (Python's ``print`` and
-    native code's alike): stdout carries quark's own results and ``--json`` documents only."""
-    sys.stdout.flush()
-    try:
-        real = sys.stdout.fileno() == 1
-    except (AttributeError, OSError, ValueError):  # not a file (a test runner's buffer)
-        real = False
-    saved = os.dup(1) if real else None
-    if saved is not None:
-        os.dup2(2, 1)
-    try:
-        with redirect_stdout(sys.stderr):
-            yield
-    finally:
-        if saved is not None:
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
-def _guarded(function, *args: Any, **kwargs: Any) -> Any:
-    """Run a command's work: what modules print goes to stderr; any exception is one line and its code."""
-    with _module_output_to_stderr():
-        return _shown(function, *args, **kwargs)
-
-
-def _shown(function, *args: Any, **kwargs: Any) -> Any:
-    """``function(...)`` with any exception turned into one line and its exit code (no traceback)."""
-    try:
-        return function(*args, **kwargs)
-    except typer.Exit:
-        raise
-    except KeyboardInterrupt as error:
-        _stopped(error)
-    except (_OutputClosed, BrokenPipeError):
-        _silence_stdout()
-        raise typer.Exit(EXIT_OUTPUT_CLOSED) from None
-    except BaseException as error:  # SystemExit from a module's import, say: still one line
-        _fail(error)
+        show_log(ctx, logging.DEBUG if debug else logging.INFO)
 
 
 _MODULES_HELP = "A QUARK 2 module file (JSON list of entries, or .settings/module_db.json) that config names use."
@@ -229,8 +116,8 @@ def run(
     """
     from quark_cli import runs
 
-    with _progress(quiet, f"run {config.name}") as progress:
-        outcome = _guarded(
+    with progress_display(quiet, f"run {config.name}") as progress:
+        outcome = guarded(
             runs.start,
             config,
             output,
@@ -240,19 +127,14 @@ def run(
             modules_file=modules_file,
             failfast=failfast,
         )
-    _print_warnings(outcome.warnings)
-    _shown(_print_results, outcome, as_json)
+    print_warnings(outcome.warnings)
+    shown(print_results, outcome, as_json)
     stopped = outcome.summary.stopped_at
     if stopped:
         left = int(outcome.run.read_run().get("stacks", 0)) - len(outcome.summary.stacks)
         rest = f"; {left} stacks not started ('quark collect {outcome.run.path}' runs them)" if left > 0 else ""
         err.print(f"stopped at the first failed stack, {stopped} (--failfast){rest}", markup=False)
     raise typer.Exit(outcome.exit_code)
-
-
-def _print_warnings(warnings: list[str]) -> None:
-    for warning in warnings:
-        err.print(f"warning: {warning}", markup=False)
 
 
 @app.command(cls=HelpCommand)
@@ -275,8 +157,8 @@ def submit(
     """
     from quark_cli import runs
 
-    with _progress(quiet or not err.is_terminal, f"submit {config.name}") as progress:
-        outcome = _guarded(
+    with progress_display(quiet or not err.is_terminal, f"submit {config.name}") as progress:
+        outcome = guarded(
             runs.start,
             config,
             output,
@@ -285,7 +167,7 @@ def submit(
             progress=progress,
             submit_workers=submit_workers,
         )
-    _print_warnings(outcome.warnings)
+    print_warnings(outcome.warnings)
     summary = outcome.summary
     out.print(str(outcome.run.path))
     err.print(
@@ -329,7 +211,7 @@ def collect(
 
     paths = list(run_dirs or [])
     if all_root is not None:
-        paths.extend(_guarded(runs.find_runs, all_root))
+        paths.extend(guarded(runs.find_runs, all_root))
     elif not paths:
         err.print("error: give one or more run directories, or --all ROOT")
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -337,8 +219,8 @@ def collect(
     reports = []
     for path in paths:
         try:
-            with _progress(quiet or not wait, f"collect {Path(path).name}") as progress:
-                with _module_output_to_stderr():
+            with progress_display(quiet or not wait, f"collect {Path(path).name}") as progress:
+                with module_output_to_stderr():
                     outcome = runs.collect(
                         path,
                         wait=wait,
@@ -350,9 +232,9 @@ def collect(
                         poll_workers=poll_workers,
                     )
         except KeyboardInterrupt as error:
-            _stopped(error)
+            stopped(error)
         except BaseException as error:  # one run's fault never stops the others (collect --all from cron)
-            message, code = _explain(error)
+            message, code = explain(error)
             skipped = code == EXIT_LOCKED and (all_root is not None or len(paths) > 1)
             if skipped:
                 code = EXIT_PENDING
@@ -368,56 +250,12 @@ def collect(
             )
             continue
         codes.append(outcome.exit_code)
-        reports.append(_collect_report(outcome))
+        reports.append(collect_report(outcome))
         if not as_json:
-            _shown(_print_collect, outcome, quiet)
+            shown(print_collect, outcome, quiet)
     if as_json:
-        _print_json(reports)
-    raise typer.Exit(_combine(codes))
-
-
-def _combine(codes: list[int]) -> int:
-    """One exit code for many runs, the worst: a bug, an OS error, bad input, a failure, a lock, pending."""
-    for code in (EXIT_INTERNAL, EXIT_OS_ERROR, EXIT_BAD_INPUT, 1, EXIT_LOCKED, EXIT_PENDING):
-        if code in codes:
-            return code
-    return 0
-
-
-def _collect_report(outcome) -> dict[str, Any]:
-    summary = outcome.summary
-    return {
-        "schema_version": 1,
-        "run_dir": str(outcome.run.path),
-        "finished": summary.count("FINISHED"),
-        "interrupted": summary.count("INTERRUPTED"),
-        "failed": summary.count("FAILED"),
-        "changed": sorted(set(summary.changed)),
-        "uncertain": summary.uncertain,
-        "errors": summary.errors,
-        "exit_code": outcome.exit_code,
-    }
-
-
-def _print_collect(outcome, quiet: bool) -> None:
-    summary = outcome.summary
-    if quiet and not summary.changed and not summary.errors and not summary.uncertain:
-        return
-    out.print(
-        f"{outcome.run.path}: {summary.count('FINISHED')} finished, {summary.count('INTERRUPTED')} pending, "
-        f"{summary.count('FAILED')} failed ({len(set(summary.changed))} changed)",
-        markup=False,
-    )
-    for key, message in summary.errors.items():
-        out.print(f"  {key}: {message}", markup=False)
-    for key in dict.fromkeys(summary.uncertain):
-        if key in summary.errors:  # its line above says why the service could not be asked
-            continue
-        out.print(
-            f"  {key}: submission uncertain (interrupted while submitting); check the service, then "
-            "'quark collect --resubmit-uncertain' to submit it again",
-            markup=False,
-        )
+        print_json(reports)
+    raise typer.Exit(combine_exit_codes(codes))
 
 
 @app.command(cls=HelpCommand)
@@ -432,97 +270,16 @@ def status(
     """
     from quark_cli import runs
 
-    report = _guarded(runs.status, run_dir)
+    report = guarded(runs.status, run_dir)
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
-        _shown(_print_status, report, show_all)
+        shown(print_status, report, show_all)
     totals = report["stack_totals"]
     if totals["FAILED"]:
         raise typer.Exit(1)
     if totals["INTERRUPTED"] or totals["NOT_STARTED"]:
         raise typer.Exit(EXIT_PENDING)
-
-
-STATUS_ROWS = 50
-NEEDS_DECISION = ("FAILED", "CANCELLED")  # job statuses status lists one by one however many there are
-
-
-def _print_status(report: dict[str, Any], show_all: bool = False) -> None:
-    """The jobs that need attention (all with ``show_all``), then the totals.
-
-    Beyond ``STATUS_ROWS`` of them, pending jobs are counted by module and status instead of listed
-    one by one (a table of 10,000 rows takes seconds to draw and nobody reads it); failed ones are
-    still listed, as they each need a decision.
-    """
-    import textwrap
-
-    from quark_cli.report_tables import Grid, Lines, one_line
-
-    shown = [job for job in report["jobs"] if show_all or job["status"] != "DONE"]
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    if not show_all and len(shown) > STATUS_ROWS:
-        listed = [job for job in shown if job["status"] in NEEDS_DECISION or job.get("warning")]
-        for job in shown:
-            if job not in listed:
-                grouped.setdefault((job["module"], job["status"]), []).append(job)
-        shown = listed
-    blocks: list[Any] = []
-    if shown:
-        rows, notes = [], []
-        for job in shown:
-            age = job["age_seconds"]
-            shown_age = _age(age) if age is not None else "-" if job["submitted_at"] else ""
-            rows.append([job["key"], job["module"] or "", job["status"] or "", str(job["id"] or ""), shown_age])
-            notes.append(job["error"] or (f"warning: {job['warning']}" if job.get("warning") else None))
-        header = ["job", "module", "status", "id", "age"]
-        blocks.append(Grid(f"jobs of {report['run_dir']}", header, rows, notes, note_header="error"))
-    if grouped:
-        rows = []
-        for (module, status_name), jobs in sorted(grouped.items()):
-            ages = [job["age_seconds"] for job in jobs if job["age_seconds"] is not None]
-            rows.append([module, status_name, str(len(jobs)), _age(max(ages)) if ages else ""])
-        title = f"jobs of {report['run_dir']} by module and status ('--all' lists each)"
-        blocks.append(Grid(title, ["module", "status", "jobs", "oldest"], rows))
-    _print_wide(blocks)
-    # A stack that failed without a failed job listed above (a synchronous module raised): its error.
-    explained = {job["stack"] for job in shown if job["status"] in NEEDS_DECISION}
-    failed = [s for s in report.get("stacks", []) if s["status"] == "FAILED" and s["stack"] not in explained]
-    if failed:
-        out.print(f"failed stacks ({len(failed)}):")
-    width = out.width if out.is_terminal else None
-    for stack in failed[:STATUS_ROWS]:
-        prefix, error = f"  {stack['stack']}: ", one_line(stack.get("error") or "no error saved")
-        if width is not None:  # one line each; '--json' has the whole error
-            error = textwrap.shorten(error, max(20, width - len(prefix)), placeholder=" …")
-        out.print(prefix + error, soft_wrap=True)
-    if len(failed) > STATUS_ROWS:
-        out.print(f"  … and {len(failed) - STATUS_ROWS} more ('quark status --json' lists every error)")
-    hidden = sum(1 for job in report["jobs"] if job["status"] == "DONE") if not show_all else 0
-    totals = report["stack_totals"]
-    sentences = [
-        f"{hidden} done jobs not listed ('--all' lists them)" if hidden else "",
-        f"stacks: {totals['total']} total, {totals['FINISHED']} finished, {totals['INTERRUPTED']} pending, "
-        f"{totals['FAILED']} failed, {totals['NOT_STARTED']} not started",
-        "jobs: " + ", ".join(f"{count} {name.lower()}" for name, count in report["job_totals"].items())
-        if report["job_totals"]
-        else "",
-        f"{report['unknown_ages']} job age(s) unknown (-): submitted later than now by this machine's clock, "
-        "so the clock was stepped back or the run comes from a machine whose clock is ahead"
-        if report.get("unknown_ages")
-        else "",
-    ]
-    _print_wide([Lines([sentence]) for sentence in sentences if sentence])  # wrapped at spaces on a terminal
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 @app.command(cls=HelpCommand)
@@ -567,15 +324,15 @@ def report(
         raise typer.Exit(EXIT_BAD_INPUT)
     reports = []
     for run_dir in run_dirs:
-        data = _guarded(build_report, run_dir)
+        data = guarded(build_report, run_dir)
         if plots or chosen == "html":  # the html file embeds the figures
             from quark_cli.plots import write_plots
 
-            written = _guarded(write_plots, data, run_dir)
+            written = guarded(write_plots, data, run_dir)
             data["plots"] = [{"path": str(path), "shows": shows} for path, shows in written]
         reports.append(data)
     target = output if output is not None or chosen != "html" else run_dirs[0] / "report.html"
-    _shown(_print_report, reports, chosen, aggregated, target)
+    shown(print_report, reports, chosen, aggregated, target)
     if plots and chosen != "json":
         for data in reports:
             for entry in data["plots"]:
@@ -585,40 +342,6 @@ def report(
                 err.print(f"no plots of {data['run_dir']}: {reason}", markup=False)
     if target is not None:
         err.print(f"wrote {target}", markup=False)
-
-
-def _print_report(reports: list[dict[str, Any]], chosen: str, aggregated: bool, target: Path | None = None) -> None:
-    """Print the reports in the ``chosen`` format, or write them to ``target`` (atomically)."""
-    from quark_cli.report import text_blocks, to_csv, to_markdown
-    from quark_cli.report_tables import Lines, render
-
-    blocks = []
-    for data in reports:
-        if len(reports) > 1:
-            blocks.append(Lines([f"run {data['run_dir']}"], style="bold"))
-        blocks += text_blocks(data, aggregated)
-    if chosen == "table" and target is None:
-        _print_wide(blocks)
-        return
-    if chosen == "json":
-        text = _json(reports[0]) + "\n"
-    elif chosen == "markdown":
-        relative_to = target.parent if target is not None else None
-        text = "\n\n".join(to_markdown(data, aggregated, relative_to) for data in reports) + "\n"
-    elif chosen == "csv":
-        text = to_csv(reports[0], aggregated)
-    elif chosen == "html":
-        from quark_cli.report_html import to_html
-
-        text = to_html(reports, aggregated)
-    else:
-        text = "".join(line.plain + "\n" for line in render(blocks, None))
-    if target is None:
-        sys.stdout.write(text)
-        return
-    from quark_cli.atomic import atomic_write_shared
-
-    atomic_write_shared(target, text.encode("utf-8"))
 
 
 @app.command(cls=HelpCommand)
@@ -641,7 +364,7 @@ def cancel(
     """
     from quark_cli import runs
 
-    outcome = _guarded(runs.cancel, run_dir, keys or None, wait_lock, forget)
+    outcome = guarded(runs.cancel, run_dir, keys or None, wait_lock, forget)
     result = outcome.result
     if as_json:
         summary = result.summary
@@ -655,7 +378,7 @@ def cancel(
             "failed_stacks": sorted(key for key in set(summary.changed) if summary.stacks.get(key) == "FAILED"),
             "exit_code": outcome.exit_code,
         }
-        _print_json(document)
+        print_json(document)
         raise typer.Exit(outcome.exit_code)
     for key in result.cancelled:
         out.print(f"{'abandoned' if forget else 'cancelled'} {key}", markup=False)
@@ -688,32 +411,15 @@ def runs_command(
     if root is None and not folder.exists():  # a fresh install: nothing submitted yet
         listed = []
     else:
-        listed = _guarded(runs.list_runs, folder)
+        listed = guarded(runs.list_runs, folder)
     if as_json:
-        _print_json({"schema_version": 1, "root": str(folder), "runs": listed})
+        print_json({"schema_version": 1, "root": str(folder), "runs": listed})
         return
     if not listed:
         missing = "" if folder.exists() else " (the folder does not exist yet: 'quark submit' creates it)"
         out.print(f"{folder}: no run directories{missing}", markup=False)
     for entry in listed:
-        out.print(_run_line(entry), markup=False)
-
-
-def _run_line(entry: dict[str, Any]) -> str:
-    from quark_cli.stamps import age_seconds
-
-    if entry["error"]:
-        return f"{entry['name']}  damaged: {entry['error']}"
-    totals = entry["stack_totals"]
-    created = (entry["created"] or "")[:16].replace("T", " ")
-    counts = (
-        f"{totals['FINISHED']}/{totals['total']} finished, {totals['INTERRUPTED']} pending, {totals['FAILED']} failed"
-    )
-    if totals["NOT_STARTED"]:
-        counts += f", {totals['NOT_STARTED']} not started"
-    last = entry["last_command"]
-    since = f"  (last: {last['command']} {_age(age_seconds(last['at']))} ago)" if last and last.get("at") else ""
-    return f"{entry['name']}  {created}  {entry['config'] or '?'}  {counts}{since}"
+        out.print(run_line(entry), markup=False)
 
 
 @app.command(cls=HelpCommand)
@@ -734,13 +440,13 @@ def validate(
         summary = runs.validate(config, modules_file)
     except QuarkError as error:
         if not as_json:
-            _fail(error)
-        _print_json({"schema_version": 1, "config": str(config), "valid": False, "error": str(error)})
+            fail(error)
+        print_json({"schema_version": 1, "config": str(config), "valid": False, "error": str(error)})
         raise typer.Exit(error.exit_code) from None
     except Exception as error:
-        _fail(error)
+        fail(error)
     if as_json:
-        _print_json(summary)
+        print_json(summary)
         return
     out.print(f"{config}: valid", markup=False)
     for branch in summary["branches"]:
@@ -759,7 +465,7 @@ def validate(
     for branch in summary["branches"]:
         for path, folder in branch["job_folders"].items():
             out.print(f"  note: jobs of {path} are kept in folders named {folder} (the full name is too long)")
-    _print_warnings(summary["warnings"])
+    print_warnings(summary["warnings"])
 
 
 @app.command(cls=HelpCommand)
@@ -777,9 +483,9 @@ def modules(
     from quark_cli.catalog import describe
     from quark_cli.parameters import range_text
 
-    described = _guarded(describe, list(names or []), modules_file)
+    described = guarded(describe, list(names or []), modules_file)
     if as_json:
-        _print_json(described)
+        print_json(described)
         return
     for entry in described:
         out.print(Text(entry["name"], style="bold"), f" ({entry['class']})")
@@ -793,64 +499,20 @@ def modules(
             out.print(f"{text} {option.get('description', '')}", markup=False)
 
 
-def _print_results(outcome, as_json: bool) -> None:
+def print_results(outcome, as_json: bool) -> None:
     if as_json:
         records = outcome.run.rebuild_results()
-        _print_json(records)
+        print_json(records)
         return
     from quark_cli.report import build_report, text_blocks
 
     out.print(f"results in {outcome.run.path} ('quark report' prints them again, --plots draws them)", markup=False)
-    _print_wide(text_blocks(build_report(outcome.run.path)))
+    print_wide(text_blocks(build_report(outcome.run.path)))
 
 
-def _print_wide(renderables: list[Any]) -> None:
-    """Print report blocks (``report_tables``): fitted to a terminal's width, never splitting a cell;
-    into a pipe or file one record per line at its natural width, without box drawing."""
-    from quark_cli.report_tables import render
-
-    for line in render(renderables, out.width if out.is_terminal else None):
-        out.print(line, soft_wrap=True)  # soft_wrap: fitted already, or a log line kept whole
-
-
-def _print_json(document: Any) -> None:
+def print_json(document: Any) -> None:
     """Print a ``--json`` document on stdout; a reader that went away is exit 141, not a traceback."""
-    _shown(_write_out, _json(document) + "\n")
-
-
-def _write_out(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-def _json(document: Any) -> str:
-    """A ``--json`` document: strict JSON (a NaN or Infinity is null), indented; other objects as text.
-
-    A long list of objects (a status's jobs) is written one object a line by the C encoder: an
-    indented dump goes through the pure-Python one, 3 s for 100,000 jobs. Output with a non-finite
-    number, or text that looks like one, takes the slow, exact path.
-    """
-    import json
-
-    from quark_cli.plain import finite
-
-    if isinstance(document, dict):
-        line = json.JSONEncoder(default=str, separators=(", ", ": ")).encode
-        parts = []
-        for name, value in document.items():
-            if isinstance(value, list) and len(value) > LONG_LIST and all(isinstance(item, dict) for item in value):
-                text = "[\n    " + ",\n    ".join(map(line, value)) + "\n  ]"
-            else:
-                text = json.dumps(value, indent=2, default=str).replace("\n", "\n  ")
-            parts.append(f"  {json.dumps(str(name))}: {text}")
-        fast = "{\n" + ",\n".join(parts) + "\n}" if parts else "{}"
-        if "NaN" not in fast and "Infinity" not in fast:
-            return fast
-    return json.dumps(finite(document), indent=2, allow_nan=False, default=str)
-
-
-#: Lists longer than this in a ``--json`` document are written one item a line.
-LONG_LIST = 50
+    shown(write_out, json_document(document) + "\n")
 
 
 #: Options of ``quark`` itself, also accepted after the command (``quark status RUN -v``).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from quark_cli.cli import LONG_LIST, _json
+from quark_cli.cli_output import LONG_LIST, json_document
 
 
 def test_a_long_list_of_objects_is_one_object_a_line_and_the_same_document():
@@ -15,7 +15,7 @@ def test_a_long_list_of_objects_is_one_object_a_line_and_the_same_document():
         "jobs": [{"key": f"{i:03d}-r1", "error": 'a "quote" é', "age_seconds": 1.5} for i in range(LONG_LIST + 5)],
         "stacks": [{"stack": "000-r1", "status": "FINISHED"}],
     }
-    text = _json(document)
+    text = json_document(document)
     assert json.loads(text) == document
     lines = text.splitlines()
     assert sum(line.startswith('    {"key": ') for line in lines) == LONG_LIST + 5
@@ -25,11 +25,11 @@ def test_a_long_list_of_objects_is_one_object_a_line_and_the_same_document():
 def test_a_non_finite_number_is_null_in_long_and_short_documents():
     for count in (3, LONG_LIST + 5):
         document = {"jobs": [{"key": str(i), "queue_s": math.nan if i == 1 else 2.0} for i in range(count)]}
-        parsed = json.loads(_json(document))  # json.loads would accept NaN: look at the text too
+        parsed = json.loads(json_document(document))  # json.loads would accept NaN: look at the text too
         assert parsed["jobs"][1]["queue_s"] is None
-        assert "NaN" not in _json(document)
+        assert "NaN" not in json_document(document)
 
 
 def test_text_that_reads_like_a_non_finite_number_stays_text():
     document = {"jobs": [{"key": str(i), "error": "result was NaN, Infinity"} for i in range(LONG_LIST + 1)]}
-    assert json.loads(_json(document)) == document
+    assert json.loads(json_document(document)) == document
