@@ -207,11 +207,11 @@ def collect(
 
     Example (cron, every ten minutes): quark collect --all ~/quark-runs --quiet
     """
-    from quark_cli import runs
+    from quark_cli import run_views, runs
 
     paths = list(run_dirs or [])
     if all_root is not None:
-        paths.extend(guarded(runs.find_runs, all_root))
+        paths.extend(guarded(run_views.find_runs, all_root))
     elif not paths:
         err.print("error: give one or more run directories, or --all ROOT")
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -268,9 +268,9 @@ def status(
 
     Example: quark status ~/quark-runs/ghz-async-20261125-101500 --json
     """
-    from quark_cli import runs
+    from quark_cli import run_views
 
-    report = guarded(runs.status, run_dir)
+    report = guarded(run_views.status, run_dir)
     if as_json:
         print_json(report)
     else:
@@ -405,13 +405,13 @@ def runs_command(
 
     Example: quark runs ~/quark-runs
     """
-    from quark_cli import runs
+    from quark_cli import run_views, runs
 
     folder = root if root is not None else runs.default_runs_root()
     if root is None and not folder.exists():  # a fresh install: nothing submitted yet
         listed = []
     else:
-        listed = guarded(runs.list_runs, folder)
+        listed = guarded(run_views.list_runs, folder)
     if as_json:
         print_json({"schema_version": 1, "root": str(folder), "runs": listed})
         return

@@ -205,7 +205,7 @@ def print_report(reports: list[dict[str, Any]], chosen: str, aggregated: bool, t
 
 
 def run_line(entry: dict[str, Any]) -> str:
-    """One run of ``quark runs`` (an entry of ``runs.list_runs``) as a line: name, creation, config,
+    """One run of ``quark runs`` (an entry of ``run_views.list_runs``) as a line: name, creation, config,
     stack counts and its last command's age."""
     from quark_cli.stamps import age_seconds
 

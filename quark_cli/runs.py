@@ -1,7 +1,7 @@
 """What each command does to a run, as functions a notebook can call too; the CLI only prints.
 
 Every function that changes a run takes the run's lock first and rebuilds ``results.json`` before it
-returns; reading functions take no lock and never write.
+returns. Reading a run (``quark status``, ``quark runs``) is ``quark_cli.run_views``: no lock, no write.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import logging.handlers
 import os
 import socket
 import sys
-import time
 from collections import Counter
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,24 +32,20 @@ from quark_cli.errors import (
     ConfigError,
     QuarkError,
     RunDirError,
-    describe_os_error,
 )
 from quark_cli.launcher import hash_seed
 from quark_cli.quark2 import read_module_file
-from quark_cli.run_index import job_summary
-from quark_cli.stamps import age_seconds, now_iso
+from quark_cli.run_log import command_log
+from quark_cli.stamps import now_iso
 from quark_cli.state import (
     CONFIG_FILE,
     MAX_NAME_BYTES,
-    RUN_FILE,
     SCHEMA_VERSION,
     RunDir,
     file_name,
 )
 from quark_cli.summary import Summary
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED
-
-NOT_STARTED = "NOT_STARTED"
 
 
 class ProgressListener(Protocol):
@@ -98,89 +93,6 @@ def new_run_path(config_path: Path) -> Path:
         suffix += 1
         candidate = root / f"{name}-{stamp}-{suffix}"
     return candidate
-
-
-class _RunLog(logging.FileHandler):
-    """The run's logging.log. After its first failed write (a full disk) it drops what follows: the
-    command's own error says what happened, instead of a traceback for every log line."""
-
-    failed = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Write the line, unflushed: ``_Buffer`` flushes once per block, not a system call a line."""
-        if self.failed:
-            return
-        try:
-            if self.stream is None:
-                self.stream = self._open()
-            self.stream.write(self.format(record) + self.terminator)
-        except Exception:
-            self.handleError(record)
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        self.failed = True
-
-
-class _Buffer(logging.handlers.MemoryHandler):
-    """Lines in blocks; flushed at once for warnings and errors, and for a finished stack
-    (``extra=FLUSH``) when the last flush is ``FLUSH_SECONDS`` old: a long walk shows its progress in
-    the log, a thousand quick stacks do not cost a write each.
-
-    A command that logs nothing but its own first line (a cron collect that found nothing new) writes
-    nothing: the log of a finished run does not grow by a line every ten minutes.
-    """
-
-    FLUSH_SECONDS = 1.0
-    said_something = False
-    flushed_at = 0.0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.said_something = self.said_something or not getattr(record, "command_line", False)
-        super().emit(record)
-
-    def shouldFlush(self, record: logging.LogRecord) -> bool:
-        if not self.said_something:
-            return False
-        if super().shouldFlush(record):
-            return True
-        return getattr(record, "flush_log", False) and time.monotonic() - self.flushed_at >= self.FLUSH_SECONDS
-
-    def flush(self) -> None:
-        if not self.said_something:
-            self.acquire()
-            try:
-                self.buffer.clear()
-            finally:
-                self.release()
-            return
-        self.flushed_at = time.monotonic()
-        super().flush()
-        if self.target is not None:
-            try:
-                self.target.flush()
-            except OSError:  # a full disk: the command's own error says so
-                self.target.failed = True
-
-
-@contextmanager
-def command_log(run: RunDir, command: str):
-    """Send this command's log lines (with tracebacks of module errors) to the run's logging.log."""
-    os.close(os.open(run.log_file(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # user-only, like the run
-    target = _RunLog(run.log_file(), encoding="utf-8")
-    target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
-    handler = _Buffer(512, flushLevel=logging.WARNING, target=target)
-    logger = logging.getLogger("quark_cli")
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.info("%s (quark-cli %s)", command, __version__, extra={"command_line": True})
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        with suppress(OSError):  # a full disk: the command's own error is the one to report
-            handler.close()
-            target.close()
 
 
 def start(
@@ -375,108 +287,9 @@ def _collect_locked(
     return summary
 
 
-#: How deep below ROOT ``collect --all`` and ``runs`` look for run directories.
-MAX_RUN_DEPTH = 8
-#: What a run directory that lost its run.json still holds: it is listed as damaged, never skipped.
-RUN_MARKS = {"results.json", "records", "jobs", "index.json"}
-
-
-def find_runs(root: Path) -> list[Path]:
-    """Run directories at ``root`` or up to ``MAX_RUN_DEPTH`` levels below it, symbolic links not followed.
-
-    A folder that cannot be looked into, or that holds a run's files without its ``run.json``, is
-    listed too: the command that reads it says why it cannot (a cron sweep must not skip a run without
-    a word). A run's own folders (thousands of jobs) are not searched. Raises RunDirError when
-    ``root`` is not a directory.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise RunDirError(f"{root}: no such directory")
-    found: set[Path] = set()
-    folders = [(root, 0)]
-    while folders:
-        folder, depth = folders.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            found.add(folder)
-            continue
-        names = {entry.name for entry in entries}
-        if RUN_FILE in names or len(names & RUN_MARKS) >= 2:
-            found.add(folder)
-            continue
-        if depth < MAX_RUN_DEPTH:
-            folders.extend((Path(entry.path), depth + 1) for entry in entries if entry.is_dir(follow_symlinks=False))
-    return sorted(found)
-
-
 def _counts(summary: Summary) -> dict[str, Any]:
     counts = Counter(summary.stacks.values())
     return {"finished": counts[FINISHED], "interrupted": counts[INTERRUPTED], "failed": counts[FAILED]}
-
-
-def status(path: Path) -> dict[str, Any]:
-    """What is pending, done and failed in a run, read from disk only (no service is asked).
-
-    Closed stacks and their jobs come from the index, the others from their own files
-    (``_stack_states``).
-    """
-    run = RunDir.open(path)
-    info = run.read_run()
-    index = run.read_index_detail() or {"stacks": {}, "errors": {}, "jobs": {}}
-    states, fresh = _stack_states(run, index)
-    stacks = []
-    for key, (state, error) in sorted(states.items()):
-        item, _, repetition = key.partition("-r")
-        stacks.append(
-            {"stack": key, "backlog_item": int(item), "repetition": int(repetition), "status": state, "error": error}
-        )
-    total = int(info.get("stacks", len(stacks)))
-    stack_counts = Counter(s["status"] for s in stacks)
-    stack_counts[NOT_STARTED] = max(0, total - len(stacks))
-    jobs = [job for job in index["jobs"].values() if job.get("stack") not in fresh]
-    jobs += [job_summary(job) for job in run.jobs_of(fresh)]
-    now = datetime.now(UTC)
-    ages = {}  # by stamp: a sweep's jobs share few submission times (ms), each parsed once
-    for job in jobs:
-        stamp = job.get("submitted_at")
-        if stamp not in ages:
-            ages[stamp] = _rounded(age_seconds(stamp, now))
-    job_rows = [
-        {
-            "key": job["key"],
-            "stack": job.get("stack"),
-            "module": job.get("module_path"),
-            "phase": job.get("phase"),
-            "status": job.get("status"),
-            "id": job.get("id"),
-            "attempt": job.get("attempt") or 1,
-            "submitted_at": job.get("submitted_at"),
-            "age_seconds": ages[job.get("submitted_at")],
-            "status_since": job.get("status_since"),
-            "error": job.get("error"),
-            "warning": job.get("warning"),
-        }
-        for job in sorted(jobs, key=lambda job: job["key"])
-    ]
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_dir": str(run.path),
-        "created": info.get("created"),
-        "config_hash": info.get("config_hash"),
-        "stack_totals": {
-            "total": total,
-            **{name: stack_counts.get(name, 0) for name in (FINISHED, INTERRUPTED, FAILED, NOT_STARTED)},
-        },
-        "job_totals": dict(sorted(Counter(job["status"] for job in job_rows).items())),
-        "unknown_ages": sum(1 for job in job_rows if job["submitted_at"] and job["age_seconds"] is None),
-        "stacks": stacks,
-        "jobs": job_rows,
-    }
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 @dataclass
@@ -508,75 +321,6 @@ def cancel(path: Path, keys: list[str] | None = None, wait_lock: float = 0.0, fo
         if result.cancelled or result.errors or result.summary.changed:  # a cancel that found nothing leaves no trace
             run.add_history("cancel", {"cancelled": len(result.cancelled), "errors": len(result.errors)})
     return CancelOutcome(run, result)
-
-
-def _stack_states(run: RunDir, index: dict[str, Any]) -> tuple[dict[str, tuple[Any, Any]], set[str]]:
-    """Each started stack's ``(status, error)``, and the stacks read from their own files.
-
-    Closed stacks come from the index; open stacks, and any the index does not show as closed, from
-    their records, so the answer is current even after a command was killed before the index.
-    """
-    if run.index_current(index):  # the last command ended and none changed the run since: all is in the index
-        states = {key: (status, index["errors"].get(key)) for key, status in index["stacks"].items()}
-        edited = run.changed_since_index()  # but for files changed by hand since, which are read
-        for key in sorted(edited):
-            record = run.read_record(key)
-            if record is not None:
-                states[key] = (record.get("quark_job_status", INTERRUPTED), record.get("error"))
-        return states, edited
-    record_keys = run.record_keys()
-    started = record_keys | run.job_stacks()  # a stack killed in its first submission has a job, no record
-    fresh = run.open_stacks() | {key for key in started if index["stacks"].get(key) not in (FINISHED, FAILED)}
-    states = {}
-    for key in record_keys:
-        if key in fresh:
-            record = run.read_record(key) or {}
-            states[key] = (record.get("quark_job_status", INTERRUPTED), record.get("error"))
-        else:
-            states[key] = (index["stacks"][key], index["errors"].get(key))
-    return states, fresh
-
-
-def stack_totals(run: RunDir, info: dict[str, Any]) -> dict[str, int]:
-    """Stacks by status without reading every record (see ``_stack_states``)."""
-    index = run.read_index_detail() or {"stacks": {}, "errors": {}, "jobs": {}}
-    counts = Counter(state for state, _ in _stack_states(run, index)[0].values())
-    total = int(info.get("stacks", sum(counts.values())))
-    return {
-        "total": total,
-        **{name: counts.get(name, 0) for name in (FINISHED, INTERRUPTED, FAILED)},
-        NOT_STARTED: max(0, total - sum(counts.values())),
-    }
-
-
-def list_runs(root: Path) -> list[dict[str, Any]]:
-    """``quark runs``: every run directory under ``root``, oldest first, with its stack counts.
-
-    A damaged run is listed (last) with its error instead of stopping the listing.
-    """
-    listed = []
-    for path in find_runs(root):
-        entry: dict[str, Any] = {"run_dir": str(path), "name": str(path.relative_to(root)) if path != root else "."}
-        try:
-            run = RunDir.open(path)
-            info = run.read_run()
-            history = info.get("history") or []
-            source = info.get("config_source")
-            entry.update(
-                created=info.get("created"),
-                config=Path(source).name if source else None,
-                config_source=source,
-                stack_totals=stack_totals(run, info),
-                last_command={k: history[-1].get(k) for k in ("command", "at")} if history else None,
-                error=None,
-            )
-        except (QuarkError, OSError) as error:
-            if isinstance(error, OSError) and not describe_os_error(error):
-                raise
-            entry.update(created=None, config=None, config_source=None, stack_totals=None, last_command=None)
-            entry["error"] = describe_os_error(error) or str(error)
-        listed.append(entry)
-    return sorted(listed, key=lambda entry: (entry["created"] is None, entry["created"] or "", entry["run_dir"]))
 
 
 def validate(config_path: Path, modules_file: Path | None = None) -> dict[str, Any]:
