@@ -368,7 +368,7 @@ class BenchmarkManager(CollectReads, Cancelling):
         previous = self.run.read_index_detail()
         open_jobs = self.run.read_open_jobs(previous) if self.run.index_current(previous) else None
         unchanged = previous is not None and not self.run.written_jobs and previous["stacks"] == summary.stacks
-        if unchanged and open_jobs is not None:
+        if unchanged and open_jobs is not None and self.run.results_written is None:
             return
         if open_jobs is not None:
             jobs = previous["jobs"]

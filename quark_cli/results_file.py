@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import atomic_write_bytes, strict_dumps
-from quark_cli.run_index import INDEX_FILE
 
 RESULTS_FILE = "results.json"
 
@@ -20,6 +19,8 @@ class ResultsFile:
 
     path: Path
     fresh: bool
+    #: ``_stamp`` of results.json as this object last wrote it (None: not written by this command).
+    results_written: str | None
 
     def rebuild_results(
         self, changed: set[str] | None = None, known: dict[str, bytes] | None = None
@@ -28,43 +29,49 @@ class ResultsFile:
 
         One record per line: still a JSON list for QUARK 2 tools, written by the C encoder (an
         indented file of 10,000 records takes the pure-Python one seconds). With ``changed``, only
-        those stacks' lines are replaced in the existing file, whose other lines are kept as bytes,
+        those stacks' lines are spliced into the existing file, whose other lines are kept as bytes,
         never parsed: the cost follows the changed stacks, not the thousands that finished before.
+        That needs the file exactly as quark wrote it (``results_stamp``, kept with the index's
+        digests) and no command killed since: else, as without ``changed``, every record is read.
         ``known`` holds result lines (``result_line``) of changed records the caller already has.
-        Without ``changed``, or if the file is unusable, every record is read. Returns the records
-        written: all of them, or with ``changed`` only the changed ones read from disk.
+        Returns the records written: all of them, or with ``changed`` only the changed ones read.
         """
         path = self.path / RESULTS_FILE
-        if changed is not None and not changed and path.exists():
+        trusted = self.index_current(self.read_index_detail()) and self.results_stamp() == _stamp(path)
+        if changed is not None and not changed and (trusted or self.fresh):
             return []
         if changed is not None:
             known = known or {}
             records = [r for r in (self.read_record(key) for key in changed if key not in known) if r]
             new = {key: known[key] for key in changed if key in known}
             new.update((record["stack"], result_line(record)) for record in records)
-            spliced = _spliced(path, new) if self._results_untouched(path) else None
-            if spliced is not None:
-                atomic_write_bytes(path, spliced)
-                return records
-            lines = {} if self.fresh and not path.exists() else _result_lines(path)
-            if lines is not None:
-                lines.update(new)
-                atomic_write_bytes(path, _results_bytes([lines[key] for key in sorted(lines, key=_stack_order)]))
+            if self.fresh and not path.exists():  # made by this command: the changed records are all
+                parts: list[bytes | memoryview] | None = [
+                    _results_bytes([new[key] for key in sorted(new, key=_stack_order)])
+                ]
+            else:
+                parts = _spliced(path, new) if trusted else None
+            if parts is not None:
+                atomic_write_bytes(path, parts)
+                self.results_written = _stamp(path)
                 return records
         results = sorted(
             self.read_records().values(),
             key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0)),
         )
         atomic_write_bytes(path, _results_bytes([result_line(record) for record in results]))
+        self.results_written = _stamp(path)
         return results
 
-    def _results_untouched(self, path: Path) -> bool:
-        """True if ``results.json`` has not changed since the run's index was written after it (a
-        command writes it first, then the index): no hand edit, no command killed in between."""
-        try:
-            return path.stat().st_ctime_ns <= (self.path / INDEX_FILE).stat().st_ctime_ns
-        except OSError:
-            return False
+
+def _stamp(path: Path) -> str | None:
+    """A file's identity and times (``inode:size:mtime_ns:ctime_ns``): any later write or
+    replacement changes it, and a change time cannot be set back (``touch``, ``cp -p``)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
 
 
 def result_line(record: dict[str, Any]) -> bytes:
@@ -78,28 +85,6 @@ def _results_bytes(lines: list[bytes]) -> bytes:
 
 _STACK_FIELD = b'"stack": "'
 _STACK_KEY = re.compile(r"[0-9]+-r[0-9]+")
-
-
-def _result_lines(path: Path) -> dict[str, bytes] | None:
-    """The lines of a results.json we wrote, by stack, unparsed; None if it is missing or not ours.
-
-    A line is one record (``_line_key``).
-    """
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    if raw == b"[]\n":
-        return {}
-    if not (raw.startswith(b"[\n{") and raw.endswith(b"}\n]\n")):
-        return None
-    lines: dict[str, bytes] = {}
-    for line in raw[2:-3].split(b",\n"):
-        key = _line_key(line, 0, len(line))
-        if key is None or not line.endswith(b"}"):
-            return None
-        lines[key] = line
-    return lines
 
 
 def _spliced(path: Path, new: dict[str, bytes]) -> list[bytes | memoryview] | None:

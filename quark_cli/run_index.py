@@ -92,6 +92,7 @@ class RunIndex:
     _was_current: bool
     _index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None
     _open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None
+    results_written: str | None
 
     def read_index(self) -> dict[str, str]:
         """Stack statuses as the last command left them: a cache, trusted only for closed stacks."""
@@ -177,7 +178,11 @@ class RunIndex:
             "index": hashlib.sha256(index_bytes).hexdigest(),
             "open_jobs": hashlib.sha256(open_bytes).hexdigest(),
         }
+        results = self.results_written or self.results_stamp()  # the file as quark last wrote it, never as found
+        if results is not None:
+            digests["results"] = results
         atomic_write_json(self.path / DIGEST_FILE, {"schema_version": SCHEMA_VERSION, **digests}, compact=True)
+        self.results_written = None  # kept in the digests from here on
         info = os.stat(path)
         self._index_cache = ((info.st_ino, info.st_size, info.st_mtime_ns), {**parts, "complete": True})
         if self._changing:
@@ -229,16 +234,21 @@ class RunIndex:
         self._open_jobs_cache = (generation, jobs)
         return jobs
 
+    def results_stamp(self) -> str | None:
+        """results.json's identity and times right after quark last wrote it (``results_file._stamp``),
+        kept with the digests; None if unknown."""
+        return self._digests().get("results")
+
     def _digests(self) -> dict[str, str]:
         """The SHA-256 of the index and of the open jobs as the command that wrote them last left
-        them (``index.sha256``); {} if missing or damaged."""
+        them, and ``results``: results.json's stamp (``index.sha256``); {} if missing or damaged."""
         try:
             value = json.loads((self.path / DIGEST_FILE).read_bytes())
         except (OSError, ValueError):
             return {}
         if not isinstance(value, dict):
             return {}
-        return {name: value[name] for name in ("index", "open_jobs") if isinstance(value.get(name), str)}
+        return {name: value[name] for name in ("index", "open_jobs", "results") if isinstance(value.get(name), str)}
 
     def changing(self) -> None:
         """Before the first change of a stack or job: mark the index as lagging (``index_current``),

@@ -143,6 +143,7 @@ class RunDir(RunIndex, ResultsFile):
         self._was_current = False  # the index was current when this object made the mark
         self._index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None = None
         self._open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
+        self.results_written: str | None = None
         self._open_listed = False  # True once ``open_stacks`` listed the marks: ``_known_open`` is all of them
 
     @classmethod

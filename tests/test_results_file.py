@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import random
-import time
 
 import pytest
 from test_async_engine import _results
 from test_index_trust import _finish_all, _submitted
 
-from quark_cli.results_file import RESULTS_FILE, _result_lines, _results_bytes, _spliced, _stack_order, result_line
+from quark_cli.results_file import RESULTS_FILE, _results_bytes, _spliced, _stack_order, result_line
 from quark_cli.state import RunDir
 
 
@@ -50,19 +49,52 @@ def test_a_file_that_is_not_ours_is_not_spliced(tmp_path, text):
     assert _spliced(path, {"000-r1": result_line(_record(0, 1, 1))}) is None
 
 
-def test_results_reordered_by_hand_are_rebuilt_in_order(quark, write_config, tmp_path):
-    """A results.json changed after the index (its lines reversed) is not searched as sorted: the
-    collect after it writes every stack once, in order."""
+def _records_in_order(run) -> list[dict]:
+    """Every record file of the run, as results.json must hold them: by backlog item, then repetition."""
+    records = RunDir(run).read_records()
+    return [records[key] for key in sorted(records, key=_stack_order)]
+
+
+def _reversed(text: bytes) -> bytes:
+    return _results_bytes(text[2:-3].split(b",\n")[::-1])
+
+
+def _first_dropped(text: bytes) -> bytes:
+    return _results_bytes(text[2:-3].split(b",\n")[1:])
+
+
+def _status_changed(text: bytes) -> bytes:
+    return text.replace(b'"quark_job_status": "INTERRUPTED"', b'"quark_job_status": "FAILED"', 1)
+
+
+@pytest.mark.parametrize("edit", [_reversed, _first_dropped, lambda text: b"[]\n", _status_changed])
+def test_results_edited_by_hand_are_rebuilt_from_the_records(quark, write_config, tmp_path, edit):
+    """A results.json that is not as quark wrote it is never spliced into nor kept: the next collect
+    writes it from the records, whether it changes a stack (the second) or not (the first)."""
     run = _submitted(quark, write_config, tmp_path / "run")
     path = run / RESULTS_FILE
-    time.sleep(0.05)  # a change time later than the index's, past the clock's tick of a few ms
-    lines = path.read_bytes()[2:-3].split(b",\n")
-    path.write_bytes(_results_bytes(lines[::-1]))
+    path.write_bytes(edit(path.read_bytes()))
+    assert quark("collect", run).exit_code == 3  # nothing done yet
+    assert _results(run) == _records_in_order(run)
+    path.write_bytes(edit(path.read_bytes()))
     _finish_all(run)
     assert quark("collect", run).exit_code == 0
-    stacks = [record["stack"] for record in _results(run)]
-    assert stacks == sorted(RunDir(run).record_keys(), key=_stack_order)
+    assert _results(run) == _records_in_order(run)
     assert [record["quark_job_status"] for record in _results(run)] == ["FINISHED"] * 4
+
+
+def test_records_written_by_a_killed_command_reach_results(quark, write_config, tmp_path):
+    """A command killed between its records and results.json leaves the change mark: the next
+    collect writes results.json from every record, though none of its stacks changes then."""
+    run = _submitted(quark, write_config, tmp_path / "run")
+    record_file = sorted((run / "records").glob("*.json"))[0]
+    record = json.loads(record_file.read_text())
+    record["timestamp"] = "2026-11-30T00:00:00.000+00:00"  # what the killed command wrote
+    record_file.write_text(json.dumps(record))
+    (run / ".changing").touch()
+    assert quark("collect", run).exit_code == 3
+    assert _results(run) == _records_in_order(run)
+    assert _results(run)[0]["timestamp"] == "2026-11-30T00:00:00.000+00:00"
 
 
 def test_a_collect_splices_what_a_rebuild_writes(quark, write_config, tmp_path):
@@ -74,9 +106,10 @@ def test_a_collect_splices_what_a_rebuild_writes(quark, write_config, tmp_path):
     assert spliced == (run / RESULTS_FILE).read_bytes()
 
 
-def test_each_line_is_kept_under_its_record_s_own_stack(tmp_path):
-    """A module's field named ``stack`` (``999-r9`` in every line here) does not name the line."""
+def test_each_line_is_found_by_its_record_s_own_stack(tmp_path):
+    """A module's field named ``stack`` (``999-r9`` in every line here) does not place the line."""
     records = {f"{item:03d}-r1": _record(item, 1, item) for item in range(3)}
     path = tmp_path / "results.json"
     path.write_bytes(_expected(records))
-    assert {key: json.loads(line) for key, line in _result_lines(path).items()} == records
+    new = _record(1, 1, 42)
+    assert b"".join(_spliced(path, {"001-r1": result_line(new)})) == _expected({**records, "001-r1": new})
