@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from quark_cli.cli_guard import (
     stopped,
 )
 from quark_cli.cli_output import (
+    OutputClosed,
     collect_report,
     err,
     json_document,
@@ -37,12 +39,14 @@ from quark_cli.cli_output import (
     print_warnings,
     print_wide,
     run_line,
+    silence_stdout,
     write_out,
 )
 from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
 from quark_cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_LOCKED,
+    EXIT_OUTPUT_CLOSED,
     EXIT_PENDING,
     QuarkError,
 )
@@ -543,7 +547,14 @@ def main() -> None:
     # cycles: collected every 700 allocations, the young generation took a fifth of a large collect.
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
     interrupts.install()
-    app(args=hoist_global_flags(sys.argv[1:]))
+    for stream in (sys.stdout, sys.stderr):  # a service's lone surrogate is printed escaped, not exit 70
+        with suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        app(args=hoist_global_flags(sys.argv[1:]))
+    except OutputClosed:  # printed outside a command's guard (``quark modules | head -1``)
+        silence_stdout()
+        sys.exit(EXIT_OUTPUT_CLOSED)
 
 
 if __name__ == "__main__":

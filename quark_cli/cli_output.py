@@ -74,8 +74,10 @@ def print_collect(outcome: Outcome, quiet: bool) -> None:
         f"{summary.count('FAILED')} failed ({len(set(summary.changed))} changed)",
         markup=False,
     )
+    from quark_cli.report_tables import one_line
+
     for key, message in summary.errors.items():
-        out.print(f"  {key}: {message}", markup=False)
+        out.print(f"  {key}: {one_line(message)}", markup=False)
     for key in dict.fromkeys(summary.uncertain):
         if key in summary.errors:  # its line above says why the service could not be asked
             continue
@@ -197,11 +199,11 @@ def print_report(reports: list[dict[str, Any]], chosen: str, aggregated: bool, t
     else:
         text = "".join(line.plain + "\n" for line in render(blocks, None))
     if target is None:
-        sys.stdout.write(text)
+        write_out(text)
         return
     from quark_cli.atomic import atomic_write_shared
 
-    atomic_write_shared(target, text.encode("utf-8"))
+    atomic_write_shared(target, text.encode("utf-8", errors="backslashreplace"))
 
 
 def run_line(entry: dict[str, Any]) -> str:
@@ -233,9 +235,21 @@ def print_wide(renderables: list[Any]) -> None:
 
 
 def write_out(text: str) -> None:
-    """``text`` on stdout, flushed (OSError or BrokenPipeError if its reader went away)."""
-    sys.stdout.write(text)
+    """``text`` on stdout, all of it or BrokenPipeError (its reader went away).
+
+    Written to the file descriptor until every byte is out: a buffered write of a large document
+    into a pipe whose reader left returned short without an error, and the command exited 0.
+    """
     sys.stdout.flush()
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test runner's buffer)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    view = memoryview(text.encode(sys.stdout.encoding or "utf-8", errors="backslashreplace"))
+    while view:
+        view = view[os.write(descriptor, view) :]
 
 
 def json_document(document: Any) -> str:

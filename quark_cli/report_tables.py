@@ -64,9 +64,14 @@ def render(blocks: list[Block], width: int | None) -> list[Any]:
     return lines
 
 
+#: Control characters other than white space, shown as escapes: a service's message never drives the terminal.
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+
+
 def one_line(text: str) -> str:
-    """Text with its line breaks and runs of spaces made single spaces (an error of several lines)."""
-    return " ".join(str(text).split())
+    """Text with its line breaks and runs of spaces made single spaces (an error of several lines),
+    and other control characters (an escape sequence's ``ESC``) shown as ``\\x1b``."""
+    return " ".join(str(text).split()).translate(_CONTROL)
 
 
 def pack(fields: list[str], width: int, indent: str = "", first: str = "") -> list[str]:

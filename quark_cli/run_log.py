@@ -79,7 +79,7 @@ class _Buffer(logging.handlers.MemoryHandler):
 def command_log(run: RunDir, command: str):
     """Send this command's log lines (with tracebacks of module errors) to the run's logging.log."""
     os.close(os.open(run.log_file(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # user-only, like the run
-    target = _RunLog(run.log_file(), encoding="utf-8")
+    target = _RunLog(run.log_file(), encoding="utf-8", errors="backslashreplace")  # a lone surrogate: one line
     target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
     handler = _Buffer(512, flushLevel=logging.WARNING, target=target)
     logger = logging.getLogger("quark_cli")

@@ -31,3 +31,38 @@ def test_output_closed_before_it_is_written_is_exit_141(quark, write_config, tmp
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=60) == 141, stderr
     assert stderr == ""
+
+
+@pytest.mark.parametrize("command", [["modules"], ["validate", "CONFIG"]])
+def test_output_closed_outside_a_command_s_guard_is_exit_141(write_config, tmp_path, command):
+    """``quark modules | head -1``: printed by the command itself, not through its guard."""
+    config = str(_config(write_config, TWO_ITEMS_ASYNC))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "quark_cli.cli", *(config if part == "CONFIG" else part for part in command)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, stderr
+    assert stderr == ""
+
+
+def test_a_reader_that_leaves_in_the_middle_of_a_large_document_is_exit_141(quark, write_config, tmp_path):
+    """More than a pipe holds (64 KB), the reader takes a byte and goes: exit 141, not the rest
+    dropped without a word and exit 3 (a short write of the buffered stream raised nothing)."""
+    run = tmp_path / "run"
+    many = TWO_ITEMS_ASYNC.replace("repetitions: 2", "repetitions: 150")  # 300 jobs: 130 KB of status
+    assert quark("submit", _config(write_config, many), "-o", run).exit_code == 3
+    process = subprocess.Popen(
+        [sys.executable, "-m", "quark_cli.cli", "status", str(run), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )
+    assert process.stdout.read(1) == b"{"
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, stderr
+    assert stderr == ""

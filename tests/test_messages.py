@@ -161,3 +161,24 @@ def test_modules_shows_a_quark2_module_file(quark):
     (entry,) = json.loads(shown.stdout)
     assert entry["name"] == "Bit Match" and entry["submodules"] == ["Label QUBO"]
     assert "bits" in entry["parameters"]
+
+
+def test_a_service_s_message_is_printed_escaped_never_run_by_the_terminal(quark, write_config, tmp_path):
+    """A job's error with a lone surrogate (invalid text) and an escape sequence: collect and status
+    print both as escapes and exit 1 for the failed stack, not 70 (UnicodeEncodeError) or raw ESC."""
+    from test_async_engine import TWO_ITEMS_ASYNC, _config
+    from toy_modules import fail_job
+
+    run = tmp_path / "run"
+    assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).exit_code == 3
+    fail_job(sorted(run.glob("jobs/*/job_info.json"))[0].parent, "\ud800 lone \x1b[31mred")
+    for command in ("collect", "status"):
+        done = subprocess.run(
+            [sys.executable, "-m", "quark_cli.cli", command, str(run)],
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(TESTS)},
+        )
+        shown = done.stdout.decode()
+        assert done.returncode == 1, done.stderr.decode()
+        assert "\\ud800 lone \\x1b[31mred" in shown
+        assert b"\x1b" not in done.stdout
