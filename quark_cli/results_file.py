@@ -37,8 +37,9 @@ class ResultsFile:
         Returns the records written: all of them, or with ``changed`` only the changed ones read.
         """
         path = self.path / RESULTS_FILE
-        trusted = self.index_current(self.read_index_detail()) and self.results_stamp() == _stamp(path)
-        if changed is not None and not changed and (trusted or self.fresh):
+        stamp = _stamp(path)
+        trusted = stamp is not None and self.index_current(self.read_index_detail()) and self.results_stamp() == stamp
+        if changed is not None and not changed and trusted:
             return []
         if changed is not None:
             known = known or {}

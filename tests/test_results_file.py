@@ -113,3 +113,15 @@ def test_each_line_is_found_by_its_record_s_own_stack(tmp_path):
     path.write_bytes(_expected(records))
     new = _record(1, 1, 42)
     assert b"".join(_spliced(path, {"001-r1": result_line(new)})) == _expected({**records, "001-r1": new})
+
+
+def test_a_missing_results_file_is_written_again_without_a_stamp_to_compare(quark, write_config, tmp_path):
+    """results.json deleted in a run whose digests hold no stamp of it (an earlier quark-cli's): a
+    missing file and an unknown stamp are not "as quark wrote it"."""
+    run = _submitted(quark, write_config, tmp_path / "run")
+    digests = json.loads((run / "index.sha256").read_text())
+    del digests["results"]
+    (run / "index.sha256").write_text(json.dumps(digests))
+    (run / RESULTS_FILE).unlink()
+    assert quark("collect", run).exit_code == 3
+    assert _results(run) == _records_in_order(run)
