@@ -155,9 +155,9 @@ def start_up() -> dict[str, float]:
 
 #: What a crash-safe submit and collect must do per stack (one job each); see bench/README.md.
 PER_STACK = {
-    # the job's folder; the intent (a new job_info.json, durable in its journal segment before the
-    # service is called); the service's id (the same file rewritten in place); the stack's record (new)
-    "submit": {"mkdir": 1, "new_files": 2, "rewrites": 1},
+    # the intent (a new job file, durable in its journal segment before the service is called); the
+    # service's id (the same file rewritten in place); the stack's record (new)
+    "submit": {"mkdir": 0, "new_files": 2, "rewrites": 1},
     # the job's final status and the stack's record, both rewritten in place
     "collect": {"mkdir": 0, "new_files": 0, "rewrites": 2},
 }

@@ -70,7 +70,7 @@ def remote(jobs: int = 1000, latency: float = 0.05, runs: int = 3) -> dict:
             run = tmp / f"run-{attempt}"
             settle_disk()
             elapsed, done = quark("submit", config, "-o", run, check=True, QUARK_BENCH_SUBMIT_LATENCY=str(latency))
-            assert len(list(run.glob("jobs/*/job_info.json"))) == jobs, done.stdout + done.stderr
+            assert len(list(run.glob("jobs/*.json"))) == jobs, done.stdout + done.stderr
             times.append(elapsed)
         small = counter_config(tmp / "small.yml", 100, "LatencyDevice")
         settle_disk()

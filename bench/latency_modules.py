@@ -93,6 +93,8 @@ class BatchLatencyJobManager(LatencyJobManager):
 class Counter(Core):
     """Application: hands nothing down, reports what comes back up."""
 
+    uses_store_dir = False  # writes no files
+
     submodule_options = ["LatencyDevice", "BatchLatencyDevice", "SyncDevice"]
 
     def get_default_submodule(self, option: str) -> Core:
@@ -105,6 +107,8 @@ class Counter(Core):
 
 
 class _Numbered:
+    uses_store_dir = False  # writes no files
+
     def get_parameter_options(self) -> dict[str, dict[str, Any]]:
         return {"n": {"values": [1], "default": 1, "custom_input": True, "description": "the number"}}
 

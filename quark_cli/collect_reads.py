@@ -27,7 +27,7 @@ class CollectReads:
 
         Reads the records and jobs of every stack ``collect`` may touch (their files are checked as
         they are read), and refuses an unfinished stack whose record names a job without its
-        job_info.json: collecting it would submit that job a second time.
+        job file: collecting it would submit that job a second time.
         """
         candidates = self._candidates(self.run.read_index(), self.stacks().keys())
         jobs = {job["key"]: job for job in self._jobs_of(candidates)}
@@ -88,7 +88,7 @@ class CollectReads:
         return self._edited_stacks
 
     def _check_record(self, key: str, record: dict[str, Any] | None, jobs: dict[str, Any]) -> None:
-        """RunDirError if an unfinished stack's record names a job that has no job_info.json."""
+        """RunDirError if an unfinished stack's record names a job that has no job file."""
         if record is None or record["quark_job_status"] == FINISHED:
             return
         for job_key in record.get("jobs") or []:

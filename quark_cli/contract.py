@@ -46,6 +46,7 @@ class ModuleAdapter:
         self.name = name
         self.quark2 = speaks_quark2(type(instance))
         self.is_async = isinstance(instance, AsyncCore)
+        self.uses_store_dir = getattr(type(instance), "uses_store_dir", True) is not False
         #: Metrics the module carries from its construction, put back after every reset: like QUARK 2,
         #: the git revision of a module-file module from outside QUARK 2's own source.
         self._extra_metrics: dict[str, Any] = {}

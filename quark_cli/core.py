@@ -133,6 +133,12 @@ class Core(metaclass=_CoreType):
 
     #: Names of the modules allowed directly below this one; empty for a leaf.
     submodule_options: list[str] = []
+    #: Whether the module writes files into its ``store_dir`` (the backlog item's own folder,
+    #: ``benchmarks/benchmark_<i>``; ``Application.save`` writes there). The folder is made for a
+    #: stack only if one of its modules may write there: a module that writes no files says False,
+    #: and a sweep of 100,000 stacks is spared as many empty folders. QUARK 2 modules, which cannot
+    #: say, always get theirs.
+    uses_store_dir: bool = True
 
     def __init__(self, name: str | None = None) -> None:
         # Only what is missing is filled in: in ``class X(AsyncCore, Existing)`` the constructor of

@@ -2,7 +2,7 @@
 
 A stack is walked M1.preprocess -> ... -> Mn.preprocess -> Mn.postprocess -> ... -> M1.postprocess.
 When an ``AsyncCore`` phase answers ``Instruction.INTERRUPT`` the stack stops there and its record
-says INTERRUPTED; its job is saved in ``jobs/<key>/job_info.json``. A later ``collect`` polls the
+says INTERRUPTED; its job is saved in ``jobs/<key>.json``. A later ``collect`` polls the
 pending jobs and walks again only the stacks whose jobs are now final: modules above the async point
 recompute their (deterministic) preprocess, the async module receives its ``previous_job_info`` and
 collects instead of submitting, and the walk goes on down and back up (the seed's continue-mode).
@@ -486,14 +486,18 @@ class BenchmarkManager(CollectReads, Cancelling):
             self._jobs_dir = self.run.jobs_dir.absolute()
         return self._jobs_dir
 
-    def store_dir(self, index: int) -> str:
-        """QUARK 2's ``store_dir`` of backlog item ``index``: its absolute folder, made on first use."""
+    def store_dir(self, index: int, made: bool = True) -> str:
+        """QUARK 2's ``store_dir`` of backlog item ``index``: its absolute folder, made on first use
+        when ``made`` (a module of the stack may write there, ``Core.uses_store_dir``)."""
         folder = self._store_dirs.get(index)
         if folder is None:
             if self._run_root is None:
                 self._run_root = self.run.path.absolute()
+            folder = os.path.join(self._run_root, ITEMS_DIR, f"benchmark_{index}")
+            if not made:
+                return folder
             self.run.item_dir(index)
-            folder = self._store_dirs[index] = os.path.join(self._run_root, ITEMS_DIR, f"benchmark_{index}")
+            self._store_dirs[index] = folder
         return folder
 
     def _walk(

@@ -2,7 +2,7 @@
 
 Creating a file cost 0.02 to 0.6 ms on the virtual disk measured here (``bench/bench_floor.py``),
 rewriting one in place 0.005 ms. So a group commit (``quark_cli.group_commit.GroupCommit``) writes
-the new contents of a batch of ``records/<stack>.json`` and ``jobs/<job>/job_info.json`` files into
+the new contents of a batch of ``records/<stack>.json`` and ``jobs/<job>.json`` files into
 one segment, ``<run>/.journal/<n>.json``, makes it durable (one fsync), and only then rewrites each
 file of at most a page in place (a new or larger file is still written beside it and renamed into
 place). At the end of a pass, one ``syncfs`` makes the rewrites durable and the segments are
@@ -41,13 +41,14 @@ class NotRegularFileError(OSError):
 
 
 def journaled(relative: str) -> bool:
-    """True for the files the journal carries: ``records/<stack>.json`` and ``jobs/<job>/job_info.json``
-    (``relative`` to the run directory, ``/``-separated)."""
+    """True for the files the journal carries: ``records/<stack>.json``, ``jobs/<job>.json`` and
+    (a run of run.json version 1) ``jobs/<job>/job_info.json`` (``relative`` to the run directory,
+    ``/``-separated)."""
     parts = relative.split("/")
     if "\0" in relative or any(part in ("", ".", "..") for part in parts):
         return False
     if len(parts) == 2:
-        return parts[0] == "records" and parts[1].endswith(".json") and not parts[1].startswith(".")
+        return parts[0] in ("records", "jobs") and parts[1].endswith(".json") and not parts[1].startswith(".")
     return len(parts) == 3 and parts[0] == "jobs" and parts[2] == "job_info.json"
 
 
@@ -187,7 +188,7 @@ def journal_copy(path: Path) -> bytes | None:
     """The latest content the journal holds for ``path`` (a record or a job_info.json, found damaged
     by a reader while a kill's segments wait for their replay), or None."""
     path = Path(path)
-    root = path.parent.parent if path.parent.name == "records" else path.parent.parent.parent
+    root = path.parent.parent.parent if path.name == "job_info.json" else path.parent.parent
     relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else ""
     if not journaled(relative):
         return None

@@ -87,6 +87,7 @@ class RunIndex:
 
     path: Path
     jobs_dir: Path
+    flat_jobs: bool
     records_dir: Path
     _changing: bool
     _was_current: bool
@@ -201,6 +202,21 @@ class RunIndex:
                     if name.endswith(".json") and not name.startswith(".") and entry.stat().st_ctime_ns > written:
                         changed.add(name[: -len(".json")])
         jobs_dir = os.fspath(self.jobs_dir)
+        if self.flat_jobs:
+            listed = set()
+            try:
+                with os.scandir(jobs_dir) as entries:
+                    for entry in entries:
+                        name = entry.name
+                        if name.endswith(".json") and not name.startswith("."):
+                            listed.add(name[: -len(".json")])
+                            if entry.stat().st_ctime_ns > written:
+                                changed.add(stack_of(name[: -len(".json")]))
+            except FileNotFoundError:
+                pass
+            jobs = (self.read_index_detail() or {}).get("jobs") or {}
+            changed.update(stack_of(key) for key in jobs.keys() - listed)  # a job file deleted by hand
+            return changed
         for name in os.listdir(jobs_dir) if os.path.isdir(jobs_dir) else []:
             try:
                 newer = os.stat(f"{jobs_dir}/{name}/job_info.json").st_ctime_ns > written

@@ -15,6 +15,10 @@ from quark_cli.errors import RunDirError
 from quark_cli.journal import NotRegularFileError, journal_copy, read_locked
 
 SCHEMA_VERSION = 1
+#: run.json's own version: 2 since job files lie flat, ``jobs/<key>.json``; a run.json of version 1
+#: is a run whose job files are ``jobs/<key>/job_info.json`` (read and written so to its end).
+RUN_SCHEMA_VERSION = 2
+FLAT_JOBS_VERSION = 2
 MODULES_FILE = "modules.json"
 STACK_STATUSES = ("FINISHED", "INTERRUPTED", "FAILED")
 JOB_STATUSES = ("SUBMITTING", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED", "RETRY")
@@ -55,7 +59,7 @@ def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
 def check_journaled(path: Path, data: bytes) -> None:
     """Refuse (RunDirError naming ``path``) content that a journal segment would write to ``path``
     and that we would not: a record or job file that ``read_json`` would refuse."""
-    what = "record" if path.parent.name == "records" else "job_info.json"
+    what = "record" if path.parent.name == "records" else "job_info"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -75,9 +79,10 @@ def _checked(path: Path, text: str, what: str, parse: Any) -> Any:
     version = value.get("schema_version") if isinstance(value, dict) else None
     if type(version) is not int:
         raise RunDirError(f"{path}: schema_version: missing; this is not a quark-cli {what}")
-    if version > SCHEMA_VERSION:
+    newest = RUN_SCHEMA_VERSION if what == "run.json" else SCHEMA_VERSION
+    if version > newest:
         raise RunDirError(
-            f"{path}: schema_version: {version} is newer than this quark-cli understands ({SCHEMA_VERSION}); upgrade"
+            f"{path}: schema_version: {version} is newer than this quark-cli understands ({newest}); upgrade"
         )
     problem = _SCHEMAS[what](path, value) if what in _SCHEMAS else None
     if problem:
@@ -92,7 +97,7 @@ def _parse(path: Path, text: str, what: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
-        copy = journal_copy(path) if what in ("record", "job_info.json") else None
+        copy = journal_copy(path) if what in ("record", "job_info") else None
         if copy is None:
             raise
     return json.loads(copy, object_pairs_hook=_unique_keys)
@@ -178,7 +183,10 @@ def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
     )
     if problem:
         return problem
-    if value["key"] != path.parent.name:
+    if path.name != "job_info.json":  # jobs/<key>.json
+        if value["key"] != path.name[: -len(".json")]:
+            return "key", f"{value['key']!r} does not match its file name {path.name}"
+    elif value["key"] != path.parent.name:  # jobs/<key>/job_info.json, of a run.json of version 1
         return "key", f"{value['key']!r} does not match its folder {path.parent.name}"
     if not value["key"].startswith(value["stack"] + "-"):
         return "stack", f"{value['stack']!r} is not the stack of job {value['key']!r}"
@@ -191,4 +199,4 @@ def _check_job(path: Path, value: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-_SCHEMAS = {"run.json": _check_run, "record": _check_record, "job_info.json": _check_job, MODULES_FILE: _check_modules}
+_SCHEMAS = {"run.json": _check_run, "record": _check_record, "job_info": _check_job, MODULES_FILE: _check_modules}

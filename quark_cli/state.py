@@ -7,7 +7,9 @@ Layout::
       config.yml                     the config as given
       results.json                   QUARK 2 style records, rebuilt from records/ by every command
       records/<stack>.json           one stack run (backlog item x repetition): its current record
-      jobs/<job-key>/job_info.json   one asynchronous job; backends keep their own files beside it
+      jobs/<job-key>.json            one asynchronous job's job_info (a run.json of schema version 1:
+                                     jobs/<job-key>/job_info.json)
+      jobs/<job-key>/                that job's backend files, made by backends that keep some
       logging.log                    what every command did, with tracebacks
       .staging/                      temporaries of a group commit (``GroupCommit``)
       .lock                          held by the one process that may change the run
@@ -49,7 +51,14 @@ from quark_cli.journal import replay
 from quark_cli.keys import stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile
 from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, OPEN_JOBS_FILE, RunIndex
-from quark_cli.schema import MODULES_FILE, SCHEMA_VERSION, check_journaled, read_json
+from quark_cli.schema import (
+    FLAT_JOBS_VERSION,
+    MODULES_FILE,
+    RUN_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    check_journaled,
+    read_json,
+)
 from quark_cli.stamps import now_iso
 
 RUN_FILE = "run.json"
@@ -145,6 +154,7 @@ class RunDir(RunIndex, ResultsFile):
         self._open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
         self.results_written: str | None = None
         self._open_listed = False  # True once ``open_stacks`` listed the marks: ``_known_open`` is all of them
+        self._flat: bool | None = None  # job files as jobs/<key>.json (run.json version 2 on)
 
     @classmethod
     def create(
@@ -185,12 +195,13 @@ class RunDir(RunIndex, ResultsFile):
             atomic_write_bytes(path / CONFIG_FILE, config_text.encode())
             if modules is not None:
                 atomic_write_json(path / MODULES_FILE, {"schema_version": SCHEMA_VERSION, **modules})
-            atomic_write_json(path / RUN_FILE, {"schema_version": SCHEMA_VERSION, **run_info, "history": []})
+            atomic_write_json(path / RUN_FILE, {"schema_version": RUN_SCHEMA_VERSION, **run_info, "history": []})
         except BaseException:
             run._lock.release()
             raise
         run._adopt = True
         run.fresh = True
+        run._flat = True
         return run
 
     @classmethod
@@ -238,7 +249,17 @@ class RunDir(RunIndex, ResultsFile):
         return folder
 
     def read_run(self) -> dict[str, Any]:
-        return read_json(self.path / RUN_FILE, "run.json")
+        run = read_json(self.path / RUN_FILE, "run.json")
+        self._flat = run["schema_version"] >= FLAT_JOBS_VERSION
+        return run
+
+    @property
+    def flat_jobs(self) -> bool:
+        """True when job files are ``jobs/<key>.json``; False for a run made by a quark-cli before
+        0.2 (run.json of schema version 1), whose job files stay ``jobs/<key>/job_info.json``."""
+        if self._flat is None:
+            self.read_run()
+        return bool(self._flat)
 
     def write_parsed_config(self, raw: dict[str, Any]) -> None:
         """Keep the parsed config beside config.yml, so later commands need not parse YAML again."""
@@ -316,7 +337,23 @@ class RunDir(RunIndex, ResultsFile):
         self._lock = lock
 
     def job_file(self, key: str) -> Path:
+        """Where job ``key``'s job_info is saved: ``jobs/<key>.json`` (``jobs/<key>/job_info.json`` in
+        a run of run.json version 1)."""
+        if self.flat_jobs:
+            return self.jobs_dir / f"{key}.json"
         return self.jobs_dir / key / "job_info.json"
+
+    def job_keys(self) -> list[str]:
+        """The keys of the jobs that have a job file (without reading any), sorted."""
+        try:
+            entries = list(os.scandir(self.jobs_dir))
+        except FileNotFoundError:
+            return []
+        if self.flat_jobs:
+            keys = [e.name[: -len(".json")] for e in entries if e.name.endswith(".json")]
+        else:
+            keys = [e.name for e in entries if e.is_dir() and os.path.exists(os.path.join(e.path, "job_info.json"))]
+        return sorted(key for key in keys if not key.startswith("."))
 
     def write_job(self, job: dict[str, Any], durable: bool = False) -> None:
         """Save a job's info; ``durable`` for the intent written before a service is called.
@@ -353,7 +390,7 @@ class RunDir(RunIndex, ResultsFile):
         folder = self.jobs_dir / key
         kept = Path("attempts") / str(attempt)
         if folder.is_dir():
-            kept_here = ("attempts", "job_info.json")
+            kept_here = ("attempts",) if self.flat_jobs else ("attempts", "job_info.json")
             names = [name for name in os.listdir(folder) if name not in kept_here and not name.startswith(".job_info")]
             if names:
                 private_dirs(folder / kept)
@@ -362,19 +399,11 @@ class RunDir(RunIndex, ResultsFile):
         return str(kept)
 
     def read_job(self, key: str) -> dict[str, Any]:
-        return read_json(self.job_file(key), "job_info.json")
+        return read_json(self.job_file(key), "job_info")
 
     def read_jobs(self) -> list[dict[str, Any]]:
         """Every job of the run, in key order."""
-        if not self.jobs_dir.is_dir():
-            return []
-        jobs = []
-        for entry in sorted(os.scandir(self.jobs_dir), key=lambda e: e.name):
-            if entry.is_dir() and not entry.name.startswith("."):
-                path = Path(entry.path) / "job_info.json"
-                if path.exists():
-                    jobs.append(read_json(path, "job_info.json"))
-        return jobs
+        return [self.read_job(key) for key in self.job_keys()]
 
     @property
     def open_dir(self) -> Path:
@@ -422,7 +451,7 @@ class RunDir(RunIndex, ResultsFile):
         return {name[: -len(".json")] for name in names if name.endswith(".json") and not name.startswith(".")}
 
     def job_stacks(self) -> set[str]:
-        """Stacks that have a job folder, without reading any job."""
+        """Stacks that have a job file or a job folder, without reading any job."""
         try:
             names = os.listdir(self.jobs_dir)
         except FileNotFoundError:
@@ -434,15 +463,9 @@ class RunDir(RunIndex, ResultsFile):
 
     def jobs_of(self, stacks: set[str]) -> list[dict[str, Any]]:
         """The jobs of some stacks only (job keys start with their stack key), in key order."""
-        if not stacks or not self.jobs_dir.is_dir():
+        if not stacks:
             return []
-        jobs = []
-        for name in sorted(os.listdir(self.jobs_dir)):
-            if stack_of(name) in stacks:
-                path = self.jobs_dir / name / "job_info.json"
-                if path.exists():
-                    jobs.append(read_json(path, "job_info.json"))
-        return jobs
+        return [self.read_job(key) for key in self.job_keys() if stack_of(key) in stacks]
 
     def record_file(self, key: str) -> Path:
         return self.records_dir / f"{key}.json"
@@ -486,7 +509,9 @@ class RunDir(RunIndex, ResultsFile):
             if folder.exists() and not folder.is_dir():
                 raise RunDirError(f"{folder}: is a file, not a folder; move it out of the run directory")
         folders = [self.path, self.records_dir, staging]
-        if (stacks is None or stacks) and self.jobs_dir.is_dir():  # none: 100,000 folders not listed
+        if (stacks is None or stacks) and self.flat_jobs:  # a job file's temporary: .<key>.json.<random>.tmp
+            folders.append(self.jobs_dir)
+        elif (stacks is None or stacks) and self.jobs_dir.is_dir():  # none: 100,000 folders not listed
             folders += [
                 Path(entry.path)
                 for entry in os.scandir(self.jobs_dir)
@@ -499,7 +524,13 @@ class RunDir(RunIndex, ResultsFile):
             except FileNotFoundError:
                 continue
             for name in names:
-                if name.endswith(".tmp") and (name.startswith(ours) or folder in (self.records_dir, staging)):
+                if not name.endswith(".tmp"):
+                    continue
+                if folder == self.jobs_dir and self.flat_jobs:
+                    ours_here = name.startswith(".") and ".json." in name
+                else:
+                    ours_here = name.startswith(ours) or folder in (self.records_dir, staging)
+                if ours_here:
                     (folder / name).unlink(missing_ok=True)
                     removed.append(folder / name)
         return removed

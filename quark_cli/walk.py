@@ -184,7 +184,8 @@ class StackWalk:
         levels = self.item.levels
         data: Any = None
         try:
-            self.store_dir = self.manager.store_dir(self.item.index)
+            made = any(module.uses_store_dir for module in self.modules)
+            self.store_dir = self.manager.store_dir(self.item.index, made)
             for level in range(len(levels)):
                 instruction, data = self._phase(level, "pre", data)
                 if instruction is Instruction.INTERRUPT:

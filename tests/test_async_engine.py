@@ -31,7 +31,7 @@ def _config(write_config, text: str, auto: bool = False) -> Path:
 
 
 def _jobs(run: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("jobs/*/job_info.json"))}
+    return {p.stem: json.loads(p.read_text()) for p in sorted(run.glob("jobs/*.json"))}
 
 
 def _results(run: Path) -> list[dict]:
@@ -115,7 +115,7 @@ def test_records_keep_quark2_fields_and_job_info(quark, write_config, tmp_path):
     assert leaf["job_info"]["id"].startswith("ctl-")
     assert record["module"]["module_config"] == {"start": 1, "count": 3}
     run_info = json.loads((run / "run.json").read_text())
-    assert run_info["schema_version"] == 1 and run_info["config_hash"] == record["config_hash"]
+    assert run_info["schema_version"] == 2 and run_info["config_hash"] == record["config_hash"]
 
 
 def test_walk_order_down_then_up(quark, write_config, tmp_path):
@@ -353,7 +353,7 @@ def test_results_json_updated_line_by_line_equals_a_full_rebuild(quark, write_co
     config = _config(write_config, TWO_ITEMS_ASYNC.replace("repetitions: 2", "repetitions: 6"))
     run = tmp_path / "run"
     assert quark("submit", config, "-o", run).exit_code == 3
-    job_dirs = sorted(p.parent for p in run.glob("jobs/*/job_info.json"))
+    job_dirs = sorted(p.with_suffix("") for p in run.glob("jobs/*.json"))
     for batch in (job_dirs[5:6], job_dirs[::3], job_dirs):
         for job_dir in batch:
             finish_job(job_dir)
@@ -378,7 +378,7 @@ def test_results_of_done_jobs_are_fetched_concurrently_and_once_each(quark, writ
         """)
     run = tmp_path / "run"
     assert quark("submit", config, "-o", run).exit_code == 3
-    for job_dir in sorted(p.parent for p in run.glob("jobs/*/job_info.json")):
+    for job_dir in sorted(p.with_suffix("") for p in run.glob("jobs/*.json")):
         finish_job(job_dir)
     FetchCountingJobManager.fetches.clear()
     FetchCountingJobManager.most_at_once = 0
@@ -393,7 +393,7 @@ def test_a_finished_stack_whose_open_mark_survived_a_kill_is_closed_by_the_next_
     config = _config(write_config, TWO_ITEMS_ASYNC)
     run = tmp_path / "run"
     assert quark("submit", config, "-o", run).exit_code == 3
-    for job_dir in sorted(p.parent for p in run.glob("jobs/*/job_info.json")):
+    for job_dir in sorted(p.with_suffix("") for p in run.glob("jobs/*.json")):
         finish_job(job_dir)
     assert quark("collect", run).exit_code == 0
     before = (run / "results.json").read_bytes()
@@ -431,8 +431,8 @@ def test_a_maxcut_collect_reuses_the_optimised_angles_instead_of_running_cobyla(
     result = quark("submit", config, "-o", run)
     assert result.exit_code == 3, result.stderr
     submitted = {r["stack"]: r["module"]["submodule"] for r in _results(run)}
-    for job in run.glob("jobs/*/job_info.json"):
-        finish_job(job.parent)
+    for job in run.glob("jobs/*.json"):
+        finish_job(job.with_suffix(""))
 
     def no_optimiser(*args, **kwargs):
         raise AssertionError("COBYLA ran again on collect")

@@ -130,7 +130,7 @@ application:
     - name: Double
       submodules: [{name: AsyncSquare}]
 """
-JOB = "jobs/000-r1-Numbers.Double.AsyncSquare-pre/job_info.json"
+JOB = "jobs/000-r1-Numbers.Double.AsyncSquare-pre.json"
 RECORD = "records/000-r1.json"
 
 
@@ -184,7 +184,7 @@ BAD_RUNS = [
         edit_json("run.json", lambda v: v.update(schema_version=99)),
         "status",
         "run.json",
-        ": schema_version: 99 is newer than this quark-cli understands (1); upgrade",
+        ": schema_version: 99 is newer than this quark-cli understands (2); upgrade",
     ),
     (
         "run.json a list",
@@ -275,11 +275,11 @@ BAD_RUNS = [
         ": status: 'WHATEVER' is not one of",
     ),
     (
-        "job_info of another folder",
+        "job_info of another job",
         edit_json(JOB, lambda v: v.update(key="000-r1-x-pre")),
         "collect",
         JOB,
-        ": key: '000-r1-x-pre' does not match its folder",
+        ": key: '000-r1-x-pre' does not match its file name",
     ),
     (
         "job_info info a string",
@@ -311,7 +311,7 @@ BAD_RUNS = [
     ),
     ("job_info not UTF-8", write(JOB, b"\xff\xfe{}"), "status", JOB, ": cannot be read (UnicodeDecodeError)"),
     ("job_info nested 100000 deep", write(JOB, "[" * 100_000 + "]" * 100_000), "collect", JOB, ": damaged JSON"),
-    ("job_info a folder", replace_with_folder(JOB), "collect", JOB, ": is a folder, not a job_info.json file"),
+    ("job_info a folder", replace_with_folder(JOB), "collect", JOB, ": is a folder, not a job_info file"),
     (".staging a file", replace_with_file(".staging"), "collect", ".staging", ": is a file, not a folder; move it out"),
     (
         "job_info key twice",

@@ -54,7 +54,7 @@ class SlowDevice(AsyncCore):
 
 
 def jobs(run: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("jobs/*/job_info.json"))}
+    return {p.stem: json.loads(p.read_text()) for p in sorted(run.glob("jobs/*.json"))}
 
 
 def records(run: Path) -> dict[str, dict]:
@@ -218,7 +218,7 @@ def test_a_cancel_killed_before_it_failed_the_stack_is_retried_by_the_first_retr
     assert quark("submit", config, "-o", run).exit_code == 3
     shutil.copytree(run, killed)
     assert quark("cancel", run, "--forget", "000-r1-Numbers.AsyncSquare-pre").exit_code == 0
-    job_file = "jobs/000-r1-Numbers.AsyncSquare-pre/job_info.json"
+    job_file = "jobs/000-r1-Numbers.AsyncSquare-pre.json"
     shutil.copy2(run / job_file, killed / job_file)  # the kill came after the job's write, before its stack's
     (killed / ".changing").touch()  # the mark a killed command leaves
 

@@ -55,7 +55,7 @@ def _shifted(library: str, offset: str) -> dict[str, str]:
 
 
 def _job_dir(run: Path) -> Path:
-    (folder,) = [path.parent for path in run.glob("jobs/*/job_info.json")]
+    (folder,) = [path.with_suffix("") for path in run.glob("jobs/*.json")]
     return folder
 
 

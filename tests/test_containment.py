@@ -256,7 +256,7 @@ def test_a_damaged_cache_is_rebuilt_and_a_damaged_job_file_refused(quark, flaky,
 
     failed = tmp_path / "failed"
     assert quark("submit", flaky(["connection_error"], ["real"]), "-o", failed).exit_code == 1
-    (job_file,) = failed.glob("jobs/*/job_info.json")
+    (job_file,) = failed.glob("jobs/*.json")
     job_file.write_text(json.dumps({**json.loads(job_file.read_text()), "previous_attempts": "x"}))
     refused = quark("collect", failed, "--retry-failed")
     assert refused.exit_code == 2

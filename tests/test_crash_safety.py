@@ -37,7 +37,7 @@ STRESS = bool(os.environ.get("QUARK_STRESS"))
 SEED = int(os.environ.get("QUARK_CRASH_SEED", "20261125"))
 OK_STATUS = {0, 1, 3}  # loads: all finished, some failed, some pending
 OURS = (".run.json.", ".results.json.", ".index.json.", ".config.yml.", ".job_info.json.")  # quark's temporaries
-QUARK_FOLDERS = ("records", ".staging")  # every temporary in these is quark's
+QUARK_FOLDERS = ("records", "jobs", ".staging")  # every temporary in these is quark's (jobs/<key>/ is the backend's)
 
 TOY = """
 application:
@@ -132,10 +132,10 @@ class QaptivaService(Service):
 
     def jobs(self, run: Path) -> dict[str, list[str]]:
         intents = {}
-        for path in run.glob("jobs/*/job_info.json"):
+        for path in run.glob("jobs/*.json"):
             job = json.loads(path.read_text())
             for tag in [job.get("submission_id")] + [a.get("submission_id") for a in job.get("previous_attempts", [])]:
-                intents[tag] = path.parent.name
+                intents[tag] = path.stem
         found: dict[str, list[str]] = {}
         with self.server._cond:
             for job_id, job in self.server._jobs.items():
@@ -223,7 +223,7 @@ def check(run: Path, service: Service, figures: Figures, when: str) -> None:
             except ValueError:
                 figures.corrupt += 1
                 figures.problems.append(f"{when}: {path} does not parse")
-    saved = {job["key"]: job for job in map(json.loads, map(Path.read_text, run.glob("jobs/*/job_info.json")))}
+    saved = {job["key"]: job for job in map(json.loads, map(Path.read_text, run.glob("jobs/*.json")))}
     for folder, ids in service.jobs(run).items():
         if len(ids) > 1:
             figures.duplicated += len(ids) - 1

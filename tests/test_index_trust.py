@@ -19,7 +19,7 @@ def _submitted(quark, write_config, run: Path) -> Path:
 
 
 def _finish_all(run: Path) -> None:
-    for job_dir in sorted(p.parent for p in run.glob("jobs/*/job_info.json")):
+    for job_dir in sorted(p.with_suffix("") for p in run.glob("jobs/*.json")):
         finish_job(job_dir)
 
 
@@ -73,7 +73,7 @@ def _edit_keeping_times(path: Path, text: str) -> None:
 
 def test_a_job_file_edited_with_its_old_time_is_read(quark, write_config, tmp_path):
     run = _submitted(quark, write_config, tmp_path / "run")
-    path = sorted(run.glob("jobs/*/job_info.json"))[0]
+    path = sorted(run.glob("jobs/*.json"))[0]
     job = json.loads(path.read_text())
     job["info"]["id"] = "restored-id"
     _edit_keeping_times(path, json.dumps(job))
@@ -83,7 +83,7 @@ def test_a_job_file_edited_with_its_old_time_is_read(quark, write_config, tmp_pa
 
 def test_a_truncated_job_file_with_its_old_time_is_refused(quark, write_config, tmp_path):
     run = _submitted(quark, write_config, tmp_path / "run")
-    path = sorted(run.glob("jobs/*/job_info.json"))[0]
+    path = sorted(run.glob("jobs/*.json"))[0]
     _edit_keeping_times(path, path.read_text()[:30])
     for command in ("status", "collect"):
         result = quark(command, run)

@@ -32,10 +32,10 @@ def _journal_of_a_killed_collect(quark, write_config, tmp_path: Path) -> tuple[P
     run = _submitted(quark, write_config, tmp_path / "run")
     collected = tmp_path / "collected"
     shutil.copytree(run, collected)
-    for job_dir in sorted(p.parent for p in collected.glob("jobs/000-r1-*/job_info.json")):
+    for job_dir in sorted(p.with_suffix("") for p in collected.glob("jobs/000-r1-*.json")):
         finish_job(job_dir)
     assert quark("collect", collected).exit_code == 3
-    jobs = [p.relative_to(collected) for p in collected.glob("jobs/000-r1-*/job_info.json")]
+    jobs = [p.relative_to(collected) for p in collected.glob("jobs/000-r1-*.json")]
     files = [Path("records/000-r1.json"), *jobs]
     writes = [{"path": path.as_posix(), "content": (collected / path).read_text()} for path in files]
     (run / JOURNAL_DIR).mkdir(exist_ok=True)
@@ -77,17 +77,18 @@ def test_a_record_torn_by_a_power_cut_is_read_from_the_journal(quark, write_conf
         ("records/a\u0000.json", "{}", "{segment}: damaged journal segment (ValueError); restore it or remove the run"),
         ("records/000-r1.json", "garbage", "{run}/records/000-r1.json: damaged JSON at line 1 column 1; restore it"),
         ("jobs/ghost/job_info.json", "JOB", "{run}/jobs/ghost/job_info.json: key: '000-r1-"),
+        ("jobs/ghost.json", "JOB", "{run}/jobs/ghost.json: key: '000-r1-"),
     ],
 )
 def test_a_journal_segment_that_is_not_ours_is_refused_before_anything_is_written(
     quark, write_config, tmp_path, path, content, message
 ):
     run = _submitted(quark, write_config, tmp_path / "run")
-    for job_dir in sorted(p.parent for p in run.glob("jobs/*/job_info.json")):
+    for job_dir in sorted(p.with_suffix("") for p in run.glob("jobs/*.json")):
         finish_job(job_dir)
     before = {p: p.read_bytes() for p in run.rglob("*.json") if JOURNAL_DIR not in p.parts}
     if content == "JOB":  # another job's whole file, in a folder of its own
-        content = next(run.glob("jobs/000-r1-*/job_info.json")).read_text()
+        content = next(run.glob("jobs/000-r1-*.json")).read_text()
     other = {**json.loads((run / "records/000-r2.json").read_text()), "quark_job_status": "FAILED"}
     good = {"path": "records/000-r2.json", "content": json.dumps(other)}  # valid, yet not written either
     (run / JOURNAL_DIR).mkdir(exist_ok=True)

@@ -171,7 +171,7 @@ def test_a_service_s_message_is_printed_escaped_never_run_by_the_terminal(quark,
 
     run = tmp_path / "run"
     assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).exit_code == 3
-    fail_job(sorted(run.glob("jobs/*/job_info.json"))[0].parent, "\ud800 lone \x1b[31mred")
+    fail_job(sorted(run.glob("jobs/*.json"))[0].with_suffix(""), "\ud800 lone \x1b[31mred")
     for command in ("collect", "status"):
         done = subprocess.run(
             [sys.executable, "-m", "quark_cli.cli", command, str(run)],

@@ -101,8 +101,8 @@ def test_a_read_only_run_is_reported_and_collect_all_goes_on(quark_process, writ
     root = tmp_path / "runs"
     for name in ("a-read-only", "b-fine"):
         assert quark_process("submit", write_config(ASYNC), "-o", root / name).returncode == 3
-    for job in root.glob("*/jobs/*/job_info.json"):
-        finish_job(job.parent)
+    for job in root.glob("*/jobs/*.json"):
+        finish_job(job.with_suffix(""))
     frozen = root / "a-read-only"
     try:
         _mount("--bind", str(frozen), str(frozen))
@@ -162,8 +162,8 @@ def test_a_run_of_another_user_is_reported_and_collect_all_goes_on(quark_process
         if mine.returncode == 126 or "Permission denied" in mine.stderr and "python" in mine.stderr:
             pytest.skip(f"this Python cannot run as another user: {mine.stderr.strip()[:200]}")
         assert mine.returncode == 3, mine.stderr
-        for job in (root / "b-nobody").glob("jobs/*/job_info.json"):
-            finish_job(job.parent)
+        for job in (root / "b-nobody").glob("jobs/*.json"):
+            finish_job(job.with_suffix(""))
 
         def as_user(*args: object) -> subprocess.CompletedProcess:
             return subprocess.run(
@@ -199,8 +199,9 @@ def test_names_too_long_for_a_file_are_shortened_the_same_way_every_time(quark, 
     assert set(folders) == {long_name, f"{long_name}.Double", f"{long_name}.Double.AsyncSquare"}
     run = tmp_path / "run"
     assert quark("submit", config, "-o", run).exit_code == 3
-    (job,) = (run / "jobs").glob("*")
-    assert len(job.name.encode()) < 160 and job.name.startswith("000-r1-NumbersWithAVeryLong")
+    (job_file,) = (run / "jobs").glob("*.json")
+    job = job_file.with_suffix("")
+    assert len(job_file.name.encode()) < 160 and job.name.startswith("000-r1-NumbersWithAVeryLong")
     assert job.name == folders[f"{long_name}.Double.AsyncSquare"].replace("<stack>", "000-r1").replace("<phase>", "pre")
     finish_job(job)
     assert quark("collect", run).exit_code == 0

@@ -44,7 +44,7 @@ application:
 
 
 def _jobs(run: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("jobs/*/job_info.json"))}
+    return {p.stem: json.loads(p.read_text()) for p in sorted(run.glob("jobs/*.json"))}
 
 
 def test_a_done_job_whose_collect_failed_is_collected_again_without_paying_again(

@@ -70,7 +70,7 @@ def terminal(*args: str, no_color: bool, cwd: Path) -> pexpect.spawn:
 def test_collect_wait_shows_live_progress_in_a_terminal_and_ends_cleanly(quark, write_config, tmp_path):
     run = tmp_path / "run"
     assert quark("submit", write_config(TWO_JOBS), "-o", run).exit_code == 3
-    first, second = sorted((run / "jobs").iterdir())
+    first, second = sorted(path.with_suffix("") for path in (run / "jobs").glob("*.json"))
 
     child = terminal("collect", str(run), "--wait", no_color=False, cwd=tmp_path)
     child.expect("collect run")
@@ -137,8 +137,8 @@ def test_without_a_terminal_progress_is_plain_lines_and_quiet_is_silent(quark, t
 def test_collect_wait_in_a_pipe(quark, write_config, tmp_path, quiet):
     run = tmp_path / "run"
     quark("submit", write_config(TWO_JOBS.replace("start: [1]", "start: [1], count: [1]")), "-o", run)
-    for job in (run / "jobs").iterdir():
-        finish_job(job)
+    for job in (run / "jobs").glob("*.json"):
+        finish_job(job.with_suffix(""))
     collected = quark("collect", run, "--wait", *(["--quiet"] if quiet else []))
     assert collected.exit_code == 0
     if quiet:

@@ -65,7 +65,7 @@ def results(run: Path) -> list[dict]:
 
 
 def jobs(run: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in sorted(run.glob("jobs/*/job_info.json"))}
+    return {p.stem: json.loads(p.read_text()) for p in sorted(run.glob("jobs/*.json"))}
 
 
 def app_metrics(records: list[dict]) -> list[dict]:

@@ -111,7 +111,7 @@ def test_the_seeds_async_upgrade_of_quark2s_annealer_submits_and_collects(tmp_pa
         quark_entry, "submit", HERE / "sat-async.yml", "--modules", HERE / "modules.json", "-o", run, cwd=tmp_path
     )
     assert submitted.returncode == 3, submitted.stderr
-    assert len(list(run.glob("jobs/*/job_info.json"))) == 2
+    assert len(list(run.glob("jobs/*.json"))) == 2
     collected = _quark(quark_entry, "collect", run, "--wait", "--timeout", "120", "--quiet", cwd=tmp_path)
     assert collected.returncode == 0, collected.stderr
     records = _by_stack(json.loads((run / "results.json").read_text()))

@@ -157,14 +157,14 @@ def test_the_seeds_upgrade_of_a_quark2_solver_submits_and_collects(quark, write_
     run = tmp_path / "run"
     submitted = quark("submit", config, "--modules", MODULES, "-o", run)
     assert submitted.exit_code == 3, submitted.stderr
-    jobs = sorted(run.glob("jobs/*/job_info.json"))
+    jobs = sorted(run.glob("jobs/*.json"))
     assert len(jobs) == 4
     interrupted = _results(run)[0]
     solver = _levels(interrupted)[2]
     assert solver["module_name"] == "AsyncMinimizer" and solver["module_config"] == {"restarts": 1}
     assert "job_info" in solver and interrupted["quark_job_status"] == "INTERRUPTED"
     for job in jobs:
-        finish_job(job.parent)
+        finish_job(job.with_suffix(""))
     collected = quark("collect", run)
     assert collected.exit_code == 0, collected.stderr
     synchronous = tmp_path / "sync"
@@ -178,7 +178,7 @@ def test_the_seeds_upgrade_of_a_quark2_solver_submits_and_collects(quark, write_
         assert async_levels[1]["previous_level_of"] == "LabelQUBO"
         assert async_levels[2]["job_info"]["id"].startswith("ctl-")
         # an async phase's time is in the module's own unit (ms), and counts its submit and its collect
-        submit_ms = json.loads(next(run.glob(f"jobs/{async_record['stack']}-*/job_info.json")).read_text())["submit_ms"]
+        submit_ms = json.loads(next(run.glob(f"jobs/{async_record['stack']}-*.json")).read_text())["submit_ms"]
         assert 0 < submit_ms <= async_levels[2]["postprocessing_time"] < 5000
 
 
@@ -222,8 +222,8 @@ def test_collect_rebuilds_hash_ordered_numbering_the_same_in_every_process(quark
     submitted = quark_entry("submit", config, "--modules", MODULES, "-o", run)  # no PYTHONHASHSEED set by the user
     assert submitted.returncode == 3, submitted.stderr
     assert json.loads((run / "run.json").read_text())["python_hash_seed"] == "0"
-    for job in run.glob("jobs/*/job_info.json"):
-        finish_job(job.parent)
+    for job in run.glob("jobs/*.json"):
+        finish_job(job.with_suffix(""))
     collected = quark_entry("collect", run)
     assert collected.returncode == 0, collected.stderr
     assert [record["module"]["application_score_value"] for record in _results(run)] == [1.0, 1.0]
@@ -269,8 +269,8 @@ def test_collect_finds_the_modules_where_submit_found_them_or_says_what_to_set(q
     assert quark_entry("submit", config, "--modules", library / "modules.json", "-o", run).returncode == 3
     info = json.loads((run / "run.json").read_text())
     assert str(library) in info["import_paths"]
-    for job in run.glob("jobs/*/job_info.json"):
-        finish_job(job.parent)
+    for job in run.glob("jobs/*.json"):
+        finish_job(job.with_suffix(""))
     moved = tmp_path / "moved"
     library.rename(moved)
     result = quark_entry("collect", run)

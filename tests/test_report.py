@@ -107,7 +107,7 @@ def test_failed_and_pending_stacks_are_listed_but_not_averaged(quark, write_conf
     )
     run = tmp_path / "run"
     quark("submit", config, "-o", run)
-    jobs = sorted((run / "jobs").iterdir())
+    jobs = sorted(path.with_suffix("") for path in (run / "jobs").glob("*.json"))
     fail_job(jobs[0], "node crashed")
     from toy_modules import finish_job
 

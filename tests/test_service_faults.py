@@ -68,7 +68,7 @@ def steady(client_env: Path) -> Iterator[StandInQaptiva]:
 def test_a_job_that_cannot_be_polled_does_not_hold_up_the_others(quark, steady, tmp_path):
     run = tmp_path / "run"
     quark("submit", shipped("ghz-qaptiva.yml", tmp_path, at(steady), {"n_qubits": [2, 3, 4]}), "-o", run)
-    broken = sorted(run.glob("jobs/*/job_info.json"))[1]
+    broken = sorted(run.glob("jobs/*.json"))[1]
     job = json.loads(broken.read_text())
     del job["info"]["id"]  # a job whose id was lost: its manager cannot ask about it
     broken.write_text(json.dumps(job))
@@ -77,7 +77,7 @@ def test_a_job_that_cannot_be_polled_does_not_hold_up_the_others(quark, steady, 
 
     collected = quark("collect", run)
     assert collected.exit_code == 3
-    assert f"{broken.parent.name}: QaptivaAsyncJobManager.get_status() raised KeyError: 'id'" in collected.stdout
+    assert f"{broken.stem}: QaptivaAsyncJobManager.get_status() raised KeyError: 'id'" in collected.stdout
     statuses = {r["stack"]: r["quark_job_status"] for r in results(run)}
     assert sorted(statuses.values()) == ["FINISHED", "FINISHED", "INTERRUPTED"]
     assert statuses[job["stack"]] == "INTERRUPTED", "the job is left as it was, not failed"

@@ -106,7 +106,7 @@ def ghz_config(folder: Path, n_qubits: list[int], **device: object) -> Path:
 
 
 def jobs(run: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(run.glob("jobs/*/job_info.json"))]
+    return [json.loads(p.read_text()) for p in sorted(run.glob("jobs/*.json"))]
 
 
 def records(run: Path) -> list[dict]:

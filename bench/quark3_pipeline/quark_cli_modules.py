@@ -32,6 +32,8 @@ class FileServiceJobManager(AsyncJobManager):
 class BenchApp(Core):
     """Application: the number ``index`` down; its square, as a metric, up."""
 
+    uses_store_dir = False  # writes no files
+
     def get_parameter_options(self) -> dict[str, dict[str, Any]]:
         return {"index": {"values": [0], "default": 0, "custom_input": True, "description": "the number"}}
 
@@ -46,9 +48,13 @@ class BenchApp(Core):
 class BenchMid(Core):
     """Mapping: passes data through both ways (gives the tree a level to branch below the root)."""
 
+    uses_store_dir = False  # writes no files
+
 
 class BenchDevice(AsyncCore):
     """Asynchronous device: squares the number as a job on the file service."""
+
+    uses_store_dir = False  # writes no files
 
     JobManager = FileServiceJobManager
 

@@ -155,7 +155,7 @@ class AsyncJobManager(ABC):
 
     @classmethod
     def class_path(cls) -> str:
-        """``package.module:ClassName``, stored in ``job_info.json`` to rebuild the manager."""
+        """``package.module:ClassName``, stored in the job file to rebuild the manager."""
         return f"{cls.__module__}:{cls.__qualname__}"
 
     def set_info(self, **values: Any) -> None:
@@ -229,7 +229,7 @@ class AsyncJobManager(ABC):
 def load_job_manager_class(path: str) -> type[AsyncJobManager]:
     """The job-manager class named ``package.module:ClassName`` in a saved job_info.
 
-    A job_info.json is data, not a config the user pointed at: it may name quark-cli's own backends
+    A job file is data, not a config the user pointed at: it may name quark-cli's own backends
     or a class whose module the run's config has already imported, never a module to import anew.
     """
     module_name, _, class_name = path.partition(":")

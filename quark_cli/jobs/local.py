@@ -3,9 +3,9 @@
 ``quark submit`` must return at once and the circuits must keep running after it exits, so a job is
 handed to a background *runner* through files, and every later process reads its state from disk.
 
-One job folder (``context.job_dir``, i.e. ``<run-dir>/jobs/<job-key>/``)::
+One job folder (``context.job_dir``, i.e. ``<run-dir>/jobs/<job-key>/``; the job file
+``jobs/<job-key>.json`` beside it is the engine's)::
 
-    job_info.json      written by the engine, not here
     local.json         our state: schema_version, id, state, pid of the worker, attempt, times, error
     local.job          the qat.core.Job, myQLM's own (Thrift binary) serialisation, without a pickle
     local.result.json  the job's result once it is done: states, probabilities, amplitudes (JSON)

@@ -6,9 +6,8 @@ interpreter as the submitting ``quark``, which writes the result next to the job
 needs the run directory on a filesystem that the nodes share, and the same Python environment (the
 path of ``sys.executable``) on the nodes: the usual set-up of a login node and its cluster.
 
-One job folder (``context.job_dir``)::
+One job folder (``context.job_dir``; the job file ``jobs/<job-key>.json`` beside it is the engine's)::
 
-    job_info.json   written by the engine, not here
     slurm.sh        the batch script, kept for the user to read or to submit again by hand
     slurm.job       the qat.core.Job, myQLM's own serialisation
     slurm.result.json  the qat.core.Result as JSON (no pickle), written atomically by the worker

@@ -124,6 +124,8 @@ class Sampler(Core):
     preprocess: ``qat.core.Circuit`` -> ``{"counts", "shots", "nbqbits"}``; postprocess passes it up.
     """
 
+    uses_store_dir = False  # writes no files
+
     def get_parameter_options(self) -> dict[str, dict[str, Any]]:
         return {
             "shots": {

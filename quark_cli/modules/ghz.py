@@ -50,6 +50,8 @@ def circuit_stats(circuit: Any) -> dict[str, int]:
 class GHZ(Core):
     """Application: prepare an n-qubit GHZ state and measure how often the ideal outcomes appear."""
 
+    uses_store_dir = False  # writes no files
+
     submodule_options = ["GHZCircuit"]
 
     def get_parameter_options(self) -> dict[str, dict[str, Any]]:
@@ -91,6 +93,8 @@ class GHZ(Core):
 
 class GHZCircuit(Core):
     """Mapping: ``{"n_qubits": n}`` -> the GHZ circuit; reports its depth and gate count."""
+
+    uses_store_dir = False  # writes no files
 
     submodule_options = list(DEVICE_OPTIONS)
 

@@ -74,6 +74,8 @@ def brute_force_maxcut(n_nodes: int, edges: Iterable[Sequence[int]]) -> int:
 class MaxCut(Core):
     """Application: split the nodes of a random graph in two so that as many edges as possible cross."""
 
+    uses_store_dir = False  # writes no files
+
     submodule_options = ["QAOA"]
 
     def get_parameter_options(self) -> dict[str, dict[str, Any]]:

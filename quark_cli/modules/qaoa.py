@@ -97,6 +97,8 @@ def optimize_angles(n_nodes: int, edges: Sequence[Sequence[int]], p: int, maxite
 class QAOA(Core):
     """Solver: QAOA angles found classically, then one sampling job of the final circuit on the device."""
 
+    uses_store_dir = False  # writes no files
+
     submodule_options = list(DEVICE_OPTIONS)
     # Set by preprocess; postprocess needs the graph to score the device's samples.
     _edges: list[tuple[int, int]] | None = None

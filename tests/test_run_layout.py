@@ -1,0 +1,117 @@
+"""The run directory's layout: job files flat in ``jobs/``, item folders only where a module writes.
+
+A run made by an earlier quark-cli (run.json of schema version 1, job files in
+``jobs/<key>/job_info.json``) is collected to its end in its own layout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from toy_modules import finish_job
+
+QUIET_MODULES = """
+from toy_modules import AsyncSquare, Numbers
+
+
+class QuietNumbers(Numbers):
+    uses_store_dir = False
+
+
+class QuietSquare(AsyncSquare):
+    uses_store_dir = False
+"""
+
+TWO_ITEMS = """
+application:
+  module: toy_modules:Numbers
+  config: {start: [1, 2]}
+  submodules: [{name: AsyncSquare}]
+"""
+
+
+def _quiet_config(write_config, tmp_path: Path, device: str) -> Path:
+    (tmp_path / "quiet_modules.py").write_text(QUIET_MODULES)
+    return write_config(
+        f"""
+        application:
+          module: quiet_modules:QuietNumbers
+          config: {{start: [1, 2]}}
+          submodules: [{{module: "{device}"}}]
+        """
+    )
+
+
+def _statuses(run: Path) -> dict[str, str]:
+    return {record["stack"]: record["quark_job_status"] for record in json.loads((run / "results.json").read_text())}
+
+
+def test_a_stack_whose_modules_write_no_files_gets_no_item_folder(quark, write_config, tmp_path):
+    run = tmp_path / "run"
+    assert quark("submit", _quiet_config(write_config, tmp_path, "quiet_modules:QuietSquare"), "-o", run).exit_code == 3
+    for job in run.glob("jobs/*.json"):
+        finish_job(job.with_suffix(""))
+    assert quark("collect", run).exit_code == 0
+    assert _statuses(run) == {"000-r1": "FINISHED", "001-r1": "FINISHED"}
+    assert not (run / "benchmarks").exists()
+
+
+def test_one_module_that_may_write_gets_its_stack_the_item_folder(quark, write_config, tmp_path):
+    run = tmp_path / "run"
+    assert quark("submit", _quiet_config(write_config, tmp_path, "toy_modules:AsyncSquare"), "-o", run).exit_code == 3
+    assert sorted(path.name for path in (run / "benchmarks").iterdir()) == ["benchmark_0", "benchmark_1"]
+
+
+def test_job_files_lie_flat_beside_the_folders_their_backend_keeps(quark, write_config, tmp_path):
+    run = tmp_path / "run"
+    assert quark("submit", write_config(TWO_ITEMS), "-o", run).exit_code == 3
+    keys = ["000-r1-Numbers.AsyncSquare-pre", "001-r1-Numbers.AsyncSquare-pre"]
+    assert sorted(path.name for path in run.glob("jobs/*.json")) == [f"{key}.json" for key in keys]
+    assert [json.loads((run / "jobs" / f"{key}.json").read_text())["key"] for key in keys] == keys
+    assert not list(run.glob("jobs/*/job_info.json"))
+    assert json.loads((run / "run.json").read_text())["schema_version"] == 2
+
+
+def _as_made_before(run: Path) -> None:
+    """The run as a quark-cli of run.json version 1 left it: jobs/<key>/job_info.json."""
+    for path in run.glob("jobs/*.json"):
+        folder = path.with_suffix("")
+        folder.mkdir(exist_ok=True)
+        path.rename(folder / "job_info.json")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "schema_version": 1}))
+
+
+def test_a_run_made_before_flat_job_files_is_collected_in_its_own_layout(quark, write_config, tmp_path):
+    run, old = tmp_path / "run", tmp_path / "old"
+    assert quark("submit", write_config(TWO_ITEMS), "-o", run).exit_code == 3
+    shutil.copytree(run, old)
+    _as_made_before(old)
+    assert quark("status", old).exit_code == 3
+    finish_job(old / "jobs" / "000-r1-Numbers.AsyncSquare-pre")
+
+    assert quark("collect", old).exit_code == 3
+    assert _statuses(old) == {"000-r1": "FINISHED", "001-r1": "INTERRUPTED"}
+    finish_job(old / "jobs" / "001-r1-Numbers.AsyncSquare-pre")
+    assert quark("collect", old).exit_code == 0
+
+    assert _statuses(old) == {"000-r1": "FINISHED", "001-r1": "FINISHED"}
+    jobs = [json.loads(path.read_text()) for path in sorted(old.glob("jobs/*/job_info.json"))]
+    assert [(job["key"], job["status"]) for job in jobs] == [
+        ("000-r1-Numbers.AsyncSquare-pre", "DONE"),
+        ("001-r1-Numbers.AsyncSquare-pre", "DONE"),
+    ]
+    assert not list(old.glob("jobs/*.json"))
+    assert json.loads((old / "run.json").read_text())["schema_version"] == 1
+
+
+def test_a_job_file_deleted_by_hand_is_noticed_though_the_index_is_current(quark, write_config, tmp_path):
+    run = tmp_path / "run"
+    assert quark("submit", write_config(TWO_ITEMS), "-o", run).exit_code == 3
+    job = run / "jobs" / "001-r1-Numbers.AsyncSquare-pre.json"
+    job.unlink()
+    refused = quark("collect", run)
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(f"error: {job}: missing, yet jobs in {run / 'records' / '001-r1.json'} names it")
