@@ -46,7 +46,10 @@ class ModuleAdapter:
         self.name = name
         self.quark2 = speaks_quark2(type(instance))
         self.is_async = isinstance(instance, AsyncCore)
-        self.uses_store_dir = getattr(type(instance), "uses_store_dir", True) is not False
+        #: A module that saves (``Application.save``) gets its folder whatever it says.
+        self.uses_store_dir = bool(getattr(instance, "uses_store_dir", True)) or callable(
+            getattr(instance, "save", None)
+        )
         #: Metrics the module carries from its construction, put back after every reset: like QUARK 2,
         #: the git revision of a module-file module from outside QUARK 2's own source.
         self._extra_metrics: dict[str, Any] = {}

@@ -8,6 +8,14 @@ def stack_key(item: int, repetition: int) -> str:
     return f"{item:03d}-r{repetition}"
 
 
+def is_job_key(name: str) -> bool:
+    """True for a name shaped as a job key, ``<item>-r<repetition>-<modules>-pre|post``: what a job
+    file in ``jobs/`` is named by (a note a user left there is not)."""
+    item, _, rest = name.partition("-r")
+    repetition, _, modules = rest.partition("-")
+    return item.isdigit() and repetition.isdigit() and modules.endswith(("-pre", "-post"))
+
+
 def stack_of(job_key: str) -> str:
     """The stack of a job key: ``003-r1`` of ``003-r1-MaxCut.QAOA.LocalAsyncSampler-pre``."""
     return "-".join(job_key.split("-", 2)[:2])

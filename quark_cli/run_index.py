@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from quark_cli.atomic import atomic_write_bytes, atomic_write_json, fsync_dir, json_bytes
-from quark_cli.keys import stack_of
+from quark_cli.keys import is_job_key, stack_of
 from quark_cli.schema import SCHEMA_VERSION
 
 INDEX_FILE = "index.json"
@@ -208,7 +208,7 @@ class RunIndex:
                 with os.scandir(jobs_dir) as entries:
                     for entry in entries:
                         name = entry.name
-                        if name.endswith(".json") and not name.startswith("."):
+                        if name.endswith(".json") and is_job_key(name[: -len(".json")]):
                             listed.add(name[: -len(".json")])
                             if entry.stat().st_ctime_ns > written:
                                 changed.add(stack_of(name[: -len(".json")]))
@@ -218,11 +218,13 @@ class RunIndex:
             changed.update(stack_of(key) for key in jobs.keys() - listed)  # a job file deleted by hand
             return changed
         for name in os.listdir(jobs_dir) if os.path.isdir(jobs_dir) else []:
+            if not is_job_key(name):
+                continue  # the backends' shared folder, a note a user left
             try:
                 newer = os.stat(f"{jobs_dir}/{name}/job_info.json").st_ctime_ns > written
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 newer = True
-            if newer and not name.startswith("."):
+            if newer:
                 changed.add(stack_of(name))
         return changed
 

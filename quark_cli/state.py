@@ -48,7 +48,7 @@ from quark_cli.atomic import (
 from quark_cli.errors import RunDirError, RunLockedError
 from quark_cli.group_commit import STAGING_DIR, checkpoint_staged, committed_write, staged_write, staging
 from quark_cli.journal import replay
-from quark_cli.keys import stack_of
+from quark_cli.keys import is_job_key, stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile
 from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, OPEN_JOBS_FILE, RunIndex
 from quark_cli.schema import (
@@ -353,7 +353,7 @@ class RunDir(RunIndex, ResultsFile):
             keys = [e.name[: -len(".json")] for e in entries if e.name.endswith(".json")]
         else:
             keys = [e.name for e in entries if e.is_dir() and os.path.exists(os.path.join(e.path, "job_info.json"))]
-        return sorted(key for key in keys if not key.startswith("."))
+        return sorted(key for key in keys if is_job_key(key))
 
     def write_job(self, job: dict[str, Any], durable: bool = False) -> None:
         """Save a job's info; ``durable`` for the intent written before a service is called.
@@ -456,7 +456,8 @@ class RunDir(RunIndex, ResultsFile):
             names = os.listdir(self.jobs_dir)
         except FileNotFoundError:
             return set()
-        return {stack_of(name) for name in names if not name.startswith(".")}
+        keys = (name[: -len(".json")] if name.endswith(".json") else name for name in names)
+        return {stack_of(key) for key in keys if is_job_key(key)}
 
     def read_record(self, key: str) -> dict[str, Any] | None:
         return read_json(self.record_file(key), "record", missing_ok=True)

@@ -115,3 +115,48 @@ def test_a_job_file_deleted_by_hand_is_noticed_though_the_index_is_current(quark
     refused = quark("collect", run)
     assert refused.exit_code == 2
     assert refused.stderr.startswith(f"error: {job}: missing, yet jobs in {run / 'records' / '001-r1.json'} names it")
+
+
+def test_stray_files_in_jobs_are_left_alone_in_either_layout(quark, write_config, tmp_path):
+    run, old = tmp_path / "run", tmp_path / "old"
+    assert quark("submit", write_config(TWO_ITEMS), "-o", run).exit_code == 3
+    shutil.copytree(run, old)
+    _as_made_before(old)
+    for folder in (run, old):
+        (folder / "jobs" / "notes.txt").write_text("asked the admins about the queue\n")
+        (folder / "jobs" / "foo.json").write_text('{"a": 1}')
+        (folder / "jobs" / "x.json").mkdir()
+        assert quark("status", folder).exit_code == 3, folder
+        assert quark("cancel", folder, "--forget", "000-r1-Numbers.AsyncSquare-pre").exit_code == 0, folder
+        finish_job(folder / "jobs" / "001-r1-Numbers.AsyncSquare-pre")
+        assert quark("collect", folder).exit_code == 1, folder  # 000-r1 cancelled, 001-r1 finished
+        assert _statuses(folder) == {"000-r1": "FAILED", "001-r1": "FINISHED"}
+        assert (folder / "jobs" / "notes.txt").read_text() == "asked the admins about the queue\n"
+        assert (folder / "jobs" / "foo.json").read_text() == '{"a": 1}'
+
+
+SAVING_MODULES = """
+from toy_modules import Numbers
+
+
+class SavingNumbers(Numbers):
+    uses_store_dir = False  # says so, yet saves: its folder is made all the same
+
+    def save(self, path, iter_count):
+        with open(f"{path}/numbers_{iter_count}.txt", "w") as file:
+            file.write("saved")
+"""
+
+
+def test_an_application_that_saves_gets_its_folder_whatever_it_says(quark, write_config, tmp_path):
+    (tmp_path / "saving_modules.py").write_text(SAVING_MODULES)
+    config = write_config(
+        """
+        application:
+          module: saving_modules:SavingNumbers
+          submodules: [{name: Double, submodules: [{name: Recorder}]}]
+        """
+    )
+    run = tmp_path / "run"
+    assert quark("run", config, "-o", run).exit_code == 0
+    assert (run / "benchmarks" / "benchmark_0" / "numbers_1.txt").read_text() == "saved"
