@@ -233,16 +233,22 @@ class GroupCommit:
         plan = _Plan()
         journaled_writes: list[tuple[str, bytes]] = []
         temp_indexes: list[int] = []
+        outside = False
         for index, (kind, path, data, _) in enumerate(items):
             if kind != "file":
                 continue
             relative = path[len(self.prefix) :] if path.startswith(self.prefix) else ""
-            if journaled(relative):
+            if journaled(relative) and not outside:
                 plan.journaled.add(index)
                 journaled_writes.append((relative, data))
                 if in_place(path, data):
                     plan.in_place.add(index)
                     continue
+            else:
+                # a journaled write queued after one outside the journal (a backend's files, then
+                # its job's new status) is renamed into place after it: the segment, replayed after
+                # a kill, must not bring back the later write without the earlier one
+                outside = True
             temp_indexes.append(index)
         if journaled_writes:
             self._journal.append(journaled_writes)

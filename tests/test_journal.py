@@ -133,3 +133,23 @@ def test_a_fifo_in_place_of_a_record_is_an_error_not_a_hang(quark_process, write
         assert result.returncode == 2, result.stderr
         expected = f"error: {record}: is a FIFO or socket, not a record file; restore it or remove the run\n"
         assert result.stderr == expected
+
+
+def test_a_job_s_new_status_never_lands_without_the_backend_files_queued_before_it(quark, write_config, tmp_path):
+    """A backend stages its files, then the engine the job's new status, in one batch: a kill after the
+    batch's segment, before the backend's files are renamed into place, must not leave the job
+    SUBMITTED with its files gone (the segment is replayed, the temporaries are cleared)."""
+    from quark_cli.journal import replay
+    from quark_cli.schema import check_journaled
+
+    run = _submitted(quark, write_config, tmp_path / "run")
+    job = next(run.glob("jobs/000-r1-*.json"))
+    before = job.read_bytes()
+    backend_file = job.with_suffix("") / "backend.json"
+    (backend_file / "in-the-way").mkdir(parents=True)  # its rename fails: the kill between the two
+    with pytest.raises(OSError):
+        with group_commit(run):
+            staged_write(backend_file, b"{}")
+            staged_write(job, json.dumps({**json.loads(before), "status": "DONE"}).encode(), sync_dir=False)
+    replay(run, check_journaled)
+    assert job.read_bytes() == before
