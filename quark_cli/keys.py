@@ -16,6 +16,17 @@ def is_job_key(name: str) -> bool:
     return item.isdigit() and repetition.isdigit() and modules.endswith(("-pre", "-post"))
 
 
+def job_key_of(name: str, flat: bool) -> str | None:
+    """The key of the job an entry of ``jobs/`` is named for: ``<key>.json`` where job files lie flat
+    (``flat``), the folder ``<key>`` in a run of run.json version 1; None for anything else there
+    (the backends' shared folder, a note a user left)."""
+    if flat:
+        key = name[: -len(".json")] if name.endswith(".json") else ""
+    else:
+        key = name
+    return key if is_job_key(key) else None
+
+
 def stack_of(job_key: str) -> str:
     """The stack of a job key: ``003-r1`` of ``003-r1-MaxCut.QAOA.LocalAsyncSampler-pre``."""
     return "-".join(job_key.split("-", 2)[:2])

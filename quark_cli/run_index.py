@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from quark_cli.atomic import atomic_write_bytes, atomic_write_json, fsync_dir, json_bytes
-from quark_cli.keys import is_job_key, stack_of
+from quark_cli.keys import job_key_of, stack_of
 from quark_cli.schema import SCHEMA_VERSION
 
 INDEX_FILE = "index.json"
@@ -207,19 +207,19 @@ class RunIndex:
             try:
                 with os.scandir(jobs_dir) as entries:
                     for entry in entries:
-                        name = entry.name
-                        if name.endswith(".json") and is_job_key(name[: -len(".json")]):
-                            listed.add(name[: -len(".json")])
+                        key = job_key_of(entry.name, flat=True)
+                        if key is not None:
+                            listed.add(key)
                             if entry.stat().st_ctime_ns > written:
-                                changed.add(stack_of(name[: -len(".json")]))
+                                changed.add(stack_of(key))
             except FileNotFoundError:
                 pass
             jobs = (self.read_index_detail() or {}).get("jobs") or {}
             changed.update(stack_of(key) for key in jobs.keys() - listed)  # a job file deleted by hand
             return changed
         for name in os.listdir(jobs_dir) if os.path.isdir(jobs_dir) else []:
-            if not is_job_key(name):
-                continue  # the backends' shared folder, a note a user left
+            if job_key_of(name, flat=False) is None:
+                continue
             try:
                 newer = os.stat(f"{jobs_dir}/{name}/job_info.json").st_ctime_ns > written
             except (FileNotFoundError, NotADirectoryError):

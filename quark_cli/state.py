@@ -48,7 +48,7 @@ from quark_cli.atomic import (
 from quark_cli.errors import RunDirError, RunLockedError
 from quark_cli.group_commit import STAGING_DIR, checkpoint_staged, committed_write, staged_write, staging
 from quark_cli.journal import replay
-from quark_cli.keys import is_job_key, stack_of
+from quark_cli.keys import is_job_key, job_key_of, stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile
 from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, OPEN_JOBS_FILE, RunIndex
 from quark_cli.schema import (
@@ -343,17 +343,22 @@ class RunDir(RunIndex, ResultsFile):
             return self.jobs_dir / f"{key}.json"
         return self.jobs_dir / key / "job_info.json"
 
-    def job_keys(self) -> list[str]:
-        """The keys of the jobs that have a job file (without reading any), sorted."""
+    def job_keys(self, stacks: set[str] | None = None) -> list[str]:
+        """The keys of the jobs that have a job file (of ``stacks`` only, when given), sorted, without
+        reading any: one listing of ``jobs/``, and in a run of run.json version 1 a stat a job."""
         try:
             entries = list(os.scandir(self.jobs_dir))
         except FileNotFoundError:
             return []
-        if self.flat_jobs:
-            keys = [e.name[: -len(".json")] for e in entries if e.name.endswith(".json")]
-        else:
-            keys = [e.name for e in entries if e.is_dir() and os.path.exists(os.path.join(e.path, "job_info.json"))]
-        return sorted(key for key in keys if is_job_key(key))
+        flat = self.flat_jobs
+        keys = []
+        for entry in entries:
+            key = job_key_of(entry.name, flat)
+            if key is None or (stacks is not None and stack_of(key) not in stacks):
+                continue
+            if flat or (entry.is_dir() and os.path.exists(os.path.join(entry.path, "job_info.json"))):
+                keys.append(key)
+        return sorted(keys)
 
     def write_job(self, job: dict[str, Any], durable: bool = False) -> None:
         """Save a job's info; ``durable`` for the intent written before a service is called.
@@ -466,7 +471,7 @@ class RunDir(RunIndex, ResultsFile):
         """The jobs of some stacks only (job keys start with their stack key), in key order."""
         if not stacks:
             return []
-        return [self.read_job(key) for key in self.job_keys() if stack_of(key) in stacks]
+        return [self.read_job(key) for key in self.job_keys(stacks)]
 
     def record_file(self, key: str) -> Path:
         return self.records_dir / f"{key}.json"
