@@ -30,7 +30,7 @@ from quark_cli.group_commit import GroupCommit, after_commit, checkpoint_staged,
 from quark_cli.jobs.base import (
     AsyncStatus,
     JobContext,
-    PolledJobContext,
+    LazyJobContext,
     SubmissionUnknownError,
     call_user,
     checked_status,
@@ -475,11 +475,12 @@ class BenchmarkManager(CollectReads, Cancelling):
         return self._index.get(key) in CLOSED
 
     def _context(self, job: dict[str, Any]) -> JobContext:
-        return PolledJobContext(job["key"], self._absolute_jobs_dir(), job.get("module_config", {}))
+        return self.job_context(job["key"], job.get("module_config", {}))
 
-    def job_dir(self, key: str) -> Path:
-        """The absolute folder of job ``key`` (made by its backend when it needs one)."""
-        return self._absolute_jobs_dir() / key
+    def job_context(self, key: str, config: dict[str, Any]) -> JobContext:
+        """Job ``key``'s context: ``config`` and its absolute folder (a path, made by its backend when it
+        needs one, and computed only when asked for)."""
+        return LazyJobContext(key, self._absolute_jobs_dir(), config)
 
     def _absolute_jobs_dir(self) -> Path:
         if self._jobs_dir is None:

@@ -24,7 +24,6 @@ from quark_cli.group_commit import commit_staged
 from quark_cli.jobs.base import (
     AsyncJobManager,
     AsyncStatus,
-    JobContext,
     JobFailedError,
     JobManagerError,
     SubmitError,
@@ -162,7 +161,9 @@ class StackWalk:
         self.repetition = repetition
         self.jobs = jobs
         self.sequential = sequential
-        self.previous_levels = record_levels((previous or {}).get("module"))
+        # one copy for the walk, shared by a module's phases and nested as saved: QUARK 2's manager
+        # hands every module a part of the same tree, pre and post alike
+        self.previous_levels = record_levels(copy_tree((previous or {}).get("module")))
         self.modules: list[ModuleAdapter] = []
         self.job_keys: list[str] = []
         self.uncertain: list[str] = []  # jobs whose submit raised: they may or may not be on their service
@@ -236,7 +237,7 @@ class StackWalk:
         if self.manager.on_phase:
             self.manager.on_phase(self.key, module_path, phase)
         if level < len(self.previous_levels):
-            previous_level = copy_tree(self.previous_levels[level])
+            previous_level = self.previous_levels[level]
         else:  # as QUARK 2's manager: the application gets {} on a fresh walk, its submodules None
             previous_level = {} if level == 0 else None
         kwargs: dict[str, Any] = {
@@ -268,7 +269,7 @@ class StackWalk:
             kwargs.update(
                 sequential=self.sequential,
                 job_listener=_JobRecorder(self.manager.run, job, self.manager.submission_window),
-                job_context=JobContext(key=job_key, job_dir=self.manager.job_dir(job_key), config=config),
+                job_context=self.manager.job_context(job_key, config),
                 wait_timeout=self.manager.wait_timeout,
                 async_job=saved if saved and saved.get("status") != "RETRY" else None,
             )

@@ -58,9 +58,10 @@ class JobContext:
     submission_id: str | None = None
 
 
-class PolledJobContext(JobContext):
-    """A ``JobContext`` whose ``job_dir`` is made on first use: a collect polls 100,000 jobs, and most
-    job managers never ask for their folder (a Path each cost more than a second there)."""
+class LazyJobContext(JobContext):
+    """A ``JobContext`` whose ``job_dir`` is made on first use: a collect polls 100,000 jobs and walks
+    their stacks, and most job managers never ask for their folder (a Path each cost more than a
+    second there)."""
 
     def __init__(self, key: str, jobs_dir: Path, config: dict[str, Any]) -> None:
         self.key = key

@@ -42,6 +42,10 @@ class ModuleLoadError(ValueError):
     """
 
 
+#: Classes ``load_class`` found, by the name it was given (this process imports a module once anyway).
+_loaded: dict[str, type[Core]] = {}
+
+
 def load_class(path_or_name: str) -> type[Core]:
     """Import the module class for a registry name or a ``package.module:Class`` path.
 
@@ -53,6 +57,9 @@ def load_class(path_or_name: str) -> type[Core]:
     """
     from quark_cli.quark2 import is_module_class
 
+    found = _loaded.get(path_or_name)
+    if found is not None:  # a stack's modules are built again for each of 100,000 stacks
+        return found
     path = MODULES.get(path_or_name, path_or_name)
     module_name, sep, class_name = path.partition(":")
     if not sep or not module_name or not class_name:
@@ -69,6 +76,7 @@ def load_class(path_or_name: str) -> type[Core]:
     cls = getattr(module, class_name, None)
     if not is_module_class(cls):
         raise ModuleLoadError(f"module {path_or_name!r}: {module_name} has no module class {class_name!r}")
+    _loaded[path_or_name] = cls
     return cls
 
 
