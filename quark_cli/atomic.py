@@ -8,13 +8,14 @@ mix. Folder fsyncs can be deferred to the end of a command (``deferred_dir_sync`
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -68,13 +69,22 @@ def deferred_dir_sync() -> Iterator[None]:
             _deferred_dirs = None
 
 
+class FileSpan(NamedTuple):
+    """``length`` bytes of the open file ``fd`` from ``offset``: a part of ``atomic_write_bytes``'s
+    data that the kernel copies file to file (``copy_file_range``), never read into the process."""
+
+    fd: int
+    offset: int
+    length: int
+
+
 def atomic_write_bytes(
-    path: Path, data: bytes | list[bytes | memoryview], durable: bool = False, sync_dir: bool = True
+    path: Path, data: bytes | list[bytes | memoryview | FileSpan], durable: bool = False, sync_dir: bool = True
 ) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix.
 
     ``data`` is the content, or its parts in order (written one after the other, never joined: a
-    100 MB results.json spliced from a few new lines and the old file's spans).
+    100 MB results.json spliced from a few new lines and the old file's spans, ``FileSpan``).
     The file is created user-only (0600) by ``mkstemp``. ``sync_dir=False`` skips the folder's fsync
     for rewrites whose loss in a power cut is harmless (the previous version is still valid).
     """
@@ -87,10 +97,12 @@ def atomic_write_bytes(
         raise
     try:
         with os.fdopen(fd, "wb") as handle:
-            if isinstance(data, list):
-                handle.writelines(data)
-            else:
-                handle.write(data)
+            for part in data if isinstance(data, list) else [data]:
+                if isinstance(part, FileSpan):
+                    handle.flush()  # the span lands after what was written so far
+                    _copy_span(part, fd)
+                else:
+                    handle.write(part)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, path)
@@ -109,6 +121,33 @@ def atomic_write_bytes(
     fsync_dir(path.parent)
     if durable and new_folder:
         fsync_dir(path.parent.parent)
+
+
+def _copy_span(span: FileSpan, out: int) -> None:
+    """Append ``span`` to the file open as ``out``: by ``copy_file_range``, or where the file
+    system cannot (another device, an old kernel), read and written in blocks. OSError if the
+    source is shorter than the span."""
+    offset, left = span.offset, span.length
+    kernel = True
+    while left > 0:
+        if kernel:
+            try:
+                copied = os.copy_file_range(span.fd, out, left, offset)
+            except OSError as error:
+                if error.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                kernel = False
+                continue
+        else:
+            block = os.pread(span.fd, min(left, 1 << 20), offset)
+            copied = len(block)
+            view = memoryview(block)
+            while view:
+                view = view[os.write(out, view) :]
+        if copied == 0:
+            raise OSError(errno.EIO, f"a span to copy ends past its file's end ({left} bytes short)")
+        offset += copied
+        left -= copied
 
 
 def atomic_write_shared(path: Path, data: bytes) -> None:

@@ -207,6 +207,8 @@ class RunIndex:
             try:
                 with os.scandir(jobs_dir) as entries:
                     for entry in entries:
+                        if not entry.name.endswith(".json"):  # a backend's job folder: half the entries
+                            continue
                         key = job_key_of(entry.name, flat=True)
                         if key is not None:
                             listed.add(key)

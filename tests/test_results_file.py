@@ -3,14 +3,17 @@ the same file a rebuild from every record gives (and a file that is not ours is 
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import random
 
 import pytest
 from test_async_engine import _results
 from test_index_trust import _finish_all, _submitted
 
-from quark_cli.results_file import RESULTS_FILE, _results_bytes, _spliced, _stack_order, result_line
+import quark_cli.results_file as results_file
+from quark_cli.results_file import RESULTS_FILE, _results_bytes, _splice, _splice_plan, _stack_order, result_line
 from quark_cli.state import RunDir
 
 
@@ -23,6 +26,13 @@ def _record(item: int, repetition: int, value: int) -> dict:
 
 def _expected(records: dict[str, dict]) -> bytes:
     return _results_bytes([result_line(records[key]) for key in sorted(records, key=_stack_order)])
+
+
+def _spliced(path, new: dict[str, bytes]) -> bytes | None:
+    """The file at ``path`` as ``_splice_plan`` would write it, or None."""
+    raw = path.read_bytes()
+    plan = _splice_plan(raw, new)
+    return None if plan is None else b"".join(raw[part] if isinstance(part, slice) else part for part in plan)
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -39,7 +49,7 @@ def test_spliced_lines_give_the_file_a_rebuild_gives(tmp_path, seed):
         record = _record(item, repetition, chance.randint(1, 99))
         new[record["stack"]] = result_line(record)
     after = {**before, **{key: json.loads(line) for key, line in new.items()}}
-    spliced = b"".join(_spliced(path, new))
+    spliced = _spliced(path, new)
     assert spliced == _expected(after)
     json.loads(spliced)
 
@@ -49,6 +59,32 @@ def test_a_file_that_is_not_ours_is_not_spliced(tmp_path, text):
     path = tmp_path / "results.json"
     path.write_text(text)
     assert _spliced(path, {"000-r1": result_line(_record(0, 1, 1))}) is None
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["copy_file_range", "file system without it"])
+def test_a_spliced_file_copies_its_unchanged_spans_file_to_file(tmp_path, monkeypatch, kernel):
+    """Long unchanged spans go file to file; where the file system refuses that, by reads and writes."""
+    monkeypatch.setattr(results_file, "KERNEL_COPY_BYTES", 1)  # every span, however short
+    if not kernel:
+
+        def refused(*args):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refused)
+    records = {f"{item:03d}-r1": _record(item, 1, item) for item in range(0, 40, 2)}
+    path = tmp_path / "results.json"
+    path.write_bytes(_expected(records))
+    changed = {**{f"{i:03d}-r1": _record(i, 1, -i) for i in (0, 7, 38, 41)}}
+    assert _splice(path, {key: result_line(record) for key, record in changed.items()})
+    assert path.read_bytes() == _expected({**records, **changed})
+
+
+@pytest.mark.parametrize("text", ["", "[]\n", '[\n{"stack": "x"}\n]\n'])
+def test_a_file_that_is_not_ours_is_left_as_it_was(tmp_path, text):
+    path = tmp_path / "results.json"
+    path.write_text(text)
+    assert not _splice(path, {"000-r1": result_line(_record(0, 1, 1))})
+    assert path.read_text() == text
 
 
 def _records_in_order(run) -> list[dict]:
@@ -114,7 +150,7 @@ def test_each_line_is_found_by_its_record_s_own_stack(tmp_path):
     path = tmp_path / "results.json"
     path.write_bytes(_expected(records))
     new = _record(1, 1, 42)
-    assert b"".join(_spliced(path, {"001-r1": result_line(new)})) == _expected({**records, "001-r1": new})
+    assert _spliced(path, {"001-r1": result_line(new)}) == _expected({**records, "001-r1": new})
 
 
 def test_a_missing_results_file_is_written_again_without_a_stamp_to_compare(quark, write_config, tmp_path):
