@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from quark_cli.runs import Outcome
 
 # markup=False: module names, metric values and service messages are printed as they are, never
@@ -255,16 +257,18 @@ def write_out(text: str) -> None:
 def json_document(document: Any) -> str:
     """A ``--json`` document: strict JSON (a NaN or Infinity is null), indented; other objects as text.
 
-    A long list of objects (a status's jobs) is written one object a line by the C encoder: an
-    indented dump goes through the pure-Python one, 3 s for 100,000 jobs. Output with a non-finite
-    number, or text that looks like one, takes the slow, exact path.
+    A long list of objects (a status's jobs) is written one compact object a line by orjson (an
+    indented dump goes through the pure-Python encoder, 3 s for 100,000 jobs; the standard library's
+    C encoder took 0.5 s). An object with non-ASCII text, or one orjson refuses, is written by the
+    standard library, ASCII with escapes, whatever the terminal's encoding. Output with a
+    non-finite number, or text that looks like one, takes the slow, exact path.
     """
     import json
 
     from quark_cli.plain import finite
 
     if isinstance(document, dict):
-        line = json.JSONEncoder(default=str, separators=(", ", ": ")).encode
+        line = _line_encoder()
         parts = []
         for name, value in document.items():
             if isinstance(value, list) and len(value) > LONG_LIST and all(isinstance(item, dict) for item in value):
@@ -276,6 +280,24 @@ def json_document(document: Any) -> str:
         if "NaN" not in fast and "Infinity" not in fast:
             return fast
     return json.dumps(finite(document), indent=2, allow_nan=False, default=str)
+
+
+def _line_encoder() -> Callable[[Any], str]:
+    """One object of a long ``--json`` list as its line (see ``json_document``)."""
+    import json
+
+    import orjson
+
+    fallback = json.JSONEncoder(default=str, separators=(", ", ": ")).encode
+
+    def line(item: Any) -> str:
+        try:
+            raw = orjson.dumps(item, default=str)
+        except orjson.JSONEncodeError:  # an integer past 64 bits, a key that is not text
+            return fallback(item)
+        return raw.decode() if raw.isascii() else fallback(item)
+
+    return line
 
 
 #: Lists longer than this in a ``--json`` document are written one item a line.
