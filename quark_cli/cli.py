@@ -223,7 +223,7 @@ def collect(
     reports = []
     for path in paths:
         try:
-            with progress_display(quiet or not wait, f"collect {Path(path).name}") as progress:
+            with interrupts.caught(), progress_display(quiet or not wait, f"collect {Path(path).name}") as progress:
                 with module_output_to_stderr():
                     outcome = runs.collect(
                         path,

@@ -25,6 +25,7 @@ from quark_cli.errors import (
     describe_os_error,
     describe_path_error,
 )
+from quark_cli.interrupts import Terminated, caught
 
 if TYPE_CHECKING:
     from quark_cli.progress import Progress
@@ -91,8 +92,6 @@ def fail(error: BaseException) -> None:
 
 def stopped(error: KeyboardInterrupt) -> None:
     """Ctrl-C (exit 130) or SIGTERM (exit 143): one line; every write before it is complete."""
-    from quark_cli.interrupts import Terminated
-
     if isinstance(error, Terminated):
         what, code = f"terminated ({signal.Signals(error.signum).name})", 128 + error.signum
     else:
@@ -131,7 +130,8 @@ def guarded(function, *args: Any, **kwargs: Any) -> Any:
 def shown(function, *args: Any, **kwargs: Any) -> Any:
     """``function(...)`` with any exception turned into one line and its exit code (no traceback)."""
     try:
-        return function(*args, **kwargs)
+        with caught():
+            return function(*args, **kwargs)
     except typer.Exit:
         raise
     except KeyboardInterrupt as error:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: The signal the waiting thread sends the main thread for a Ctrl-C (one myQLM does not replace).
@@ -55,9 +57,38 @@ def _wait_for_sigint(main: int) -> None:
     os._exit(130)
 
 
+#: How many blocks on the main thread's stack turn an interrupt into the command's own line and exit
+#: code (``caught``). Outside them (typer parsing the arguments, a command between its steps) typer
+#: would turn it into exit 130 and no word, SIGTERM included; there an interrupt ends the process at once.
+_catching = 0
+
+
+@contextmanager
+def caught() -> Iterator[None]:
+    """Mark a block whose caller handles ``KeyboardInterrupt`` and ``Terminated`` (``cli_guard.shown``)."""
+    global _catching
+    _catching += 1
+    try:
+        yield
+    finally:
+        _catching -= 1
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    if not _catching:
+        _stop_now(signal.SIGINT)
     raise KeyboardInterrupt
 
 
 def _terminate(signum: int, frame: Any) -> None:
+    if not _catching:
+        _stop_now(signum)
     raise Terminated(signum)
+
+
+def _stop_now(signum: int) -> None:
+    """End the process with the line and exit code (128 + the signal) the command would give: called
+    outside its work, where nothing is half written (every write of run state is in a ``caught`` block)."""
+    what = "interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})"
+    os.write(2, f"{what}; between the command's steps: nothing was left half done\n".encode())
+    os._exit(128 + signum)

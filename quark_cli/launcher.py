@@ -44,6 +44,9 @@ def main() -> None:
             os.execve(sys.executable, sys.orig_argv, environment)
         except OSError:
             pass  # no re-execution possible (a frozen or embedded interpreter): run with the salt we have
+    from quark_cli import interrupts
+
+    interrupts.install()  # before the CLI's imports: a Ctrl-C there gets quark's line, not a traceback
     from quark_cli.cli import main as cli_main
 
     cli_main()

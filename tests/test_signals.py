@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "maxcut.yml"
 EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
@@ -102,3 +104,25 @@ def test_signals_at_random_moments_end_cleanly_and_the_run_is_collected(tmp_path
         assert collected.returncode == 0, (trial, collected.stdout, collected.stderr)
         assert _numbers(run) == expected, trial
     assert signalled == 22
+
+
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_while_the_command_starts_or_ends_gets_its_line_and_code(tmp_path, sent):
+    """Between typer's parsing and a command's work (and after it), typer itself turned a signal into
+    exit 130 with no word, SIGTERM included. Swept over a ``quark status``'s first 0.3 s: each ends
+    with its own code and line, or finishes, or dies of the signal before quark handles any."""
+    run = tmp_path / "run"
+    assert _start("run", CONFIG, "-o", run, "--quiet").wait(timeout=600) == 0
+    seen = set()
+    for step in range(30):
+        process = _start("status", run)
+        time.sleep(0.01 * step)
+        process.send_signal(sent)
+        _, stderr = process.communicate(timeout=60)
+        if process.returncode in (0, -sent):  # done before the signal, or signalled before quark started
+            continue
+        assert process.returncode == EXITS[sent], (step, process.returncode, stderr[-300:])
+        assert stderr.strip().splitlines()[-1].startswith(MESSAGES[sent]), stderr[-300:]
+        assert "Traceback" not in stderr
+        seen.add(step)
+    assert seen, "no signal arrived while quark ran: the sweep proves nothing"
