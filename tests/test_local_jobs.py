@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from quark_cli.jobs.base import AsyncStatus, JobContext
-from quark_cli.jobs.local import LocalAsyncJobManager, read_runner_info, read_state, runner_alive
+from quark_cli.jobs.local import LocalAsyncJobManager, read_runner_info, runner_alive
+from quark_cli.jobs.local_files import read_state
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="uses /proc to find and kill processes")
 

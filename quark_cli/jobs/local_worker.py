@@ -33,7 +33,8 @@ from typing import Any
 
 from filelock import Timeout
 
-from quark_cli.jobs.local import (
+from quark_cli.atomic import atomic_write_json
+from quark_cli.jobs.local_files import (
     DONE,
     FAILED,
     JOB_FILE,
@@ -44,10 +45,7 @@ from quark_cli.jobs.local import (
     RUNNER_INFO_FILE,
     RUNNER_LOCK_FILE,
     RUNNING,
-    atomic_write_json,
-    file_lock,
     mark_worker_died,
-    now_iso,
     one_line,
     process_start_token,
     queue_dir,
@@ -57,6 +55,8 @@ from quark_cli.jobs.local import (
     state_lock,
     write_state,
 )
+from quark_cli.stamps import now_iso
+from quark_cli.state import file_lock
 
 RUNNER_IDLE_SECONDS = 3.0  # linger a little: the next submissions of a burst find the pool warm
 TICK_SECONDS = 0.05  # how often the runner looks at the queue folder: a new job waits at most this

@@ -269,7 +269,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
 
     def submit(self, job: Any) -> dict[str, str | None]:
         """Write the job and its script into the job folder and ``sbatch`` them; returns id and cluster."""
-        from quark_cli.jobs.local import job_bytes
+        from quark_cli.jobs.local_files import job_bytes
 
         try:
             script = self.batch_script()
@@ -418,7 +418,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
 
     def get_result(self) -> Any:
         """The ``qat.core.Result`` the worker saved; only once the status is DONE."""
-        from quark_cli.jobs.local import load_result
+        from quark_cli.jobs.local_files import load_result
 
         return load_result(self.job_dir / RESULT_FILE)
 

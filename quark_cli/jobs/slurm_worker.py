@@ -15,8 +15,9 @@ import time
 import traceback
 from pathlib import Path
 
-from quark_cli.jobs.local import now_iso, one_line, save_result
+from quark_cli.jobs.local_files import one_line, save_result
 from quark_cli.jobs.local_worker import get_qpu
+from quark_cli.stamps import now_iso
 
 
 def run(job_file: Path, result_file: Path) -> None:
