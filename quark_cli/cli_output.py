@@ -31,13 +31,13 @@ def silence_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _output_closed() -> None:
+def output_closed() -> None:
     """Rich's answer to a closed stdout (its own raises SystemExit(1), which would read as our bug)."""
     silence_stdout()
     raise OutputClosed
 
 
-out.on_broken_pipe = _output_closed
+out.on_broken_pipe = output_closed
 
 
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)

@@ -25,6 +25,8 @@ from rich.highlighter import RegexHighlighter
 from rich.text import Text
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from quark_cli.cli_output import output_closed
+
 #: Help text that is more to Markdown than paragraphs of prose: inline code, emphasis, escapes,
 #: entities, HTML, links, tables, strikethrough, hard line breaks, emoji codes, tabs and other
 #: control characters, and underscores that are not inside a word.
@@ -137,13 +139,15 @@ def _help_console() -> Console:
     if os.getenv("_TYPER_FORCE_DISABLE_TERMINAL"):
         force_terminal = False
     width = os.getenv("TERMINAL_WIDTH")
-    return Console(
+    console = Console(
         theme=Theme(theme),
         highlighter=_OptionHighlighter(),
         color_system="auto",
         force_terminal=force_terminal,
         width=int(width) if width else None,
     )
+    console.on_broken_pipe = output_closed  # ``quark --help | head -1``: exit 141, as every command's output
+    return console
 
 
 def draw_help(command: TyperCommand | TyperGroup, ctx: typer.Context) -> bool:

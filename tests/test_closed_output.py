@@ -33,9 +33,10 @@ def test_output_closed_before_it_is_written_is_exit_141(quark, write_config, tmp
     assert stderr == ""
 
 
-@pytest.mark.parametrize("command", [["modules"], ["validate", "CONFIG"]])
+@pytest.mark.parametrize("command", [["modules"], ["validate", "CONFIG"], ["--help"], ["status", "--help"]])
 def test_output_closed_outside_a_command_s_guard_is_exit_141(write_config, tmp_path, command):
-    """``quark modules | head -1``: printed by the command itself, not through its guard."""
+    """``quark modules | head -1``: printed by the command itself, not through its guard (help
+    screens too: rich's own answer to a closed pipe is exit 1)."""
     config = str(_config(write_config, TWO_ITEMS_ASYNC))
     process = subprocess.Popen(
         [sys.executable, "-m", "quark_cli.cli", *(config if part == "CONFIG" else part for part in command)],
