@@ -36,7 +36,8 @@ def find_runs(root: Path) -> list[Path]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise RunDirError(f"{root}: no such directory")
+        what = "a file, not a folder of runs" if root.exists() else "no such directory"
+        raise RunDirError(f"{root}: {what}")
     found: set[Path] = set()
     folders = [(root, 0)]
     while folders:

@@ -67,6 +67,10 @@ def test_runs_defaults_to_quark_runs_dir_and_says_when_it_is_empty_or_missing(qu
     assert (empty.exit_code, empty.stdout) == (0, f"{tmp_path}: no run directories\n")
     missing = quark("runs", tmp_path / "nowhere")
     assert (missing.exit_code, missing.stderr) == (2, f"error: {tmp_path / 'nowhere'}: no such directory\n")
+    (tmp_path / "a-file").write_text("not runs\n")
+    for command in ("runs", "collect --all"):
+        named = quark(*command.split(), tmp_path / "a-file")
+        assert (named.exit_code, named.stderr) == (2, f"error: {tmp_path / 'a-file'}: a file, not a folder of runs\n")
 
 
 def test_validate_describes_a_good_config_and_names_the_field_of_a_bad_one(quark, write_config, tmp_path):
