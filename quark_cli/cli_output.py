@@ -161,6 +161,8 @@ def print_status(report: dict[str, Any], show_all: bool = False) -> None:
         else "",
     ]
     print_wide([Lines([sentence]) for sentence in sentences if sentence])  # wrapped at spaces on a terminal
+    for problem in report.get("problems") or []:
+        err.print(f"warning: {problem}", markup=False, soft_wrap=True)
 
 
 def age_text(seconds: float | None) -> str:

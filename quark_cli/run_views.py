@@ -65,8 +65,9 @@ def status(path: Path) -> dict[str, Any]:
     run = RunDir.open(path)
     info = run.read_run()
     index = run.read_index_detail() or {"stacks": {}, "errors": {}, "jobs": {}}
-    states, fresh = _stack_states(run, index)
+    states, fresh, named = _stack_states(run, index)
     stacks = []
+    problems = _missing_jobs(run, named)
     for key, (state, error) in sorted(states.items()):
         item, _, repetition = key.partition("-r")
         stacks.append(
@@ -113,38 +114,65 @@ def status(path: Path) -> dict[str, Any]:
         "unknown_ages": sum(1 for job in job_rows if job["submitted_at"] and job["age_seconds"] is None),
         "stacks": stacks,
         "jobs": job_rows,
+        "problems": problems,
     }
+
+
+def _missing_jobs(run: RunDir, named: dict[str, list[str]]) -> list[str]:
+    """What ``collect`` will refuse: an unfinished stack whose record names a job that has no job file
+    (deleted by hand). ``named``: the jobs named by the unfinished records read. One sentence each."""
+    if not any(named.values()):
+        return []
+    present = set(run.job_keys(set(named)))
+    return [
+        f"{run.job_file(job_key)}: missing, yet {run.record_file(key)} names it; restore it "
+        "('quark collect' refuses the run until then: it would submit the job again)"
+        for key, job_keys in sorted(named.items())
+        for job_key in job_keys
+        if job_key not in present
+    ]
 
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _stack_states(run: RunDir, index: dict[str, Any]) -> tuple[dict[str, tuple[Any, Any]], set[str]]:
-    """Each started stack's ``(status, error)``, and the stacks read from their own files.
+def _stack_states(
+    run: RunDir, index: dict[str, Any]
+) -> tuple[dict[str, tuple[Any, Any]], set[str], dict[str, list[str]]]:
+    """Each started stack's ``(status, error)``, the stacks read from their own files, and the jobs
+    named by those of their records that are unfinished (by stack).
 
     Closed stacks come from the index; open stacks, and any the index does not show as closed, from
     their records, so the answer is current even after a command was killed before the index.
     """
+    states: dict[str, tuple[Any, Any]] = {}
+    named: dict[str, list[str]] = {}
+
+    def read(key: str) -> None:
+        record = run.read_record(key)
+        if record is None:
+            return
+        states[key] = (record.get("quark_job_status", INTERRUPTED), record.get("error"))
+        if states[key][0] != FINISHED:
+            named[key] = record.get("jobs") or []
+
     if run.index_current(index):  # the last command ended and none changed the run since: all is in the index
-        states = {key: (status, index["errors"].get(key)) for key, status in index["stacks"].items()}
+        states.update((key, (status, index["errors"].get(key))) for key, status in index["stacks"].items())
         edited = run.changed_since_index()  # but for files changed by hand since, which are read
         for key in sorted(edited):
-            record = run.read_record(key)
-            if record is not None:
-                states[key] = (record.get("quark_job_status", INTERRUPTED), record.get("error"))
-        return states, edited
+            read(key)
+        return states, edited, named
     record_keys = run.record_keys()
     started = record_keys | run.job_stacks()  # a stack killed in its first submission has a job, no record
     fresh = run.open_stacks() | {key for key in started if index["stacks"].get(key) not in (FINISHED, FAILED)}
-    states = {}
     for key in record_keys:
         if key in fresh:
-            record = run.read_record(key) or {}
-            states[key] = (record.get("quark_job_status", INTERRUPTED), record.get("error"))
+            states[key] = (INTERRUPTED, None)  # a record that went between the listing and now
+            read(key)
         else:
             states[key] = (index["stacks"][key], index["errors"].get(key))
-    return states, fresh
+    return states, fresh, named
 
 
 def stack_totals(run: RunDir, info: dict[str, Any]) -> dict[str, int]:

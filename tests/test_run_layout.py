@@ -117,6 +117,26 @@ def test_a_job_file_deleted_by_hand_is_noticed_though_the_index_is_current(quark
     assert refused.stderr.startswith(f"error: {job}: missing, yet jobs in {run / 'records' / '001-r1.json'} names it")
 
 
+def test_status_warns_of_a_job_file_deleted_by_hand_that_collect_refuses(quark, write_config, tmp_path):
+    """With the index current, and after a killed command left it behind the files."""
+    run = tmp_path / "run"
+    assert quark("submit", write_config(TWO_ITEMS), "-o", run).exit_code == 3
+    job = run / "jobs" / "001-r1-Numbers.AsyncSquare-pre.json"
+    job.unlink()
+    warning = f"warning: {job}: missing, yet {run / 'records' / '001-r1.json'} names it; restore it"
+    for when in ("index current", "index behind"):
+        if when == "index behind":
+            (run / ".changing").touch()  # what a killed command leaves
+        shown = quark("status", run)
+        assert shown.exit_code == 3
+        assert shown.stderr.startswith(warning), (when, shown.stderr)
+        assert "000-r1-Numbers.AsyncSquare-pre" in shown.stdout
+        document = json.loads(quark("status", run, "--json").stdout)
+        assert [problem.split(":")[0] for problem in document["problems"]] == [str(job)], when
+    job.with_suffix("").mkdir(exist_ok=True)  # a backend's folder of that job does not stand for its file
+    assert quark("status", run).stderr.startswith(warning)
+
+
 def test_stray_files_in_jobs_are_left_alone_in_either_layout(quark, write_config, tmp_path):
     run, old = tmp_path / "run", tmp_path / "old"
     assert quark("submit", write_config(TWO_ITEMS), "-o", run).exit_code == 3
