@@ -212,8 +212,20 @@ class StackWalk:
                 log.error("stack %s: submitting failed\n%s", self.key, traceback.format_exc())
                 return INTERRUPTED, f"{self._where}: {type(error).__name__}: {error} (submission uncertain)"
             log.error("stack %s failed\n%s", self.key, traceback.format_exc())
-            return FAILED, f"{self._where}: {type(error).__name__}: {error}"
+            return FAILED, f"{self._where}: {type(error).__name__}: {error}{self._store_dir_hint(error)}"
         return FINISHED, None
+
+    def _store_dir_hint(self, error: BaseException) -> str:
+        """Why a module found no ``store_dir``: every module of the stack said it writes no files."""
+        where = getattr(error, "filename", None)
+        if not isinstance(error, FileNotFoundError) or not isinstance(where, str) or os.path.isdir(self.store_dir):
+            return ""
+        if os.path.commonpath([os.path.abspath(where), self.store_dir]) != self.store_dir:
+            return ""
+        return (
+            " (store_dir is not made for this stack: its modules all set uses_store_dir = False; "
+            "the module that writes there must not)"
+        )
 
     def _build(self) -> None:
         config = self.manager.config

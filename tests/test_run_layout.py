@@ -180,3 +180,28 @@ def test_an_application_that_saves_gets_its_folder_whatever_it_says(quark, write
     run = tmp_path / "run"
     assert quark("run", config, "-o", run).exit_code == 0
     assert (run / "benchmarks" / "benchmark_0" / "numbers_1.txt").read_text() == "saved"
+
+
+def test_a_module_that_writes_though_it_said_it_would_not_is_told_why_it_found_no_folder(quark, write_config, tmp_path):
+    (tmp_path / "writing_modules.py").write_text(
+        "import os\n"
+        "from toy_modules import Numbers\n\n\n"
+        "class Writer(Numbers):\n"
+        "    uses_store_dir = False\n"
+        "    submodule_options = []\n\n"
+        "    def preprocess(self, data, config, **kwargs):\n"
+        "        with open(os.path.join(kwargs['store_dir'], 'notes.txt'), 'w') as handle:\n"
+        "            handle.write('x')\n"
+        "        return super().preprocess(data, config, **kwargs)\n"
+    )
+    config = write_config("application:\n  module: writing_modules:Writer\n  config: {start: [1]}\n")
+    run = tmp_path / "run"
+    result = quark("run", config, "-o", run, "--quiet")
+    assert result.exit_code == 1, result.stderr
+    (record,) = json.loads((run / "results.json").read_text())
+    assert record["quark_job_status"] == "FAILED"
+    assert record["error"].startswith("Writer.preprocess: FileNotFoundError: ")
+    assert record["error"].endswith(
+        "(store_dir is not made for this stack: its modules all set uses_store_dir = False; "
+        "the module that writes there must not)"
+    )
