@@ -12,10 +12,13 @@ is trusted only for closed stacks, and the next command reads the files and writ
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +78,28 @@ def _index_bytes(value: dict[str, Any]) -> bytes:
 
 def _index_value(raw: bytes) -> Any:
     """The JSON value of ``raw`` (orjson; the standard library's parser for the lone surrogates that
-    ``_index_bytes`` leaves to it). ValueError if it is not JSON."""
+    ``_index_bytes`` leaves to it). ValueError if it is not JSON.
+
+    The cyclic garbage collector is paused meanwhile: parsed JSON holds no cycles, and at 100,000
+    stacks its collections, run over the half million dicts being made, took 0.6 s of a collect.
+    """
+    with gc_paused():
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return json.loads(raw)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection in the block (reference counting still frees what it can)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class RunIndex:

@@ -3,6 +3,7 @@ is not, and status and collect read the files instead (found by a new user tryin
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 from test_async_engine import TWO_ITEMS_ASYNC, _config, _results
 from toy_modules import finish_job
+
+from quark_cli.run_index import _index_value
 
 
 def _submitted(quark, write_config, run: Path) -> Path:
@@ -90,3 +93,19 @@ def test_a_truncated_job_file_with_its_old_time_is_refused(quark, write_config, 
         assert result.exit_code == 2, result.stdout + result.stderr
         assert str(path) in result.stderr
     assert len(path.read_text()) == 30, "a refused command changes nothing"
+
+
+@pytest.mark.parametrize("content", [b'{"jobs": {}}', b"not json", b'{"bad": "\\ud800"}'])
+def test_reading_an_index_leaves_the_garbage_collector_as_it_found_it(content):
+    """Paused while orjson parses, back on after, whatever the file held (and still off if it was)."""
+    for enabled in (True, False):
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()
+        try:
+            _index_value(content)
+        except ValueError:
+            pass
+        assert gc.isenabled() is enabled
+    gc.enable()
