@@ -25,16 +25,11 @@ from quark_cli.cancelling import Cancelling
 from quark_cli.collect_reads import CollectReads
 from quark_cli.config import BacklogItem, BenchmarkConfig
 from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
-from quark_cli.errors import ServiceAuthError
 from quark_cli.group_commit import GroupCommit, after_commit, checkpoint_staged, group_commit
+from quark_cli.job_recovery import JobRecovery
 from quark_cli.jobs.base import (
-    AsyncStatus,
     JobContext,
     LazyJobContext,
-    SubmissionUnknownError,
-    call_user,
-    checked_status,
-    load_job_manager_class,
 )
 from quark_cli.keys import stack_key
 from quark_cli.polling import JobPoller
@@ -66,7 +61,7 @@ def _still_waits(jobs: list[dict[str, Any]]) -> bool:
     return LIVE_JOB_STATES.issuperset(statuses) and not PENDING_JOB_STATES.isdisjoint(statuses)
 
 
-class BenchmarkManager(CollectReads, Cancelling):
+class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
     """Runs a validated config's backlog inside one run directory.
 
     Usable without the CLI: ``BenchmarkManager(RunDir.open(path), config).collect()``. The caller
@@ -318,44 +313,6 @@ class BenchmarkManager(CollectReads, Cancelling):
         if record["quark_job_status"] in CLOSED:
             after_commit(self.run.mark_closed, key)
 
-    def _resolve_uncertain(self, jobs: list[dict[str, Any]], summary: Summary) -> None:
-        """Ask each uncertain job's service whether its interrupted submission arrived; act on it.
-
-        Found: the job is adopted (SUBMITTED with the service's id), never submitted twice. Certainly
-        not there: the stack's walk submits it (RETRY), or, if its submit had raised, it fails with
-        that error like its stack did. The service cannot say, or asking failed: it stays SUBMITTING
-        ("submission uncertain") and the user decides with ``--resubmit-uncertain``.
-        """
-        for job in jobs:
-            try:
-                cls = load_job_manager_class(job["job_manager"])
-                info = cls.from_job_info({}, self._context(job)).find_submitted(job)
-            except ServiceAuthError:
-                raise
-            except SubmissionUnknownError as error:
-                log.info("job %s: submission uncertain: %s", job["key"], error)
-                continue
-            except KeyboardInterrupt:
-                raise
-            except BaseException as error:  # a job manager's code: SystemExit and its kin too
-                log.warning("job %s: cannot ask its service about the interrupted submission: %s", job["key"], error)
-                summary.errors[job["key"]] = (
-                    f"submission uncertain; asking the service failed ({type(error).__name__}: {error})"
-                )
-                continue
-            if info is not None:
-                job.update(status=AsyncStatus.SUBMITTED.value, info=info, error=None, status_since=now_iso())
-                job.update(submitted_at=job.get("intent_at") or job["status_since"], adopted_at=job["status_since"])
-                log.info("job %s: the interrupted submission reached the service (%s); adopted", job["key"], info)
-            elif job.get("error"):
-                job.update(status=AsyncStatus.FAILED.value, error=f"not submitted: {job['error']}")
-                job.update(status_since=now_iso(), finished_at=now_iso())
-            else:
-                job.update(status="RETRY", status_since=now_iso())
-                log.info("job %s: the interrupted submission never reached the service; submitting it", job["key"])
-            self.run.write_job(job)
-            summary.changed.append(job["key"])
-
     def _finish(self, summary: Summary) -> None:
         """End of a pass: results.json with this pass's changed records, and the stack index (after
         the records and jobs are durable, and the journal's room is given back)."""
@@ -420,43 +377,6 @@ class BenchmarkManager(CollectReads, Cancelling):
             changed.extend(summary.changed)
         summary.changed = changed
         return summary
-
-    def _retry(self, job: dict[str, Any], summary: Summary) -> dict[str, Any]:
-        """A failed job, before ``--retry-failed`` pays for it again: still failed on its service?
-
-        A job the service knows is asked first. Reported done now (a result that showed up late): it is
-        collected, not resubmitted; pending again (requeued): it is waited for. Still failed or
-        cancelled, or never accepted: its attempt is retired and the walk submits it again. The service
-        cannot be asked: it is left as it was.
-        """
-        if (job.get("info") or {}).get("id"):
-            try:
-                cls = load_job_manager_class(job["job_manager"])
-                manager = call_user(
-                    f"{cls.__name__}.from_job_info()", cls.from_job_info, job["info"], self._context(job)
-                )
-                status = checked_status(manager, call_user(f"{cls.__name__}.get_status()", manager.get_status))
-            except Exception as error:
-                summary.errors[job["key"]] = f"not resubmitted: asking its service failed ({error})"
-                return job
-            if status not in (AsyncStatus.FAILED, AsyncStatus.CANCELLED):
-                job.update(status=status.value, error=None, info=manager.job_info, status_since=now_iso())
-                self.run.write_job(job)
-                log.info("job %s: its service reports it %s: not submitted again", job["key"], status.value)
-                return job
-        return self._retire(job)
-
-    def _retire(self, job: dict[str, Any]) -> dict[str, Any]:
-        """Keep a failed attempt (its files in ``attempts/<n>/``) and let the next walk submit it afresh."""
-        attempt = job.get("attempt", 1)
-        folder = self.run.archive_attempt(job["key"], attempt)
-        attempts = job.setdefault("previous_attempts", [])
-        fields = ("attempt", "status", "error", "info", "submitted_at", "finished_at")
-        attempts.append({**{k: job.get(k) for k in fields}, "folder": folder})
-        job.update(status="RETRY", info={}, error=None, attempt=attempt + 1)
-        job.pop("warning", None)
-        self.run.write_job(job)
-        return job
 
     def _fail_from_job(self, key: str, record: dict[str, Any], job: dict[str, Any], summary: Summary) -> None:
         reason = f"job {job['key']} {job['status'].lower()}: {job.get('error') or job['status']}"
