@@ -24,7 +24,7 @@ import pytest
 from debian import needed_package
 from toy_modules import finish_job
 
-from quark_cli.jobs.slurm import slurm_stamp
+from quark_cli.jobs.slurm_commands import slurm_stamp
 from quark_cli.stamps import interval
 
 CONTROLLED = """
