@@ -10,42 +10,35 @@ import gc
 import sys
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.text import Text
 
 from quark_cli import __version__, cli_guard, interrupts
+from quark_cli.cli_collect import collect_each
 from quark_cli.cli_guard import (
-    combine_exit_codes,
-    explain,
     fail,
     guarded,
-    module_output_to_stderr,
+    hoist_global_flags,
+    print_json,
     progress_display,
     show_log,
     shown,
-    stopped,
 )
 from quark_cli.cli_output import (
     OutputClosed,
-    collect_report,
     err,
-    json_document,
     out,
-    print_collect,
     print_report,
     print_status,
     print_warnings,
     print_wide,
     run_line,
     silence_stdout,
-    write_out,
 )
 from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
 from quark_cli.errors import (
     EXIT_BAD_INPUT,
-    EXIT_LOCKED,
     EXIT_OUTPUT_CLOSED,
     EXIT_PENDING,
     QuarkError,
@@ -211,7 +204,7 @@ def collect(
 
     Example (cron, every ten minutes): quark collect --all ~/quark-runs --quiet
     """
-    from quark_cli import run_views, runs
+    from quark_cli import run_views
 
     paths = list(run_dirs or [])
     if all_root is not None:
@@ -219,47 +212,19 @@ def collect(
     elif not paths:
         err.print("error: give one or more run directories, or --all ROOT")
         raise typer.Exit(EXIT_BAD_INPUT)
-    codes = []
-    reports = []
-    for path in paths:
-        try:
-            with interrupts.caught(), progress_display(quiet or not wait, f"collect {Path(path).name}") as progress:
-                with module_output_to_stderr():
-                    outcome = runs.collect(
-                        path,
-                        wait=wait,
-                        timeout=timeout,
-                        retry_failed=retry_failed,
-                        resubmit_uncertain=resubmit_uncertain,
-                        wait_lock=wait_lock,
-                        progress=progress if wait else None,
-                        poll_workers=poll_workers,
-                    )
-        except KeyboardInterrupt as error:
-            stopped(error)
-        except BaseException as error:  # one run's fault never stops the others (collect --all from cron)
-            message, code = explain(error)
-            skipped = code == EXIT_LOCKED and (all_root is not None or len(paths) > 1)
-            if skipped:
-                code = EXIT_PENDING
-                if not quiet:
-                    err.print(f"skipped: {message.removeprefix('error: ')}", markup=False)
-            else:
-                if not isinstance(error, QuarkError):
-                    message = f"{message.split(': ', 1)[0]}: {path}: {message.split(': ', 1)[1]}"
-                err.print(message, markup=False)
-            codes.append(code)
-            reports.append(
-                {"schema_version": 1, "run_dir": str(path), "skipped": skipped, "error": message, "exit_code": code}
-            )
-            continue
-        codes.append(outcome.exit_code)
-        reports.append(collect_report(outcome))
-        if not as_json:
-            shown(print_collect, outcome, quiet)
-    if as_json:
-        print_json(reports)
-    raise typer.Exit(combine_exit_codes(codes))
+    code = collect_each(
+        paths,
+        sweep=all_root is not None or len(paths) > 1,
+        quiet=quiet,
+        as_json=as_json,
+        wait=wait,
+        timeout=timeout,
+        retry_failed=retry_failed,
+        resubmit_uncertain=resubmit_uncertain,
+        wait_lock=wait_lock,
+        poll_workers=poll_workers,
+    )
+    raise typer.Exit(code)
 
 
 @app.command(cls=HelpCommand)
@@ -512,29 +477,6 @@ def print_results(outcome, as_json: bool) -> None:
 
     out.print(f"results in {outcome.run.path} ('quark report' prints them again, --plots draws them)", markup=False)
     print_wide(text_blocks(build_report(outcome.run.path)))
-
-
-def print_json(document: Any) -> None:
-    """Print a ``--json`` document on stdout; a reader that went away is exit 141, not a traceback."""
-    shown(write_out, json_document(document) + "\n")
-
-
-#: Options of ``quark`` itself, also accepted after the command (``quark status RUN -v``).
-GLOBAL_FLAGS = {"-v", "--verbose", "--debug"}
-
-
-def hoist_global_flags(arguments: list[str]) -> list[str]:
-    """``arguments`` with the global flags that follow the command moved before it.
-
-    ``["status", "RUN", "-v"]`` becomes ``["-v", "status", "RUN"]``; nothing after ``--`` moves.
-    """
-    command = next((i for i, argument in enumerate(arguments) if not argument.startswith("-")), None)
-    if command is None:
-        return list(arguments)
-    end = arguments.index("--") if "--" in arguments else len(arguments)
-    moved = [argument for argument in arguments[command:end] if argument in GLOBAL_FLAGS]
-    rest = [argument for argument in arguments[command:end] if argument not in GLOBAL_FLAGS]
-    return arguments[:command] + moved + rest + arguments[end:]
 
 
 #: Allocations between two collections of the youngest generation (Python's default: 700).

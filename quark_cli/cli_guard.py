@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from quark_cli.cli_output import OutputClosed, err, silence_stdout
+from quark_cli.cli_output import OutputClosed, err, json_document, silence_stdout, write_out
 from quark_cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -141,3 +141,26 @@ def shown(function, *args: Any, **kwargs: Any) -> Any:
         raise typer.Exit(EXIT_OUTPUT_CLOSED) from None
     except BaseException as error:  # SystemExit from a module's import, say: still one line
         fail(error)
+
+
+#: Options of ``quark`` itself, also accepted after the command (``quark status RUN -v``).
+GLOBAL_FLAGS = {"-v", "--verbose", "--debug"}
+
+
+def hoist_global_flags(arguments: list[str]) -> list[str]:
+    """``arguments`` with the global flags that follow the command moved before it.
+
+    ``["status", "RUN", "-v"]`` becomes ``["-v", "status", "RUN"]``; nothing after ``--`` moves.
+    """
+    command = next((i for i, argument in enumerate(arguments) if not argument.startswith("-")), None)
+    if command is None:
+        return list(arguments)
+    end = arguments.index("--") if "--" in arguments else len(arguments)
+    moved = [argument for argument in arguments[command:end] if argument in GLOBAL_FLAGS]
+    rest = [argument for argument in arguments[command:end] if argument not in GLOBAL_FLAGS]
+    return arguments[:command] + moved + rest + arguments[end:]
+
+
+def print_json(document: Any) -> None:
+    """Print a ``--json`` document on stdout; a reader that went away is exit 141, not a traceback."""
+    shown(write_out, json_document(document) + "\n")

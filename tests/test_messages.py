@@ -20,7 +20,7 @@ from pathlib import Path
 
 from test_run_lock import SLEEPY, start, wait_for_holder
 
-from quark_cli.cli import hoist_global_flags
+from quark_cli.cli_guard import hoist_global_flags
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

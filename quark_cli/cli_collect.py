@@ -1,0 +1,63 @@
+"""``quark collect`` over several runs (``--all`` from cron): each run collected in turn, one run's
+fault reported and the others collected all the same; the exit code is the worst of theirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from quark_cli import interrupts
+from quark_cli.cli_guard import (
+    combine_exit_codes,
+    explain,
+    module_output_to_stderr,
+    print_json,
+    progress_display,
+    shown,
+    stopped,
+)
+from quark_cli.cli_output import collect_report, err, print_collect
+from quark_cli.errors import EXIT_LOCKED, EXIT_PENDING, QuarkError
+
+
+def collect_each(paths: list[Path], sweep: bool, quiet: bool, as_json: bool, wait: bool, **options: Any) -> int:
+    """Collect each run of ``paths`` (``options`` as ``runs.collect`` takes them); the exit code of all.
+
+    With ``sweep`` (several runs, or ``--all``) a run locked by another quark is skipped with a line,
+    counted as pending: the next cron pass collects it. Prints each run's summary, or with
+    ``as_json`` one list of them.
+    """
+    from quark_cli import runs
+
+    codes = []
+    reports = []
+    for path in paths:
+        try:
+            with interrupts.caught(), progress_display(quiet or not wait, f"collect {Path(path).name}") as progress:
+                with module_output_to_stderr():
+                    outcome = runs.collect(path, wait=wait, progress=progress if wait else None, **options)
+        except KeyboardInterrupt as error:
+            stopped(error)
+        except BaseException as error:  # one run's fault never stops the others (collect --all from cron)
+            message, code = explain(error)
+            skipped = code == EXIT_LOCKED and sweep
+            if skipped:
+                code = EXIT_PENDING
+                if not quiet:
+                    err.print(f"skipped: {message.removeprefix('error: ')}", markup=False)
+            else:
+                if not isinstance(error, QuarkError):
+                    message = f"{message.split(': ', 1)[0]}: {path}: {message.split(': ', 1)[1]}"
+                err.print(message, markup=False)
+            codes.append(code)
+            reports.append(
+                {"schema_version": 1, "run_dir": str(path), "skipped": skipped, "error": message, "exit_code": code}
+            )
+            continue
+        codes.append(outcome.exit_code)
+        reports.append(collect_report(outcome))
+        if not as_json:
+            shown(print_collect, outcome, quiet)
+    if as_json:
+        print_json(reports)
+    return combine_exit_codes(codes)
