@@ -17,13 +17,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from quark_cli.config_yaml import ParsedYaml, YamlConfigError, read_yaml
 from quark_cli.contract import ModuleAdapter, build_module
 from quark_cli.errors import ConfigError
 from quark_cli.parameters import ParameterCheck, validate_parameters
 from quark_cli.quark2 import import_root
+
+if TYPE_CHECKING:
+    from quark_cli.config_yaml import ParsedYaml
 
 MAX_DEPTH = 16
 MAX_BACKLOG = 100_000
@@ -216,6 +218,8 @@ def config_hash(raw: dict[str, Any]) -> str:
 
 def parse_config_text(text: str, source: str, rules: str = "1.2") -> ParsedYaml:
     """Parse a config's YAML ``text`` (see ``config_yaml``); ConfigError naming ``source``, line and column."""
+    from quark_cli.config_yaml import YamlConfigError, read_yaml  # PyYAML: only when a config is read as YAML
+
     try:
         return read_yaml(text, rules, known=TOP_LEVEL_KEYS)
     except YamlConfigError as error:

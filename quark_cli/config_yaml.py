@@ -76,13 +76,6 @@ BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 NULL_12 = re.compile(r"^(?:~|null|Null|NULL|)$")
 MERGE_KEY = re.compile(r"^(?:<<)$")
 
-#: YAML 1.1's booleans beyond true/false: text under YAML 1.2, taken as booleans only where a
-#: parameter is boolean (``config.py`` says so in a warning).
-YAML11_BOOLEANS = {
-    **dict.fromkeys(("yes", "Yes", "YES", "y", "Y", "on", "On", "ON"), True),
-    **dict.fromkeys(("no", "No", "NO", "n", "N", "off", "Off", "OFF"), False),
-}
-
 
 class Core12Resolver(BaseResolver):
     """Implicit tags of plain scalars by the YAML 1.2 core schema (and ``<<`` as a merge key)."""

@@ -20,11 +20,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from quark_cli.config_yaml import YAML11_BOOLEANS, ParsedYaml
 from quark_cli.contract import ModuleAdapter
 from quark_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from quark_cli.config_yaml import ParsedYaml
+
+#: YAML 1.1's booleans beyond true/false: text under YAML 1.2 (``quark_cli.config_yaml``), taken as
+#: booleans only where a parameter is boolean (``config.py`` says so in a warning).
+YAML11_BOOLEANS = {
+    **dict.fromkeys(("yes", "Yes", "YES", "y", "Y", "on", "On", "ON"), True),
+    **dict.fromkeys(("no", "No", "NO", "n", "N", "off", "Off", "OFF"), False),
+}
 
 TYPE_NAMES = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
 
