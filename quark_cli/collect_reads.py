@@ -12,7 +12,7 @@ from typing import Any
 from quark_cli.errors import RunDirError
 from quark_cli.jobs.base import load_job_manager_class
 from quark_cli.summary import CLOSED, PENDING_JOB_STATES
-from quark_cli.walk import FAILED, FINISHED
+from quark_cli.walk import FAILED, awaited_jobs
 
 #: Records that ``check`` reads and keeps for the collect after it; the others are read again when
 #: their stack is walked (100,000 records held at once took 500 MB).
@@ -89,9 +89,7 @@ class CollectReads:
 
     def _check_record(self, key: str, record: dict[str, Any] | None, jobs: dict[str, Any]) -> None:
         """RunDirError if an unfinished stack's record names a job that has no job file."""
-        if record is None or record["quark_job_status"] == FINISHED:
-            return
-        for job_key in record.get("jobs") or []:
+        for job_key in awaited_jobs(record):
             if job_key not in jobs:
                 raise RunDirError(
                     f"{self.run.job_file(job_key)}: missing, yet jobs in {self.run.record_file(key)} names it; "

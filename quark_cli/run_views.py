@@ -13,7 +13,7 @@ from quark_cli.errors import QuarkError, RunDirError, describe_os_error
 from quark_cli.run_index import job_summary
 from quark_cli.stamps import age_seconds
 from quark_cli.state import RUN_FILE, SCHEMA_VERSION, RunDir
-from quark_cli.walk import FAILED, FINISHED, INTERRUPTED
+from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, awaited_jobs
 
 NOT_STARTED = "NOT_STARTED"
 
@@ -141,7 +141,7 @@ def _stack_states(
     run: RunDir, index: dict[str, Any]
 ) -> tuple[dict[str, tuple[Any, Any]], set[str], dict[str, list[str]]]:
     """Each started stack's ``(status, error)``, the stacks read from their own files, and the jobs
-    named by those of their records that are unfinished (by stack).
+    their records await (``walk.awaited_jobs``, by stack).
 
     Closed stacks come from the index; open stacks, and any the index does not show as closed, from
     their records, so the answer is current even after a command was killed before the index.
@@ -154,8 +154,7 @@ def _stack_states(
         if record is None:
             return
         states[key] = (record.get("quark_job_status", INTERRUPTED), record.get("error"))
-        if states[key][0] != FINISHED:
-            named[key] = record.get("jobs") or []
+        named[key] = awaited_jobs(record)
 
     if run.index_current(index):  # the last command ended and none changed the run since: all is in the index
         states.update((key, (status, index["errors"].get(key))) for key, status in index["stacks"].items())

@@ -138,6 +138,14 @@ def record_levels(module_record: dict[str, Any] | None) -> list[dict[str, Any]]:
     return levels
 
 
+def awaited_jobs(record: dict[str, Any] | None) -> list[str]:
+    """The jobs a stack's saved record names while the stack is unfinished: each must keep its job
+    file, or collecting the stack would submit it again ([] for no record or a finished stack)."""
+    if record is None or record.get("quark_job_status") == FINISHED:
+        return []
+    return record.get("jobs") or []
+
+
 class StackWalk:
     """One walk of one stack: the modules, their metrics and where the walk stopped.
 
