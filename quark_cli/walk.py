@@ -226,7 +226,9 @@ class StackWalk:
     def _store_dir_hint(self, error: BaseException) -> str:
         """Why a module found no ``store_dir``: every module of the stack said it writes no files."""
         where = getattr(error, "filename", None)
-        if not isinstance(error, FileNotFoundError) or not isinstance(where, str) or os.path.isdir(self.store_dir):
+        if not isinstance(error, FileNotFoundError) or not isinstance(where, str):
+            return ""
+        if not self.store_dir or os.path.isdir(self.store_dir):  # none yet: making it is what failed
             return ""
         if os.path.commonpath([os.path.abspath(where), self.store_dir]) != self.store_dir:
             return ""
