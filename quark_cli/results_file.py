@@ -8,6 +8,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -101,17 +102,24 @@ def _splice(path: Path, new: dict[str, bytes]) -> bool:
     order (``_splice_plan``); False, leaving it as it was, if it does not look like one we wrote.
 
     The old file is mapped, not read: the binary search touches a few pages, and its long unchanged
-    spans go to the new file by ``copy_file_range`` (``atomic.FileSpan``). Raises OSError.
+    spans go to the new file by ``copy_file_range`` (``atomic.FileSpan``). A file that cannot be
+    opened is not spliced (the caller rebuilds it); one that cannot be mapped is read whole. Raises
+    OSError when the new file cannot be written.
     """
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:
         return False
     try:
         size = os.fstat(fd).st_size
         if size < len(b"[\n{}\n]\n"):
             return False
-        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as raw:
+        try:
+            mapped = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+        except OSError:  # a file system that cannot map files
+            mapped = None
+        with mapped if mapped is not None else nullcontext():
+            raw = mapped if mapped is not None else path.read_bytes()
             plan = _splice_plan(raw, new)
             if plan is None:
                 return False

@@ -61,16 +61,19 @@ def test_a_file_that_is_not_ours_is_not_spliced(tmp_path, text):
     assert _spliced(path, {"000-r1": result_line(_record(0, 1, 1))}) is None
 
 
-@pytest.mark.parametrize("kernel", [True, False], ids=["copy_file_range", "file system without it"])
-def test_a_spliced_file_copies_its_unchanged_spans_file_to_file(tmp_path, monkeypatch, kernel):
-    """Long unchanged spans go file to file; where the file system refuses that, by reads and writes."""
+@pytest.mark.parametrize("refused", [None, "copy_file_range", "mmap"])
+def test_a_spliced_file_copies_its_unchanged_spans_file_to_file(tmp_path, monkeypatch, refused):
+    """Long unchanged spans go file to file; where the file system refuses that, by reads and writes;
+    where it cannot map the old file, from the file read whole."""
     monkeypatch.setattr(results_file, "KERNEL_COPY_BYTES", 1)  # every span, however short
-    if not kernel:
 
-        def refused(*args):
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EXDEV if refused == "copy_file_range" else errno.ENODEV, f"no {refused}")
 
-        monkeypatch.setattr(os, "copy_file_range", refused)
+    if refused == "copy_file_range":
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    elif refused == "mmap":
+        monkeypatch.setattr(results_file.mmap, "mmap", refuse)
     records = {f"{item:03d}-r1": _record(item, 1, item) for item in range(0, 40, 2)}
     path = tmp_path / "results.json"
     path.write_bytes(_expected(records))
