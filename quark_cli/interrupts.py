@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 #: The signal the waiting thread sends the main thread for a Ctrl-C (one myQLM does not replace).
@@ -90,5 +90,6 @@ def _stop_now(signum: int) -> None:
     """End the process with the line and exit code (128 + the signal) the command would give: called
     outside its work, where nothing is half written (every write of run state is in a ``caught`` block)."""
     what = "interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})"
-    os.write(2, f"{what}; between the command's steps: nothing was left half done\n".encode())
+    with suppress(OSError):  # stderr closed (``2>&-``): the exit code still says it
+        os.write(2, f"{what}; between the command's steps: nothing was left half done\n".encode())
     os._exit(128 + signum)
