@@ -29,6 +29,7 @@ class CollectReads:
         they are read), and refuses an unfinished stack whose record names a job without its
         job file: collecting it would submit that job a second time.
         """
+        self.run.start_edit_scan()  # beside the index parse: ``_edited`` asks for it
         candidates = self._candidates(self.run.read_index(), self.stacks().keys())
         jobs = {job["key"]: job for job in self._jobs_of(candidates)}
         waiting = {job["stack"] for job in jobs.values() if job.get("status") in PENDING_JOB_STATES}
@@ -84,7 +85,10 @@ class CollectReads:
         if self._edited_stacks is None:
             index = self.run.read_index_detail()
             current = self.run.index_current(index) and self.run.read_open_jobs(index) is not None
-            self._edited_stacks = self.run.changed_since_index() if current else None
+            if current:
+                self._edited_stacks = self.run.changed_since_index()
+            else:
+                self.run.drop_edit_scan()
         return self._edited_stacks
 
     def _check_record(self, key: str, record: dict[str, Any] | None, jobs: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ import gc
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from quark_cli import edit_scan
 from quark_cli.atomic import atomic_write_bytes, atomic_write_json, fsync_dir, json_bytes
 from quark_cli.keys import job_key_of, stack_of
 from quark_cli.schema import SCHEMA_VERSION
@@ -34,6 +37,9 @@ INDEX_FILE = "index.json"
 CHANGING_FILE = ".changing"
 #: The jobs not final yet, whole, of the index's generation: what collect polls.
 OPEN_JOBS_FILE = "open_jobs.json"
+#: An index this large (about 3,000 stacks) has its hand-edit scan run beside the command
+#: (``RunIndex.start_edit_scan``); a smaller one's takes less than the 15 ms a process takes to start.
+SCAN_APART_BYTES = 1 << 20
 #: The SHA-256 of both as last written, written after them: a copied-in or hand-edited index is not current.
 DIGEST_FILE = "index.sha256"
 
@@ -117,6 +123,7 @@ class RunIndex:
     _was_current: bool
     _index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None
     _open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None
+    _edit_scan: tuple[int, subprocess.Popen[bytes]] | None
     results_written: str | None
 
     def read_index(self) -> dict[str, str]:
@@ -214,35 +221,70 @@ class RunIndex:
             (self.path / CHANGING_FILE).unlink(missing_ok=True)
             self._changing = False
 
+    def start_edit_scan(self) -> None:
+        """Begin ``changed_since_index``'s scan in a process of its own (``quark_cli.edit_scan``) if
+        the run is large (an index over ``SCAN_APART_BYTES``), so that it runs while this one parses
+        the index. Nothing if the run has no index or its jobs are not flat files."""
+        self.drop_edit_scan()
+        try:
+            info = os.stat(self.path / INDEX_FILE)
+        except OSError:
+            return
+        if info.st_size < SCAN_APART_BYTES or not self.flat_jobs or not sys.executable:
+            return
+        folders = [os.fspath(self.records_dir), os.fspath(self.jobs_dir)]
+        command = [sys.executable, "-I", "-S", edit_scan.__file__, *folders]
+        try:
+            process = subprocess.Popen(
+                [*command, str(info.st_ctime_ns)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError:  # no process to be had: the scan is done in this one
+            return
+        self._edit_scan = (info.st_ctime_ns, process)
+
+    def drop_edit_scan(self) -> None:
+        """Stop a scan that ``start_edit_scan`` began and nobody will ask for."""
+        if self._edit_scan is not None:
+            process = self._edit_scan[1]
+            self._edit_scan = None
+            process.kill()
+            process.communicate()
+
+    def _scanned(self, written: int) -> tuple[list[str], list[str], list[str]]:
+        """``edit_scan.scan`` of the records and job files after ``written`` (ns): the answer of the
+        process ``start_edit_scan`` began for the same index, or of a scan here."""
+        if self._edit_scan is not None:
+            after, process = self._edit_scan
+            self._edit_scan = None
+            raw, _ = process.communicate()
+            if after == written and process.returncode == 0:
+                try:
+                    return edit_scan.decode(raw)
+                except ValueError:
+                    pass
+        return edit_scan.scan(os.fspath(self.records_dir), os.fspath(self.jobs_dir), written)
+
     def changed_since_index(self) -> set[str]:
         """Stacks whose record or a job's file changed after the index was written (by hand): what
         a reader of a current index reads from the files all the same. One stat a file."""
         written = os.stat(self.path / INDEX_FILE).st_ctime_ns  # a change time cannot be set back (cp -p, touch)
-        changed = set()
-        if self.records_dir.is_dir():
-            with os.scandir(self.records_dir) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if name.endswith(".json") and not name.startswith(".") and entry.stat().st_ctime_ns > written:
-                        changed.add(name[: -len(".json")])
         jobs_dir = os.fspath(self.jobs_dir)
         if self.flat_jobs:
-            listed = set()
-            try:
-                with os.scandir(jobs_dir) as entries:
-                    for entry in entries:
-                        if not entry.name.endswith(".json"):  # a backend's job folder: half the entries
-                            continue
-                        key = job_key_of(entry.name, flat=True)
-                        if key is not None:
-                            listed.add(key)
-                            if entry.stat().st_ctime_ns > written:
-                                changed.add(stack_of(key))
-            except FileNotFoundError:
-                pass
+            records, job_files, edited_jobs = self._scanned(written)
+            changed = {name[: -len(".json")] for name in records}
+            for name in edited_jobs:
+                key = job_key_of(name, flat=True)
+                if key is not None:
+                    changed.add(stack_of(key))
+            listed = {name[: -len(".json")] for name in job_files}
             jobs = (self.read_index_detail() or {}).get("jobs") or {}
             changed.update(stack_of(key) for key in jobs.keys() - listed)  # a job file deleted by hand
             return changed
+        records, _, _ = edit_scan.scan(os.fspath(self.records_dir), None, written)
+        changed = {name[: -len(".json")] for name in records}
         for name in os.listdir(jobs_dir) if os.path.isdir(jobs_dir) else []:
             if job_key_of(name, flat=False) is None:
                 continue

@@ -64,6 +64,7 @@ def status(path: Path) -> dict[str, Any]:
     """
     run = RunDir.open(path)
     info = run.read_run()
+    run.start_edit_scan()  # beside the index parse: ``_stack_states`` asks for it
     index = run.read_index_detail() or {"stacks": {}, "errors": {}, "jobs": {}}
     states, fresh, named = _stack_states(run, index)
     stacks = []
@@ -162,6 +163,7 @@ def _stack_states(
         for key in sorted(edited):
             read(key)
         return states, edited, named
+    run.drop_edit_scan()
     record_keys = run.record_keys()
     started = record_keys | run.job_stacks()  # a stack killed in its first submission has a job, no record
     fresh = run.open_stacks() | {key for key in started if index["stacks"].get(key) not in (FINISHED, FAILED)}

@@ -153,6 +153,7 @@ class RunDir(RunIndex, ResultsFile, StackFiles):
         self._was_current = False  # the index was current when this object made the mark
         self._index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None = None
         self._open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
+        self._edit_scan = None  # the process ``start_edit_scan`` began, and the index time it scans after
         self.results_written: str | None = None
         self._open_listed = False  # True once ``open_stacks`` listed the marks: ``_known_open`` is all of them
         self._flat: bool | None = None  # job files as jobs/<key>.json (run.json version 2 on)

@@ -109,3 +109,75 @@ def test_reading_an_index_leaves_the_garbage_collector_as_it_found_it(content):
             pass
         assert gc.isenabled() is enabled
     gc.enable()
+
+
+@pytest.fixture(params=["in this process", "in a process of its own"])
+def edit_scan_where(request, monkeypatch):
+    """The hand-edit scan done here, or (as on a run of over 3,000 stacks) beside the command."""
+    if request.param == "in a process of its own":
+        monkeypatch.setattr("quark_cli.run_index.SCAN_APART_BYTES", 0)
+    return request.param
+
+
+def test_files_edited_or_deleted_by_hand_are_seen_wherever_the_scan_runs(
+    quark, write_config, tmp_path, edit_scan_where
+):
+    run = _submitted(quark, write_config, tmp_path / "run")
+    jobs = sorted(run.glob("jobs/*.json"))
+    job = json.loads(jobs[0].read_text())
+    job["info"]["id"] = "restored-id"
+    _edit_keeping_times(jobs[0], json.dumps(job))
+    shown = json.loads(quark("status", run, "--json").stdout)
+    assert {j["key"]: j["id"] for j in shown["jobs"]}[job["key"]] == "restored-id"
+
+    record = run / "records" / "001-r1.json"
+    _edit_keeping_times(record, record.read_text()[:20])
+    refused = quark("collect", run)
+    assert refused.exit_code == 2 and str(record) in refused.stderr, refused.stderr
+    record.unlink()
+    jobs[-1].unlink()
+    refused = quark("status", run)
+    assert refused.stderr.startswith(f"warning: {jobs[-1]}: missing, yet"), refused.stderr
+
+
+def test_the_edit_scan_script_answers_as_the_scan_in_this_process(tmp_path):
+    """Run as the command runs it (no site-packages), with names no text encoding holds."""
+    import subprocess
+    import sys
+
+    from quark_cli import edit_scan
+
+    records, jobs = tmp_path / "records", tmp_path / "jobs"
+    records.mkdir()
+    jobs.mkdir()
+    for name in ("000-r1.json", ".000-r1.json.tmp", "note.txt"):
+        (records / name).write_text("{}")
+    for name in ("000-r1-A-pre.json", "001-r1-A-pre.json", "line\nbreak.json", "000-r1-A-pre"):
+        (jobs / name).write_text("{}")
+    odd = os.fsencode(str(jobs)) + b"/\xff-odd.json"
+    with open(odd, "w") as file:
+        file.write("{}")
+    after = os.stat(records / "000-r1.json").st_ctime_ns - 1
+    (records / "older.json").write_text("{}")
+    os.utime(records / "older.json", ns=(0, 0))  # the change time still moves: it is seen
+
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", edit_scan.__file__, str(records), str(jobs), str(after)],
+        capture_output=True,
+        check=True,
+    )
+    answer = edit_scan.decode(done.stdout)
+    here = edit_scan.scan(str(records), str(jobs), after)
+    assert [sorted(part) for part in answer] == [sorted(part) for part in here]
+    assert sorted(answer[0]) == ["000-r1.json", "older.json"]
+    assert sorted(answer[1]) == sorted(
+        ["000-r1-A-pre.json", "001-r1-A-pre.json", "line\nbreak.json", os.fsdecode(b"\xff-odd.json")]
+    )
+    assert sorted(answer[2]) == sorted(answer[1])
+    nothing_later = edit_scan.scan(str(records), str(jobs), time_ns_after(tmp_path))
+    assert nothing_later[0] == [] and nothing_later[2] == [] and len(nothing_later[1]) == 4
+
+
+def time_ns_after(folder: Path) -> int:
+    """A change time later than every file's under ``folder``."""
+    return max(path.stat().st_ctime_ns for path in folder.rglob("*")) + 1
