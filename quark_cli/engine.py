@@ -327,8 +327,10 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         unchanged = previous is not None and not self.run.written_jobs and previous["stacks"] == summary.stacks
         if unchanged and open_jobs is not None and self.run.results_written is None:
             return
+        changed_jobs = None
         if open_jobs is not None:
             jobs = previous["jobs"]
+            changed_jobs = list(self.run.written_jobs)  # the rest is as read: the changes may do
         else:  # killed before its index, or made by an earlier quark-cli: the jobs from their files
             known = [] if self.run.fresh else self.run.read_jobs()
             jobs = {job["key"]: job_summary(job) for job in known}
@@ -347,7 +349,7 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
                 open_jobs.pop(key, None)
             else:
                 open_jobs[key] = job
-        self.run.write_index(summary.stacks, errors, jobs, open_jobs)
+        self.run.write_index(summary.stacks, errors, jobs, open_jobs, changed_jobs)
         self.run.written_jobs.clear()
 
     def wait(

@@ -19,14 +19,14 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from quark_cli import edit_scan
+from quark_cli import edit_scan, index_changes
 from quark_cli.atomic import atomic_write_bytes, atomic_write_json, fsync_dir, json_bytes
 from quark_cli.keys import job_key_of, stack_of
 from quark_cli.schema import SCHEMA_VERSION
@@ -60,10 +60,6 @@ JOB_SUMMARY_FIELDS = (
 def job_summary(job: dict[str, Any]) -> dict[str, Any]:
     """The part of a job that ``quark status`` shows, kept in the index."""
     return {**{name: job.get(name) for name in JOB_SUMMARY_FIELDS}, "id": (job.get("info") or {}).get("id")}
-
-
-#: The types of a job summary's fields as we write them: text, a number or null.
-_PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
 def _sorted(values: dict[str, Any]) -> dict[str, Any]:
@@ -139,16 +135,27 @@ class RunIndex:
         to hand it to ``write_index``.
         """
         path = self.path / INDEX_FILE
-        try:
-            info = os.stat(path)
-        except OSError:
+        stamp = self._index_stamp()
+        if stamp is None:
             return None
-        stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
         if self._index_cache is not None and self._index_cache[0] == stamp:
             return self._index_cache[1]
         parts = self._parse_index(path)
         self._index_cache = (stamp, parts)
         return parts
+
+    def _index_stamp(self) -> tuple[int, ...] | None:
+        """The identity, size and time of index.json and of the digests (rewritten with its changes
+        alone): what ``read_index_detail``'s copy is kept by. None without an index."""
+        try:
+            info = os.stat(self.path / INDEX_FILE)
+        except OSError:
+            return None
+        try:
+            digests = os.stat(self.path / DIGEST_FILE)
+        except OSError:
+            return (info.st_ino, info.st_size, info.st_mtime_ns)
+        return (info.st_ino, info.st_size, info.st_mtime_ns, digests.st_ino, digests.st_size, digests.st_mtime_ns)
 
     def _parse_index(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -162,21 +169,45 @@ class RunIndex:
         if not all(isinstance(part, dict) for part in parts.values()):
             return None
         generation = value.get("generation")
-        if self._digests().get("index") != hashlib.sha256(raw).hexdigest():
+        digests = self._digests()
+        if digests.get("index") != hashlib.sha256(raw).hexdigest():
             # copied in, edited by hand, or of an earlier quark-cli (no digest): not this run's own,
             # so not even its closed stacks are trusted; commands read the files and write it anew
             return None
         parts["complete"] = value.get("complete") is True and isinstance(generation, str)
-        parts["generation"] = generation
+        parts["generation"] = parts["base_generation"] = generation
         # a cache: if it was edited into shapes we do not write, it is rebuilt rather than trusted
         if not all(isinstance(status, str) for status in parts["stacks"].values()):
             return None
         if not all(isinstance(error, str) for error in parts["errors"].values()):
             return None
-        plain = _PLAIN_TYPES.issuperset  # a loop in C: 1,100,000 fields at 100,000 stacks
+        plain = index_changes.PLAIN_TYPES.issuperset  # a loop in C: 1,100,000 fields at 100,000 stacks
         if not all(type(job) is dict and plain(map(type, job.values())) for job in parts["jobs"].values()):
             return None
+        parts["changes"] = index_changes.empty()
+        if "changes" in digests:
+            read = self._read_changes(digests["changes"], generation)
+            if read is None:
+                return None
+            parts["generation"], parts["changes"] = read
+            index_changes.apply(parts, parts["changes"])
         return parts
+
+    def _read_changes(self, digest: str, base: Any) -> tuple[str, dict[str, dict[str, Any]]] | None:
+        """The generation and the parts of the index's changes (``quark_cli.index_changes``) if the
+        file is as written last (``digest``) for the whole index of generation ``base``; else None."""
+        try:
+            raw = (self.path / index_changes.CHANGES_FILE).read_bytes()
+            value = _index_value(raw)
+        except (OSError, ValueError):
+            return None
+        if hashlib.sha256(raw).hexdigest() != digest or not isinstance(value, dict) or value.get("base") != base:
+            return None
+        changes = index_changes.parsed(value)
+        generation = value.get("generation")
+        if changes is None or not isinstance(generation, str):
+            return None
+        return generation, changes
 
     def write_index(
         self,
@@ -184,6 +215,7 @@ class RunIndex:
         errors: dict[str, str] | None = None,
         jobs: dict[str, Any] | None = None,
         open_jobs: dict[str, dict[str, Any]] | None = None,
+        changed_jobs: Collection[str] | None = None,
     ) -> None:
         """Save the index: every stack's status, failed stacks' errors and a summary of every job;
         and beside it, every job not final yet as a whole (``open_jobs``, what ``collect`` polls).
@@ -191,7 +223,19 @@ class RunIndex:
         A cache for status and collect (one file instead of one per stack and job), rewritten at the
         end of each command. While no command has changed the run since (``index_current``), it
         tells everything; otherwise readers trust it only for stacks closed in it and not open.
+
+        ``changed_jobs``: given when ``jobs`` and ``open_jobs`` are those of the index as this
+        object read it (``read_index_detail``, ``read_open_jobs``), with the jobs of these keys
+        changed: then only what changed is written (``quark_cli.index_changes``) while it is little.
         """
+        before = self._index_cache[1] if self._index_cache is not None else None
+        if changed_jobs is not None and before is not None and before["generation"] == self._open_generation():
+            changes = index_changes.merged(
+                before["changes"], before, stacks, errors or {}, jobs or {}, open_jobs or {}, changed_jobs
+            )
+            if not index_changes.too_many(changes, len(jobs or {})):
+                self._write_changes(before, changes, stacks, errors or {}, jobs or {}, open_jobs or {})
+                return
         generation = uuid.uuid4().hex
         open_jobs = _sorted(open_jobs or {})
         open_bytes = _index_bytes({"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": open_jobs})
@@ -206,17 +250,63 @@ class RunIndex:
         path = self.path / INDEX_FILE
         index_bytes = _index_bytes({"schema_version": SCHEMA_VERSION, **parts, "complete": True})
         atomic_write_bytes(path, index_bytes)
-        digests = {
-            "index": hashlib.sha256(index_bytes).hexdigest(),
-            "open_jobs": hashlib.sha256(open_bytes).hexdigest(),
-        }
+        self._write_digests(
+            {"index": hashlib.sha256(index_bytes).hexdigest(), "open_jobs": hashlib.sha256(open_bytes).hexdigest()}
+        )
+        (self.path / index_changes.CHANGES_FILE).unlink(missing_ok=True)  # the digests name it no more
+        parts.update(complete=True, base_generation=generation, changes=index_changes.empty())
+        self._index_written(parts)
+
+    def _write_changes(
+        self,
+        before: dict[str, Any],
+        changes: dict[str, dict[str, Any]],
+        stacks: dict[str, str],
+        errors: dict[str, str],
+        jobs: dict[str, Any],
+        open_jobs: dict[str, dict[str, Any]],
+    ) -> None:
+        """``write_index`` by its changes since the whole index ``before`` was read with."""
+        generation = uuid.uuid4().hex
+        document = {"schema_version": SCHEMA_VERSION, "base": before["base_generation"], "generation": generation}
+        raw = _index_bytes({**document, **changes})
+        atomic_write_bytes(self.path / index_changes.CHANGES_FILE, raw)
+        digests = self._digests()
+        self._write_digests(
+            {
+                "index": digests.get("index", ""),
+                "open_jobs": digests.get("open_jobs", ""),
+                "changes": hashlib.sha256(raw).hexdigest(),
+            }
+        )
+        self._open_jobs_cache = (generation, open_jobs)
+        self._index_written(
+            {
+                "stacks": stacks,
+                "errors": errors,
+                "jobs": jobs,
+                "generation": generation,
+                "complete": True,
+                "base_generation": before["base_generation"],
+                "changes": changes,
+            }
+        )
+
+    def _open_generation(self) -> str | None:
+        """The generation of the open jobs this object holds (``read_open_jobs``), if any."""
+        return self._open_jobs_cache[0] if self._open_jobs_cache is not None else None
+
+    def _write_digests(self, digests: dict[str, str]) -> None:
+        """Write ``index.sha256``: ``digests`` and results.json's stamp as quark last wrote it."""
         results = self.results_written or self.results_stamp()  # the file as quark last wrote it, never as found
         if results is not None:
             digests["results"] = results
         atomic_write_json(self.path / DIGEST_FILE, {"schema_version": SCHEMA_VERSION, **digests}, compact=True)
         self.results_written = None  # kept in the digests from here on
-        info = os.stat(path)
-        self._index_cache = ((info.st_ino, info.st_size, info.st_mtime_ns), {**parts, "complete": True})
+
+    def _index_written(self, parts: dict[str, Any]) -> None:
+        """After the index is saved: keep it as read, and clear the mark of a command changing the run."""
+        self._index_cache = (self._index_stamp(), parts)
         if self._changing:
             (self.path / CHANGING_FILE).unlink(missing_ok=True)
             self._changing = False
@@ -228,6 +318,7 @@ class RunIndex:
         self.drop_edit_scan()
         try:
             info = os.stat(self.path / INDEX_FILE)
+            written = os.stat(self.path / DIGEST_FILE).st_ctime_ns
         except OSError:
             return
         if info.st_size < SCAN_APART_BYTES or not self.flat_jobs or not sys.executable:
@@ -236,14 +327,14 @@ class RunIndex:
         command = [sys.executable, "-I", "-S", edit_scan.__file__, *folders]
         try:
             process = subprocess.Popen(
-                [*command, str(info.st_ctime_ns)],
+                [*command, str(written)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
         except OSError:  # no process to be had: the scan is done in this one
             return
-        self._edit_scan = (info.st_ctime_ns, process)
+        self._edit_scan = (written, process)
 
     def drop_edit_scan(self) -> None:
         """Stop a scan that ``start_edit_scan`` began and nobody will ask for."""
@@ -270,7 +361,9 @@ class RunIndex:
     def changed_since_index(self) -> set[str]:
         """Stacks whose record or a job's file changed after the index was written (by hand): what
         a reader of a current index reads from the files all the same. One stat a file."""
-        written = os.stat(self.path / INDEX_FILE).st_ctime_ns  # a change time cannot be set back (cp -p, touch)
+        # when the index was written, or its changes (the digests come last); a file's change time
+        # cannot be set back (cp -p, touch)
+        written = os.stat(self.path / DIGEST_FILE).st_ctime_ns
         jobs_dir = os.fspath(self.jobs_dir)
         if self.flat_jobs:
             records, job_files, edited_jobs = self._scanned(written)
@@ -305,6 +398,7 @@ class RunIndex:
             return None
         if self._open_jobs_cache is not None and self._open_jobs_cache[0] == generation:
             return self._open_jobs_cache[1]
+        base = index.get("base_generation", generation)
         try:
             raw = (self.path / OPEN_JOBS_FILE).read_bytes()
             value = _index_value(raw)
@@ -313,10 +407,11 @@ class RunIndex:
         if not isinstance(value, dict) or self._digests().get("open_jobs") != hashlib.sha256(raw).hexdigest():
             return None
         jobs = value.get("jobs")
-        if value.get("generation") != generation or not isinstance(jobs, dict):
+        if value.get("generation") != base or not isinstance(jobs, dict):
             return None
         if not all(isinstance(job, dict) and job.get("key") == key for key, job in jobs.items()):
             return None
+        index_changes.apply_open(jobs, index.get("changes") or index_changes.empty())
         self._open_jobs_cache = (generation, jobs)
         return jobs
 
@@ -334,7 +429,8 @@ class RunIndex:
             return {}
         if not isinstance(value, dict):
             return {}
-        return {name: value[name] for name in ("index", "open_jobs", "results") if isinstance(value.get(name), str)}
+        names = ("index", "open_jobs", "changes", "results")
+        return {name: value[name] for name in names if isinstance(value.get(name), str)}
 
     def changing(self) -> None:
         """Before the first change of a stack or job: mark the index as lagging (``index_current``),

@@ -47,6 +47,7 @@ from quark_cli.atomic import (
 )
 from quark_cli.errors import RunDirError, RunLockedError
 from quark_cli.group_commit import STAGING_DIR
+from quark_cli.index_changes import CHANGES_FILE
 from quark_cli.journal import replay
 from quark_cli.keys import stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile
@@ -345,12 +346,21 @@ class RunDir(RunIndex, ResultsFile, StackFiles):
         """Delete the temporary files of writes a kill interrupted; the files they were for are intact.
 
         Only temporaries of the files quark writes under the run lock (run.json, results.json,
-        index.json, records, job_info.json, and a group commit's in ``.staging``): the caller holds
+        index.json and its changes, records, job_info.json, and a group commit's in ``.staging``): the caller holds
         the lock, so none of them is being written. Backends' own files, which detached workers
         write without the lock, are left alone. A file where one of our folders belongs is refused
         before anything is deleted.
         """
-        names = (RUN_FILE, RESULTS_FILE, INDEX_FILE, OPEN_JOBS_FILE, DIGEST_FILE, CONFIG_FILE, MODULES_FILE)
+        names = (
+            RUN_FILE,
+            RESULTS_FILE,
+            INDEX_FILE,
+            OPEN_JOBS_FILE,
+            CHANGES_FILE,
+            DIGEST_FILE,
+            CONFIG_FILE,
+            MODULES_FILE,
+        )
         ours = tuple(f".{name}." for name in (*names, "job_info.json"))
         staging = self.path / STAGING_DIR
         for folder in (self.records_dir, staging):

@@ -47,7 +47,8 @@ def test_an_index_copied_in_from_a_later_point_is_not_trusted(quark, write_confi
     shutil.copytree(run, later)
     _finish_all(later)
     assert quark("collect", later).exit_code == 0
-    for name in ("index.json", "open_jobs.json"):
+    assert (later / "index_changes.json").exists(), "a collect of a few stacks writes the index's changes"
+    for name in ("index.json", "open_jobs.json", "index_changes.json"):
         shutil.copy2(later / name, run / name)  # not the digest: the index is not the run's own
 
     assert set(_statuses(quark, run).values()) == {"INTERRUPTED"}, "the records say so, not the copied index"
