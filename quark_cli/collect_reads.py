@@ -70,13 +70,15 @@ class CollectReads:
         if edited is None:
             return self.run.jobs_of(stacks)
         index = self.run.read_index_detail()
-        open_jobs = self.run.read_open_jobs(index)
         jobs = [job for job in self.run.jobs_of(stacks & edited)]  # changed by hand: the files win
-        for key, summary in index["jobs"].items():
+        for key, summary in index["final_jobs"].items():
             stack = summary.get("stack")
             if stack in stacks and stack not in edited:
-                job = open_jobs.get(key)  # changed in place by the poll, and written then
-                jobs.append(job if job is not None else self.run.read_job(key))
+                jobs.append(self.run.read_job(key))
+        for job in self.run.read_open_jobs(index).values():  # changed in place by the poll, and written then
+            stack = job.get("stack")
+            if stack in stacks and stack not in edited:
+                jobs.append(job)
         return sorted(jobs, key=lambda job: job["key"])
 
     def _edited(self) -> set[str] | None:
@@ -86,7 +88,8 @@ class CollectReads:
             index = self.run.read_index_detail()
             current = self.run.index_current(index) and self.run.read_open_jobs(index) is not None
             if current:
-                self._edited_stacks = self.run.changed_since_index()
+                keys = index["final_jobs"].keys() | self.run.read_open_jobs(index).keys()
+                self._edited_stacks = self.run.changed_since_index(keys)
             else:
                 self.run.drop_edit_scan()
         return self._edited_stacks

@@ -3,9 +3,9 @@
 ``RunIndex.changed_since_index`` uses ``scan`` to find files edited by hand after the index was
 written. At 100,000 stacks that is 200,000 ``stat`` calls, 0.5-0.7 s of system time on this
 project's machines, done while the command parses its index: on a large run the scan runs as this
-file, a script (``python -I -S edit_scan.py RECORDS JOBS AFTER_NS``) that needs nothing but the
-standard library, so it starts in about 15 ms and uses the other core. A thread would not do: the
-index parse holds the GIL for a quarter of a second at a time.
+file, a script (``python -I -S edit_scan.py RECORDS JOBS AFTER_NS``, either folder "" for none)
+that needs nothing but the standard library, so it starts in about 15 ms and uses another core.
+A thread would not do: the index parse holds the GIL for a quarter of a second at a time.
 
 The script writes its answer to stdout as NUL-separated names, each behind a one-letter tag:
 ``R`` a record changed, ``J`` a job file, ``C`` a job file changed.
@@ -18,15 +18,15 @@ import sys
 from contextlib import nullcontext
 
 
-def scan(records_dir: str, jobs_dir: str | None, after_ns: int) -> tuple[list[str], list[str], list[str]]:
+def scan(records_dir: str | None, jobs_dir: str | None, after_ns: int) -> tuple[list[str], list[str], list[str]]:
     """``(records changed, job files, job files changed)``: the names (``<key>.json``) in
     ``records_dir`` and ``jobs_dir`` whose change time (``st_ctime_ns``, in ns) is later than
-    ``after_ns``, and every ``.json`` name in ``jobs_dir`` (none if it is None). Names starting
+    ``after_ns``, and every ``.json`` name in ``jobs_dir`` (a folder given as None or "" has none). Names starting
     with a dot (our temporary files) are left out; a missing folder has none. OSError if a folder
     cannot be read."""
     records, job_files, jobs = [], [], []
     try:
-        with os.scandir(records_dir) as entries:
+        with os.scandir(records_dir) if records_dir else nullcontext(()) as entries:
             for entry in entries:
                 name = entry.name
                 if name.endswith(".json") and not name.startswith(".") and entry.stat().st_ctime_ns > after_ns:

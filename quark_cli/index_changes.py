@@ -1,19 +1,19 @@
 """What changed in a run's index since it was last written whole: ``index_changes.json``.
 
-At 100,000 stacks, rewriting ``index.json`` and ``open_jobs.json`` (about 100 MB) at the end of a
-collect that changed 100 stacks took 0.3 s; their changes are a few kB. So ``RunIndex.write_index``
+At 100,000 stacks, rewriting the index's files (about 100 MB) at the end of a collect that changed
+100 stacks took 0.3 s; their changes are a few kB. So ``RunIndex.write_index``
 writes the changes since the whole index, until they name ``LIMIT`` stacks and jobs (or a twentieth
 of the run's jobs, if more), and then the whole index again. Readers apply them to what they parse.
 
 The changes are a JSON object with a part for each of the index's dicts (``PARTS``): the stacks'
 statuses, the failed stacks' errors, the job summaries and the open jobs whole, each by key, where
-null stands for a key removed. They name the generation of the whole index they apply to
-(``base``) and their own.
+null stands for a key removed. A changed job is in both ``jobs`` and ``open_jobs``: null in
+``open_jobs`` if it is final (its summary then belongs with the final jobs') or removed. They name
+the generation of the whole index they apply to (``base``) and their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 CHANGES_FILE = "index_changes.json"
@@ -35,22 +35,20 @@ def merged(
     before: dict[str, Any],
     stacks: dict[str, str],
     errors: dict[str, str],
-    jobs: dict[str, Any],
-    open_jobs: dict[str, dict[str, Any]],
-    changed_jobs: Iterable[str],
+    changed_jobs: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]],
 ) -> dict[str, dict[str, Any]]:
     """``changes`` (those ``before`` was read with) and this command's: the stacks and errors that
-    differ from ``before`` (the index as read: ``stacks`` and ``errors`` by key), and the jobs
-    named in ``changed_jobs``, as ``jobs`` (summaries) and ``open_jobs`` (whole) have them now.
+    differ from ``before`` (the index as read: ``stacks`` and ``errors`` by key), and the jobs of
+    ``changed_jobs``: ``(summary, whole job if not final)`` by key, ``(None, None)`` if removed.
     A new dict; none of the arguments is changed."""
     new = {part: dict(changes[part]) for part in PARTS}
     for part, now in (("stacks", stacks), ("errors", errors)):
         old = before[part]
         new[part].update((key, value) for key, value in now.items() if old.get(key) != value)
         new[part].update((key, None) for key in old.keys() - now.keys())
-    for key in changed_jobs:
-        new["jobs"][key] = jobs.get(key)
-        new["open_jobs"][key] = open_jobs.get(key)
+    for key, (summary, whole) in changed_jobs.items():
+        new["jobs"][key] = summary
+        new["open_jobs"][key] = whole
     return new
 
 
@@ -61,14 +59,23 @@ def too_many(changes: dict[str, dict[str, Any]], jobs: int) -> bool:
 
 
 def apply(index: dict[str, Any], changes: dict[str, dict[str, Any]]) -> None:
-    """Change ``index`` (its ``stacks``, ``errors`` and ``jobs``) in place as ``changes`` say."""
-    for part in ("stacks", "errors", "jobs"):
-        _apply_part(index[part], changes[part])
+    """Change ``index`` (its ``stacks``, ``errors`` and ``final_jobs`` summaries) in place as
+    ``changes`` say."""
+    _apply_part(index["stacks"], changes["stacks"])
+    _apply_part(index["errors"], changes["errors"])
+    opened = changes["open_jobs"]
+    _apply_part(index["final_jobs"], {key: None if opened[key] else job for key, job in changes["jobs"].items()})
 
 
 def apply_open(open_jobs: dict[str, dict[str, Any]], changes: dict[str, dict[str, Any]]) -> None:
     """Change ``open_jobs`` (whole jobs by key) in place as ``changes`` say."""
     _apply_part(open_jobs, changes["open_jobs"])
+
+
+def apply_open_summaries(summaries: dict[str, dict[str, Any]], changes: dict[str, dict[str, Any]]) -> None:
+    """Change ``summaries`` (of the open jobs, by key) in place as ``changes`` say."""
+    opened = changes["open_jobs"]
+    _apply_part(summaries, {key: job if opened[key] else None for key, job in changes["jobs"].items()})
 
 
 def _apply_part(values: dict[str, Any], changed: dict[str, Any]) -> None:
@@ -99,5 +106,7 @@ def parsed(value: Any) -> dict[str, dict[str, Any]] | None:
         return None
     whole = changes["open_jobs"].items()
     if not all(job is None or (isinstance(job, dict) and job.get("key") == key) for key, job in whole):
+        return None
+    if changes["jobs"].keys() != changes["open_jobs"].keys():
         return None
     return changes

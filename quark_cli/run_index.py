@@ -1,8 +1,10 @@
-"""A run's index: every stack's status and every job in two files, read instead of thousands.
+"""A run's index: every stack's status and every job in a few files, read instead of thousands.
 
-``index.json`` holds each stack's status, the errors of failed stacks and a summary of every job;
-``open_jobs.json`` beside it holds every job not final yet, whole (what ``collect`` polls), tied to
-its index by a ``generation``. Both are rewritten at the end of each command that changed the run.
+``index.json`` holds each stack's status, the errors of failed stacks and a summary of every final
+job; ``open_jobs.json`` beside it holds every job not final yet, whole (what ``collect`` polls), and
+``open_job_summaries.json`` their summaries (what ``status`` shows), each tied to the index by a
+``generation``. They are written at the end of each command that changed the run, whole or by their
+changes (``quark_cli.index_changes``).
 A command marks the run (``.changing``) before its first change and clears the mark once its index
 is written: while there is no mark, the index is *current* and tells everything; after a kill it
 is trusted only for closed stacks, and the next command reads the files and writes it again.
@@ -37,10 +39,13 @@ INDEX_FILE = "index.json"
 CHANGING_FILE = ".changing"
 #: The jobs not final yet, whole, of the index's generation: what collect polls.
 OPEN_JOBS_FILE = "open_jobs.json"
-#: An index this large (about 3,000 stacks) has its hand-edit scan run beside the command
-#: (``RunIndex.start_edit_scan``); a smaller one's takes less than the 15 ms a process takes to start.
+#: Their summaries: what status shows of them, kept apart so that collect never parses them.
+OPEN_SUMMARIES_FILE = "open_job_summaries.json"
+#: An index and open jobs this large together (2,000 to 3,000 stacks) have the hand-edit scan run
+#: beside the command (``RunIndex.start_edit_scan``); a smaller run's takes less than the 15 ms a
+#: process takes to start.
 SCAN_APART_BYTES = 1 << 20
-#: The SHA-256 of both as last written, written after them: a copied-in or hand-edited index is not current.
+#: The SHA-256 of each as last written, written after them: a copied-in or hand-edited index is not current.
 DIGEST_FILE = "index.sha256"
 
 JOB_SUMMARY_FIELDS = (
@@ -119,7 +124,8 @@ class RunIndex:
     _was_current: bool
     _index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None
     _open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None
-    _edit_scan: tuple[int, subprocess.Popen[bytes]] | None
+    _open_summaries_cache: tuple[str, dict[str, dict[str, Any]]] | None
+    _edit_scan: tuple[int, list[subprocess.Popen[bytes]]] | None
     results_written: str | None
 
     def read_index(self) -> dict[str, str]:
@@ -128,7 +134,7 @@ class RunIndex:
         return index["stacks"] if index else {}
 
     def read_index_detail(self) -> dict[str, Any] | None:
-        """The whole index (``stacks``, ``errors`` of failed stacks, ``jobs`` summaries), or None.
+        """The index (``stacks``, ``errors`` of failed stacks, ``final_jobs`` summaries), or None.
 
         Read once while the file stays the same (its inode, size and time): a command asks for it
         several times, and at 100,000 stacks it is tens of MB. Callers may change what they get only
@@ -165,7 +171,7 @@ class RunIndex:
             return None
         if not isinstance(value, dict) or value.get("schema_version") != SCHEMA_VERSION:
             return None
-        parts = {name: value.get(name) for name in ("stacks", "errors", "jobs")}
+        parts = {name: value.get(name) for name in ("stacks", "errors", "final_jobs")}
         if not all(isinstance(part, dict) for part in parts.values()):
             return None
         generation = value.get("generation")
@@ -182,7 +188,7 @@ class RunIndex:
         if not all(isinstance(error, str) for error in parts["errors"].values()):
             return None
         plain = index_changes.PLAIN_TYPES.issuperset  # a loop in C: 1,100,000 fields at 100,000 stacks
-        if not all(type(job) is dict and plain(map(type, job.values())) for job in parts["jobs"].values()):
+        if not all(type(job) is dict and plain(map(type, job.values())) for job in parts["final_jobs"].values()):
             return None
         parts["changes"] = index_changes.empty()
         if "changes" in digests:
@@ -212,47 +218,54 @@ class RunIndex:
     def write_index(
         self,
         stacks: dict[str, str],
-        errors: dict[str, str] | None = None,
-        jobs: dict[str, Any] | None = None,
-        open_jobs: dict[str, dict[str, Any]] | None = None,
+        errors: dict[str, str],
+        final_jobs: dict[str, dict[str, Any]],
+        open_jobs: dict[str, dict[str, Any]],
         changed_jobs: Collection[str] | None = None,
     ) -> None:
-        """Save the index: every stack's status, failed stacks' errors and a summary of every job;
-        and beside it, every job not final yet as a whole (``open_jobs``, what ``collect`` polls).
+        """Save the index: every stack's status, failed stacks' errors and a summary of every final
+        job (``final_jobs``, by key); and beside it, every job not final yet as a whole (``open_jobs``,
+        what ``collect`` polls) and their summaries.
 
-        A cache for status and collect (one file instead of one per stack and job), rewritten at the
-        end of each command. While no command has changed the run since (``index_current``), it
+        A cache for status and collect (a few files instead of one per stack and job), rewritten at
+        the end of each command. While no command has changed the run since (``index_current``), it
         tells everything; otherwise readers trust it only for stacks closed in it and not open.
 
-        ``changed_jobs``: given when ``jobs`` and ``open_jobs`` are those of the index as this
+        ``changed_jobs``: given when ``final_jobs`` and ``open_jobs`` are those of the index as this
         object read it (``read_index_detail``, ``read_open_jobs``), with the jobs of these keys
         changed: then only what changed is written (``quark_cli.index_changes``) while it is little.
         """
         before = self._index_cache[1] if self._index_cache is not None else None
         if changed_jobs is not None and before is not None and before["generation"] == self._open_generation():
-            changes = index_changes.merged(
-                before["changes"], before, stacks, errors or {}, jobs or {}, open_jobs or {}, changed_jobs
-            )
-            if not index_changes.too_many(changes, len(jobs or {})):
-                self._write_changes(before, changes, stacks, errors or {}, jobs or {}, open_jobs or {})
+            changed = {}
+            for key in changed_jobs:
+                whole = open_jobs.get(key)
+                changed[key] = (job_summary(whole), whole) if whole is not None else (final_jobs.get(key), None)
+            changes = index_changes.merged(before["changes"], before, stacks, errors, changed)
+            if not index_changes.too_many(changes, len(final_jobs) + len(open_jobs)):
+                self._write_changes(before, changes, stacks, errors, final_jobs, open_jobs)
                 return
         generation = uuid.uuid4().hex
-        open_jobs = _sorted(open_jobs or {})
-        open_bytes = _index_bytes({"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": open_jobs})
-        atomic_write_bytes(self.path / OPEN_JOBS_FILE, open_bytes)  # first: an index names its own open jobs
+        open_jobs = _sorted(open_jobs)
+        digests = {}
+        for name, file, jobs in (
+            ("open_jobs", OPEN_JOBS_FILE, open_jobs),
+            ("open_summaries", OPEN_SUMMARIES_FILE, {key: job_summary(job) for key, job in open_jobs.items()}),
+        ):  # first: an index names its own open jobs
+            raw = _index_bytes({"schema_version": SCHEMA_VERSION, "generation": generation, "jobs": jobs})
+            atomic_write_bytes(self.path / file, raw)
+            digests[name] = hashlib.sha256(raw).hexdigest()
         self._open_jobs_cache = (generation, open_jobs)
+        self._open_summaries_cache = None
         parts = {
             "stacks": _sorted(stacks),
-            "errors": _sorted(errors or {}),
-            "jobs": _sorted(jobs or {}),
+            "errors": _sorted(errors),
+            "final_jobs": _sorted(final_jobs),
             "generation": generation,
         }
-        path = self.path / INDEX_FILE
         index_bytes = _index_bytes({"schema_version": SCHEMA_VERSION, **parts, "complete": True})
-        atomic_write_bytes(path, index_bytes)
-        self._write_digests(
-            {"index": hashlib.sha256(index_bytes).hexdigest(), "open_jobs": hashlib.sha256(open_bytes).hexdigest()}
-        )
+        atomic_write_bytes(self.path / INDEX_FILE, index_bytes)
+        self._write_digests({"index": hashlib.sha256(index_bytes).hexdigest(), **digests})
         (self.path / index_changes.CHANGES_FILE).unlink(missing_ok=True)  # the digests name it no more
         parts.update(complete=True, base_generation=generation, changes=index_changes.empty())
         self._index_written(parts)
@@ -263,7 +276,7 @@ class RunIndex:
         changes: dict[str, dict[str, Any]],
         stacks: dict[str, str],
         errors: dict[str, str],
-        jobs: dict[str, Any],
+        final_jobs: dict[str, dict[str, Any]],
         open_jobs: dict[str, dict[str, Any]],
     ) -> None:
         """``write_index`` by its changes since the whole index ``before`` was read with."""
@@ -272,19 +285,15 @@ class RunIndex:
         raw = _index_bytes({**document, **changes})
         atomic_write_bytes(self.path / index_changes.CHANGES_FILE, raw)
         digests = self._digests()
-        self._write_digests(
-            {
-                "index": digests.get("index", ""),
-                "open_jobs": digests.get("open_jobs", ""),
-                "changes": hashlib.sha256(raw).hexdigest(),
-            }
-        )
+        kept = {name: digests.get(name, "") for name in ("index", "open_jobs", "open_summaries")}
+        self._write_digests({**kept, "changes": hashlib.sha256(raw).hexdigest()})
         self._open_jobs_cache = (generation, open_jobs)
+        self._open_summaries_cache = None
         self._index_written(
             {
                 "stacks": stacks,
                 "errors": errors,
-                "jobs": jobs,
+                "final_jobs": final_jobs,
                 "generation": generation,
                 "complete": True,
                 "base_generation": before["base_generation"],
@@ -312,55 +321,64 @@ class RunIndex:
             self._changing = False
 
     def start_edit_scan(self) -> None:
-        """Begin ``changed_since_index``'s scan in a process of its own (``quark_cli.edit_scan``) if
-        the run is large (an index over ``SCAN_APART_BYTES``), so that it runs while this one parses
-        the index. Nothing if the run has no index or its jobs are not flat files."""
+        """Begin ``changed_since_index``'s scan in two processes of their own (``quark_cli.edit_scan``:
+        one for the records, one for the job files) if the run is large (its index files over
+        ``SCAN_APART_BYTES``), so that they run while this one parses the index. Nothing if the run
+        has no index or its jobs are not flat files."""
         self.drop_edit_scan()
         try:
-            info = os.stat(self.path / INDEX_FILE)
+            size = os.stat(self.path / INDEX_FILE).st_size + os.stat(self.path / OPEN_JOBS_FILE).st_size
             written = os.stat(self.path / DIGEST_FILE).st_ctime_ns
         except OSError:
             return
-        if info.st_size < SCAN_APART_BYTES or not self.flat_jobs or not sys.executable:
+        if size < SCAN_APART_BYTES or not self.flat_jobs or not sys.executable:
             return
-        folders = [os.fspath(self.records_dir), os.fspath(self.jobs_dir)]
-        command = [sys.executable, "-I", "-S", edit_scan.__file__, *folders]
-        try:
-            process = subprocess.Popen(
-                [*command, str(written)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError:  # no process to be had: the scan is done in this one
-            return
-        self._edit_scan = (written, process)
+        processes = []
+        for folders in ([os.fspath(self.records_dir), ""], ["", os.fspath(self.jobs_dir)]):
+            try:
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-I", "-S", edit_scan.__file__, *folders, str(written)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            except OSError:  # no process to be had: the scan is done in this one
+                break
+        self._edit_scan = (written, processes)
+        if len(processes) < 2:
+            self.drop_edit_scan()
 
     def drop_edit_scan(self) -> None:
         """Stop a scan that ``start_edit_scan`` began and nobody will ask for."""
         if self._edit_scan is not None:
-            process = self._edit_scan[1]
+            processes = self._edit_scan[1]
             self._edit_scan = None
-            process.kill()
-            process.communicate()
+            for process in processes:
+                process.kill()
+                process.communicate()
 
     def _scanned(self, written: int) -> tuple[list[str], list[str], list[str]]:
         """``edit_scan.scan`` of the records and job files after ``written`` (ns): the answer of the
-        process ``start_edit_scan`` began for the same index, or of a scan here."""
+        processes ``start_edit_scan`` began for the same index, or of a scan here."""
         if self._edit_scan is not None:
-            after, process = self._edit_scan
+            after, processes = self._edit_scan
             self._edit_scan = None
-            raw, _ = process.communicate()
-            if after == written and process.returncode == 0:
+            answers = [process.communicate()[0] for process in processes]
+            if after == written and all(process.returncode == 0 for process in processes):
                 try:
-                    return edit_scan.decode(raw)
+                    records, _, _ = edit_scan.decode(answers[0])
+                    _, job_files, jobs = edit_scan.decode(answers[1])
+                    return records, job_files, jobs
                 except ValueError:
                     pass
         return edit_scan.scan(os.fspath(self.records_dir), os.fspath(self.jobs_dir), written)
 
-    def changed_since_index(self) -> set[str]:
+    def changed_since_index(self, job_keys: Collection[str]) -> set[str]:
         """Stacks whose record or a job's file changed after the index was written (by hand): what
-        a reader of a current index reads from the files all the same. One stat a file."""
+        a reader of a current index reads from the files all the same. ``job_keys``: every job the
+        index names (a job file missing is a change too). One stat a file."""
         # when the index was written, or its changes (the digests come last); a file's change time
         # cannot be set back (cp -p, touch)
         written = os.stat(self.path / DIGEST_FILE).st_ctime_ns
@@ -373,8 +391,7 @@ class RunIndex:
                 if key is not None:
                     changed.add(stack_of(key))
             listed = {name[: -len(".json")] for name in job_files}
-            jobs = (self.read_index_detail() or {}).get("jobs") or {}
-            changed.update(stack_of(key) for key in jobs.keys() - listed)  # a job file deleted by hand
+            changed.update(stack_of(key) for key in job_keys if key not in listed)  # a job file deleted by hand
             return changed
         records, _, _ = edit_scan.scan(os.fspath(self.records_dir), None, written)
         changed = {name[: -len(".json")] for name in records}
@@ -394,25 +411,54 @@ class RunIndex:
         ``collect`` needs them: a file of its own, which ``status`` never reads); None if the file
         is missing, damaged or of another generation than ``index``."""
         generation = (index or {}).get("generation")
-        if not generation:
-            return None
-        if self._open_jobs_cache is not None and self._open_jobs_cache[0] == generation:
+        if self._open_jobs_cache is not None and generation and self._open_jobs_cache[0] == generation:
             return self._open_jobs_cache[1]
-        base = index.get("base_generation", generation)
+        jobs = self._read_open(index, OPEN_JOBS_FILE, "open_jobs")
+        if jobs is None or not all(isinstance(job, dict) and job.get("key") == key for key, job in jobs.items()):
+            return None
+        index_changes.apply_open(jobs, index["changes"])
+        self._open_jobs_cache = (generation, jobs)
+        return jobs
+
+    def job_summaries(self, index: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
+        """The summary of every job of ``index`` (what ``status`` shows), by key: its final jobs'
+        and its open jobs' (``open_job_summaries.json``, else made from the open jobs); None if
+        neither file is as the command that wrote ``index`` left it."""
+        if not index:
+            return None
+        generation = index.get("generation")
+        if self._open_summaries_cache is not None and self._open_summaries_cache[0] == generation:
+            summaries = self._open_summaries_cache[1]
+        else:
+            summaries = self._read_open(index, OPEN_SUMMARIES_FILE, "open_summaries")
+            plain = index_changes.PLAIN_TYPES.issuperset
+            if summaries is not None and all(
+                type(job) is dict and plain(map(type, job.values())) for job in summaries.values()
+            ):
+                index_changes.apply_open_summaries(summaries, index["changes"])
+            else:
+                open_jobs = self.read_open_jobs(index)
+                if open_jobs is None:
+                    return None
+                summaries = {key: job_summary(job) for key, job in open_jobs.items()}
+            self._open_summaries_cache = (generation, summaries)
+        return {**index["final_jobs"], **summaries}
+
+    def _read_open(self, index: dict[str, Any] | None, file: str, digest: str) -> dict[str, Any] | None:
+        """The ``jobs`` of ``file``, one of the open jobs' files, if it is as written last (its
+        ``digest`` among the digests) for the whole index ``index`` was read from; else None."""
+        if not (index or {}).get("generation"):
+            return None
         try:
-            raw = (self.path / OPEN_JOBS_FILE).read_bytes()
+            raw = (self.path / file).read_bytes()
             value = _index_value(raw)
         except (OSError, ValueError):
             return None
-        if not isinstance(value, dict) or self._digests().get("open_jobs") != hashlib.sha256(raw).hexdigest():
+        if not isinstance(value, dict) or self._digests().get(digest) != hashlib.sha256(raw).hexdigest():
             return None
         jobs = value.get("jobs")
-        if value.get("generation") != base or not isinstance(jobs, dict):
+        if value.get("generation") != index.get("base_generation") or not isinstance(jobs, dict):
             return None
-        if not all(isinstance(job, dict) and job.get("key") == key for key, job in jobs.items()):
-            return None
-        index_changes.apply_open(jobs, index.get("changes") or index_changes.empty())
-        self._open_jobs_cache = (generation, jobs)
         return jobs
 
     def results_stamp(self) -> str | None:
@@ -429,7 +475,7 @@ class RunIndex:
             return {}
         if not isinstance(value, dict):
             return {}
-        names = ("index", "open_jobs", "changes", "results")
+        names = ("index", "open_jobs", "open_summaries", "changes", "results")
         return {name: value[name] for name in names if isinstance(value.get(name), str)}
 
     def changing(self) -> None:

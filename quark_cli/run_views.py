@@ -65,8 +65,8 @@ def status(path: Path) -> dict[str, Any]:
     run = RunDir.open(path)
     info = run.read_run()
     run.start_edit_scan()  # beside the index parse: ``_stack_states`` asks for it
-    index = run.read_index_detail() or {"stacks": {}, "errors": {}, "jobs": {}}
-    states, fresh, named = _stack_states(run, index)
+    index, summaries = _read_index(run)
+    states, fresh, named = _stack_states(run, index, summaries)
     stacks = []
     problems = _missing_jobs(run, named)
     for key, (state, error) in sorted(states.items()):
@@ -77,7 +77,7 @@ def status(path: Path) -> dict[str, Any]:
     total = int(info.get("stacks", len(stacks)))
     stack_counts = Counter(s["status"] for s in stacks)
     stack_counts[NOT_STARTED] = max(0, total - len(stacks))
-    jobs = [job for job in index["jobs"].values() if job.get("stack") not in fresh]
+    jobs = [job for job in summaries.values() if job.get("stack") not in fresh]
     jobs += [job_summary(job) for job in run.jobs_of(fresh)]
     now = datetime.now(UTC)
     ages = {}  # by stamp: a sweep's jobs share few submission times (ms), each parsed once
@@ -138,8 +138,18 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+def _read_index(run: RunDir) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The run's index and the summaries of its jobs (``RunIndex.job_summaries``); an empty index,
+    which tells nothing, if either cannot be used."""
+    index = run.read_index_detail()
+    summaries = run.job_summaries(index)
+    if index is None or summaries is None:
+        return {"stacks": {}, "errors": {}}, {}
+    return index, summaries
+
+
 def _stack_states(
-    run: RunDir, index: dict[str, Any]
+    run: RunDir, index: dict[str, Any], summaries: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, tuple[Any, Any]], set[str], dict[str, list[str]]]:
     """Each started stack's ``(status, error)``, the stacks read from their own files, and the jobs
     their records await (``walk.awaited_jobs``, by stack).
@@ -159,7 +169,7 @@ def _stack_states(
 
     if run.index_current(index):  # the last command ended and none changed the run since: all is in the index
         states.update((key, (status, index["errors"].get(key))) for key, status in index["stacks"].items())
-        edited = run.changed_since_index()  # but for files changed by hand since, which are read
+        edited = run.changed_since_index(summaries.keys())  # but for files changed by hand since, which are read
         for key in sorted(edited):
             read(key)
         return states, edited, named
@@ -178,8 +188,7 @@ def _stack_states(
 
 def stack_totals(run: RunDir, info: dict[str, Any]) -> dict[str, int]:
     """Stacks by status without reading every record (see ``_stack_states``)."""
-    index = run.read_index_detail() or {"stacks": {}, "errors": {}, "jobs": {}}
-    counts = Counter(state for state, _ in _stack_states(run, index)[0].values())
+    counts = Counter(state for state, _ in _stack_states(run, *_read_index(run))[0].values())
     total = int(info.get("stacks", sum(counts.values())))
     return {
         "total": total,

@@ -172,7 +172,7 @@ def refusing_damage(run: RunDir, manager: BenchmarkManager | None = None):
     manager = manager or BenchmarkManager(run, load_run_config(run))
     manager.check()
     if run.index_current(run.read_index_detail()):  # no command was killed since: no job folder holds one
-        run.remove_temp_files(set())
+        run.remove_temp_files(set(), records=False)
     else:
         run.remove_temp_files(manager._checked[0] if manager._checked else None)
     yield

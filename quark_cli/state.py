@@ -51,7 +51,7 @@ from quark_cli.index_changes import CHANGES_FILE
 from quark_cli.journal import replay
 from quark_cli.keys import stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile
-from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, OPEN_JOBS_FILE, RunIndex
+from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, OPEN_JOBS_FILE, OPEN_SUMMARIES_FILE, RunIndex
 from quark_cli.schema import (
     FLAT_JOBS_VERSION,
     MODULES_FILE,
@@ -154,6 +154,7 @@ class RunDir(RunIndex, ResultsFile, StackFiles):
         self._was_current = False  # the index was current when this object made the mark
         self._index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None = None
         self._open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
+        self._open_summaries_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
         self._edit_scan = None  # the process ``start_edit_scan`` began, and the index time it scans after
         self.results_written: str | None = None
         self._open_listed = False  # True once ``open_stacks`` listed the marks: ``_known_open`` is all of them
@@ -342,12 +343,16 @@ class RunDir(RunIndex, ResultsFile, StackFiles):
     def log_file(self) -> Path:
         return self.path / "logging.log"
 
-    def remove_temp_files(self, stacks: set[str] | None = None) -> list[Path]:
+    def remove_temp_files(self, stacks: set[str] | None = None, records: bool = True) -> list[Path]:
         """Delete the temporary files of writes a kill interrupted; the files they were for are intact.
 
-        Only temporaries of the files quark writes under the run lock (run.json, results.json,
-        index.json and its changes, records, job_info.json, and a group commit's in ``.staging``): the caller holds
-        the lock, so none of them is being written. Backends' own files, which detached workers
+        ``stacks``: those whose job files' temporaries are looked for (None: all); ``records``: False
+        when no record's can be left (the index is current: no command was killed since), so that
+        the records are not listed (100,000 names in a large run).
+
+        Only temporaries of the files quark writes under the run lock (run.json, results.json, the
+        index's files, records, job_info.json, and a group commit's in ``.staging``): the caller
+        holds the lock, so none of them is being written. Backends' own files, which detached workers
         write without the lock, are left alone. A file where one of our folders belongs is refused
         before anything is deleted.
         """
@@ -356,6 +361,7 @@ class RunDir(RunIndex, ResultsFile, StackFiles):
             RESULTS_FILE,
             INDEX_FILE,
             OPEN_JOBS_FILE,
+            OPEN_SUMMARIES_FILE,
             CHANGES_FILE,
             DIGEST_FILE,
             CONFIG_FILE,
@@ -366,7 +372,7 @@ class RunDir(RunIndex, ResultsFile, StackFiles):
         for folder in (self.records_dir, staging):
             if folder.exists() and not folder.is_dir():
                 raise RunDirError(f"{folder}: is a file, not a folder; move it out of the run directory")
-        folders = [self.path, self.records_dir, staging]
+        folders = [self.path, self.records_dir, staging] if records else [self.path, staging]
         if (stacks is None or stacks) and self.flat_jobs:  # a job file's temporary: .<key>.json.<random>.tmp
             folders.append(self.jobs_dir)
         elif (stacks is None or stacks) and self.jobs_dir.is_dir():  # none: 100,000 folders not listed

@@ -36,7 +36,17 @@ TESTS = Path(__file__).resolve().parent
 STRESS = bool(os.environ.get("QUARK_STRESS"))
 SEED = int(os.environ.get("QUARK_CRASH_SEED", "20261125"))
 OK_STATUS = {0, 1, 3}  # loads: all finished, some failed, some pending
-OURS = (".run.json.", ".results.json.", ".index.json.", ".config.yml.", ".job_info.json.")  # quark's temporaries
+OURS = (  # quark's temporaries
+    ".run.json.",
+    ".results.json.",
+    ".index.json.",
+    ".open_jobs.json.",
+    ".open_job_summaries.json.",
+    ".index_changes.json.",
+    ".index.sha256.",
+    ".config.yml.",
+    ".job_info.json.",
+)
 QUARK_FOLDERS = ("records", "jobs", ".staging")  # every temporary in these is quark's (jobs/<key>/ is the backend's)
 
 TOY = """
