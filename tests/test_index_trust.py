@@ -182,3 +182,69 @@ def test_the_edit_scan_script_answers_as_the_scan_in_this_process(tmp_path):
 def time_ns_after(folder: Path) -> int:
     """A change time later than every file's under ``folder``."""
     return max(path.stat().st_ctime_ns for path in folder.rglob("*")) + 1
+
+
+def _job_statuses(quark, run: Path) -> dict[str, str]:
+    return {job["key"]: job["status"] for job in json.loads(quark("status", run, "--json").stdout)["jobs"]}
+
+
+def test_a_collect_that_changed_little_writes_the_changes_and_every_reader_sees_them(
+    quark, write_config, tmp_path, monkeypatch
+):
+    run = _submitted(quark, write_config, tmp_path / "run")
+    whole = {name: (run / name).read_bytes() for name in ("index.json", "open_jobs.json", "open_job_summaries.json")}
+    first = sorted(run.glob("jobs/*.json"))[0]
+    finish_job(first.with_suffix(""))
+    assert quark("collect", run).exit_code == 3
+
+    assert {name: (run / name).read_bytes() for name in whole} == whole, "only the changes were written"
+    changes = json.loads((run / "index_changes.json").read_text())
+    assert changes["stacks"] == {"000-r1": "FINISHED"}
+    assert list(changes["jobs"]) == [first.stem] and changes["open_jobs"] == {first.stem: None}
+    assert _statuses(quark, run)["000-r1"] == "FINISHED"
+    assert _job_statuses(quark, run)[first.stem] == "DONE"
+
+    monkeypatch.setattr("quark_cli.index_changes.LIMIT", 0)  # the next command writes the whole index again
+    _finish_all(run)
+    assert quark("collect", run).exit_code == 0
+    assert not (run / "index_changes.json").exists()
+    assert json.loads((run / "open_jobs.json").read_text())["jobs"] == {}
+    assert set(json.loads((run / "index.json").read_text())["final_jobs"]) == set(_jobs_of(run))
+    assert set(_statuses(quark, run).values()) == {"FINISHED"}
+    assert set(_job_statuses(quark, run).values()) == {"DONE"}
+
+
+def _jobs_of(run: Path) -> list[str]:
+    return [path.stem for path in run.glob("jobs/*.json")]
+
+
+@pytest.mark.parametrize("damage", ["edited", "deleted"])
+def test_changes_edited_or_lost_are_not_trusted(quark, write_config, tmp_path, damage):
+    run = _submitted(quark, write_config, tmp_path / "run")
+    finish_job(sorted(run.glob("jobs/*.json"))[0].with_suffix(""))
+    assert quark("collect", run).exit_code == 3
+    path = run / "index_changes.json"
+    if damage == "edited":
+        changes = json.loads(path.read_text())
+        changes["stacks"] = {key: "FINISHED" for key in ("000-r1", "000-r2", "001-r1", "001-r2")}
+        path.write_text(json.dumps(changes))
+    else:
+        path.unlink()
+    assert _statuses(quark, run) == {
+        "000-r1": "FINISHED",
+        "000-r2": "INTERRUPTED",
+        "001-r1": "INTERRUPTED",
+        "001-r2": "INTERRUPTED",
+    }, "the records say so"
+    _finish_all(run)
+    assert quark("collect", run).exit_code == 0
+    assert [r["quark_job_status"] for r in _results(run)] == ["FINISHED"] * 4
+
+
+@pytest.mark.parametrize("garbage", ["[]", "not json", '{"generation": "x", "jobs": {}}'])
+def test_status_makes_the_open_jobs_summaries_when_their_file_is_not_ours(quark, write_config, tmp_path, garbage):
+    run = _submitted(quark, write_config, tmp_path / "run")
+    expected = _job_statuses(quark, run)
+    (run / "open_job_summaries.json").write_text(garbage)
+    assert _job_statuses(quark, run) == expected
+    assert set(expected.values()) == {"SUBMITTED"} and len(expected) == 4
