@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from quark_cli.errors import RunDirError
@@ -29,7 +30,7 @@ class CollectReads:
         they are read), and refuses an unfinished stack whose record names a job without its
         job file: collecting it would submit that job a second time.
         """
-        self.run.start_edit_scan()  # beside the index parse: ``_edited`` asks for it
+        self.run.start_edit_scan()  # if ``runs.collect`` has not: beside the index parse, for ``_edited``
         candidates = self._candidates(self.run.read_index(), self.stacks().keys())
         jobs = {job["key"]: job for job in self._jobs_of(candidates)}
         waiting = {job["stack"] for job in jobs.values() if job.get("status") in PENDING_JOB_STATES}
@@ -79,7 +80,7 @@ class CollectReads:
             stack = job.get("stack")
             if stack in stacks and stack not in edited:
                 jobs.append(job)
-        return sorted(jobs, key=lambda job: job["key"])
+        return sorted(jobs, key=itemgetter("key"))
 
     def _edited(self) -> set[str] | None:
         """Stacks whose files changed after the current index (by hand), read from the files all the

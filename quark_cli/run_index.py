@@ -324,13 +324,16 @@ class RunIndex:
         """Begin ``changed_since_index``'s scan in two processes of their own (``quark_cli.edit_scan``:
         one for the records, one for the job files) if the run is large (its index files over
         ``SCAN_APART_BYTES``), so that they run while this one parses the index. Nothing if the run
-        has no index or its jobs are not flat files."""
-        self.drop_edit_scan()
+        has no index or its jobs are not flat files, or if such a scan runs already for this index."""
         try:
             size = os.stat(self.path / INDEX_FILE).st_size + os.stat(self.path / OPEN_JOBS_FILE).st_size
             written = os.stat(self.path / DIGEST_FILE).st_ctime_ns
         except OSError:
+            self.drop_edit_scan()
             return
+        if self._edit_scan is not None and self._edit_scan[0] == written:
+            return
+        self.drop_edit_scan()
         if size < SCAN_APART_BYTES or not self.flat_jobs or not sys.executable:
             return
         processes = []
