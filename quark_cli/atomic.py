@@ -206,3 +206,14 @@ def json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def file_stamp(path: Path) -> str | None:
+    """A file's identity and times (``inode:size:mtime_ns:ctime_ns``), or None if it cannot be
+    seen: any later write or replacement changes it, and a change time cannot be set back
+    (``touch``, ``cp -p``, a restore from a backup)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from quark_cli.atomic import FileSpan, atomic_write_bytes, strict_dumps
+from quark_cli.atomic import FileSpan, atomic_write_bytes, file_stamp, strict_dumps
 
 #: What ``_splice_plan`` searches: the file's bytes, or the file mapped.
 Buffer = bytes | mmap.mmap
@@ -25,7 +25,7 @@ class ResultsFile:
 
     path: Path
     fresh: bool
-    #: ``_stamp`` of results.json as this object last wrote it (None: not written by this command).
+    #: ``atomic.file_stamp`` of results.json as this object last wrote it (None: not written by this command).
     results_written: str | None
 
     def rebuild_results(
@@ -43,7 +43,7 @@ class ResultsFile:
         Returns the records written: all of them, or with ``changed`` only the changed ones read.
         """
         path = self.path / RESULTS_FILE
-        stamp = _stamp(path)
+        stamp = file_stamp(path)
         trusted = stamp is not None and self.index_current(self.read_index_detail()) and self.results_stamp() == stamp
         if changed is not None and not changed and trusted:
             return []
@@ -58,25 +58,15 @@ class ResultsFile:
             else:
                 written = trusted and _splice(path, new)
             if written:
-                self.results_written = _stamp(path)
+                self.results_written = file_stamp(path)
                 return records
         results = sorted(
             self.read_records().values(),
             key=lambda r: (r.get("benchmark_backlog_item_number", 0), r.get("repetition", 0)),
         )
         atomic_write_bytes(path, _results_bytes([result_line(record) for record in results]))
-        self.results_written = _stamp(path)
+        self.results_written = file_stamp(path)
         return results
-
-
-def _stamp(path: Path) -> str | None:
-    """A file's identity and times (``inode:size:mtime_ns:ctime_ns``): any later write or
-    replacement changes it, and a change time cannot be set back (``touch``, ``cp -p``)."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
 
 
 def result_line(record: dict[str, Any]) -> bytes:

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from quark_cli import edit_scan, index_changes
-from quark_cli.atomic import atomic_write_bytes, atomic_write_json, fsync_dir, json_bytes
+from quark_cli.atomic import atomic_write_bytes, atomic_write_json, file_stamp, fsync_dir, json_bytes
 from quark_cli.keys import job_key_of, stack_of
 from quark_cli.schema import SCHEMA_VERSION
 
@@ -45,6 +45,13 @@ OPEN_SUMMARIES_FILE = "open_job_summaries.json"
 #: beside the command (``RunIndex.start_edit_scan``); a smaller run's takes less than the 15 ms a
 #: process takes to start.
 SCAN_APART_BYTES = 1 << 20
+#: The index's files by their names in the digests.
+_FILES = {
+    "index": INDEX_FILE,
+    "open_jobs": OPEN_JOBS_FILE,
+    "open_summaries": OPEN_SUMMARIES_FILE,
+    "changes": index_changes.CHANGES_FILE,
+}
 #: The SHA-256 of each as last written, written after them: a copied-in or hand-edited index is not current.
 DIGEST_FILE = "index.sha256"
 
@@ -176,9 +183,10 @@ class RunIndex:
             return None
         generation = value.get("generation")
         digests = self._digests()
-        if digests.get("index") != hashlib.sha256(raw).hexdigest():
-            # copied in, edited by hand, or of an earlier quark-cli (no digest): not this run's own,
-            # so not even its closed stacks are trusted; commands read the files and write it anew
+        if not self._as_written("index", path, raw, digests):
+            # copied in, edited by hand, restored, or of an earlier quark-cli (no digest): not this
+            # run's own, so not even its closed stacks are trusted; commands read the files and
+            # write it anew
             return None
         parts["complete"] = value.get("complete") is True and isinstance(generation, str)
         parts["generation"] = parts["base_generation"] = generation
@@ -192,22 +200,23 @@ class RunIndex:
             return None
         parts["changes"] = index_changes.empty()
         if "changes" in digests:
-            read = self._read_changes(digests["changes"], generation)
+            read = self._read_changes(generation)
             if read is None:
                 return None
             parts["generation"], parts["changes"] = read
             index_changes.apply(parts, parts["changes"])
         return parts
 
-    def _read_changes(self, digest: str, base: Any) -> tuple[str, dict[str, dict[str, Any]]] | None:
+    def _read_changes(self, base: Any) -> tuple[str, dict[str, dict[str, Any]]] | None:
         """The generation and the parts of the index's changes (``quark_cli.index_changes``) if the
-        file is as written last (``digest``) for the whole index of generation ``base``; else None."""
+        file is as written last (``_as_written``) for the whole index of generation ``base``; else None."""
+        path = self.path / index_changes.CHANGES_FILE
         try:
-            raw = (self.path / index_changes.CHANGES_FILE).read_bytes()
+            raw = path.read_bytes()
             value = _index_value(raw)
         except (OSError, ValueError):
             return None
-        if hashlib.sha256(raw).hexdigest() != digest or not isinstance(value, dict) or value.get("base") != base:
+        if not self._as_written("changes", path, raw) or not isinstance(value, dict) or value.get("base") != base:
             return None
         changes = index_changes.parsed(value)
         generation = value.get("generation")
@@ -265,7 +274,8 @@ class RunIndex:
         }
         index_bytes = _index_bytes({"schema_version": SCHEMA_VERSION, **parts, "complete": True})
         atomic_write_bytes(self.path / INDEX_FILE, index_bytes)
-        self._write_digests({"index": hashlib.sha256(index_bytes).hexdigest(), **digests})
+        digests["index"] = hashlib.sha256(index_bytes).hexdigest()
+        self._write_digests(digests, stamped=("index", "open_jobs", "open_summaries"))
         (self.path / index_changes.CHANGES_FILE).unlink(missing_ok=True)  # the digests name it no more
         parts.update(complete=True, base_generation=generation, changes=index_changes.empty())
         self._index_written(parts)
@@ -286,7 +296,8 @@ class RunIndex:
         atomic_write_bytes(self.path / index_changes.CHANGES_FILE, raw)
         digests = self._digests()
         kept = {name: digests.get(name, "") for name in ("index", "open_jobs", "open_summaries")}
-        self._write_digests({**kept, "changes": hashlib.sha256(raw).hexdigest()})
+        kept.update((f"{name}_stamp", digests.get(f"{name}_stamp", "")) for name in list(kept))
+        self._write_digests({**kept, "changes": hashlib.sha256(raw).hexdigest()}, stamped=("changes",))
         self._open_jobs_cache = (generation, open_jobs)
         self._open_summaries_cache = None
         self._index_written(
@@ -305,8 +316,12 @@ class RunIndex:
         """The generation of the open jobs this object holds (``read_open_jobs``), if any."""
         return self._open_jobs_cache[0] if self._open_jobs_cache is not None else None
 
-    def _write_digests(self, digests: dict[str, str]) -> None:
-        """Write ``index.sha256``: ``digests`` and results.json's stamp as quark last wrote it."""
+    def _write_digests(self, digests: dict[str, str], stamped: tuple[str, ...]) -> None:
+        """Write ``index.sha256``: ``digests`` (SHA-256 by name, ``_FILES``), the identity of the
+        files of the names ``stamped`` as they are now (``atomic.file_stamp``, under ``<name>_stamp``),
+        and results.json's stamp as quark last wrote it."""
+        for name in stamped:
+            digests[f"{name}_stamp"] = file_stamp(self.path / _FILES[name]) or ""
         results = self.results_written or self.results_stamp()  # the file as quark last wrote it, never as found
         if results is not None:
             digests["results"] = results
@@ -457,7 +472,7 @@ class RunIndex:
             value = _index_value(raw)
         except (OSError, ValueError):
             return None
-        if not isinstance(value, dict) or self._digests().get(digest) != hashlib.sha256(raw).hexdigest():
+        if not isinstance(value, dict) or not self._as_written(digest, self.path / file, raw):
             return None
         jobs = value.get("jobs")
         if value.get("generation") != index.get("base_generation") or not isinstance(jobs, dict):
@@ -465,7 +480,7 @@ class RunIndex:
         return jobs
 
     def results_stamp(self) -> str | None:
-        """results.json's identity and times right after quark last wrote it (``results_file._stamp``),
+        """results.json's identity and times right after quark last wrote it (``atomic.file_stamp``),
         kept with the digests; None if unknown."""
         return self._digests().get("results")
 
@@ -478,8 +493,17 @@ class RunIndex:
             return {}
         if not isinstance(value, dict):
             return {}
-        names = ("index", "open_jobs", "open_summaries", "changes", "results")
+        names = (*_FILES, *(f"{name}_stamp" for name in _FILES), "results")
         return {name: value[name] for name in names if isinstance(value.get(name), str)}
+
+    def _as_written(self, name: str, path: Path, raw: bytes, digests: dict[str, str] | None = None) -> bool:
+        """True if ``raw``, read from ``path`` (the index's file ``name``), is as this run's last
+        command wrote it: its SHA-256 and the file's identity (a copy, a restore from a backup or a
+        hand edit makes another) as the digests (``_digests``, read now unless given) record them."""
+        digests = self._digests() if digests is None else digests
+        if digests.get(name) != hashlib.sha256(raw).hexdigest():
+            return False
+        return digests.get(f"{name}_stamp") == file_stamp(path)
 
     def changing(self) -> None:
         """Before the first change of a stack or job: mark the index as lagging (``index_current``),

@@ -47,9 +47,9 @@ def test_an_index_copied_in_from_a_later_point_is_not_trusted(quark, write_confi
     shutil.copytree(run, later)
     _finish_all(later)
     assert quark("collect", later).exit_code == 0
-    assert (later / "index_changes.json").exists(), "a collect of a few stacks writes the index's changes"
-    for name in ("index.json", "open_jobs.json", "index_changes.json"):
-        shutil.copy2(later / name, run / name)  # not the digest: the index is not the run's own
+    for name in ("index.json", "open_jobs.json", "open_job_summaries.json", "index_changes.json"):
+        if (later / name).exists():
+            shutil.copy2(later / name, run / name)  # not the digest: the index is not the run's own
 
     assert set(_statuses(quark, run).values()) == {"INTERRUPTED"}, "the records say so, not the copied index"
     _finish_all(run)
@@ -248,3 +248,26 @@ def test_status_makes_the_open_jobs_summaries_when_their_file_is_not_ours(quark,
     (run / "open_job_summaries.json").write_text(garbage)
     assert _job_statuses(quark, run) == expected
     assert set(expected.values()) == {"SUBMITTED"} and len(expected) == 4
+
+
+@pytest.mark.parametrize("restored", ["whole index", "changes"])
+def test_index_files_restored_with_their_digests_are_not_trusted(quark, write_config, tmp_path, restored):
+    """A backup's index, digests and all, is older than the records: status reads them (found by a helper)."""
+    run = _submitted(quark, write_config, tmp_path / "run")
+    jobs = sorted(run.glob("jobs/*.json"))
+    if restored == "changes":
+        finish_job(jobs[0].with_suffix(""))
+        assert quark("collect", run).exit_code == 3
+    backup = tmp_path / "backup"
+    shutil.copytree(run, backup)
+    finish_job(jobs[1].with_suffix(""))
+    assert quark("collect", run).exit_code == 3
+    for name in ("index.json", "open_jobs.json", "open_job_summaries.json", "index_changes.json", "index.sha256"):
+        if (backup / name).exists():
+            shutil.copy2(backup / name, run / name)
+
+    finished = {"000-r1", "000-r2"} if restored == "changes" else {"000-r2"}
+    assert {key for key, status in _statuses(quark, run).items() if status == "FINISHED"} == finished
+    assert [_job_statuses(quark, run)[path.stem] for path in jobs[:2]] == (
+        ["DONE", "DONE"] if restored == "changes" else ["SUBMITTED", "DONE"]
+    )
