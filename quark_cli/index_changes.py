@@ -14,6 +14,7 @@ the generation of the whole index they apply to (``base``) and their own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 CHANGES_FILE = "index_changes.json"
@@ -86,6 +87,13 @@ def _apply_part(values: dict[str, Any], changed: dict[str, Any]) -> None:
             values[key] = value
 
 
+def plain_summaries(summaries: Iterable[Any]) -> bool:
+    """True if each of ``summaries`` is a dict of plain values (``PLAIN_TYPES``), as job summaries
+    are written: a loop in C, 1,100,000 fields at 100,000 stacks."""
+    plain = PLAIN_TYPES.issuperset
+    return all(type(job) is dict and plain(map(type, job.values())) for job in summaries)
+
+
 def parsed(value: Any) -> dict[str, dict[str, Any]] | None:
     """The parts of a changes file's JSON ``value``, or None unless each has the shapes written:
     statuses and errors text, job summaries dicts of plain values, open jobs dicts of their key
@@ -99,10 +107,7 @@ def parsed(value: Any) -> dict[str, dict[str, Any]] | None:
         return None
     if not all(error is None or isinstance(error, str) for error in changes["errors"].values()):
         return None
-    plain = PLAIN_TYPES.issuperset
-    if not all(
-        job is None or (type(job) is dict and plain(map(type, job.values()))) for job in changes["jobs"].values()
-    ):
+    if not plain_summaries(job for job in changes["jobs"].values() if job is not None):
         return None
     whole = changes["open_jobs"].items()
     if not all(job is None or (isinstance(job, dict) and job.get("key") == key) for key, job in whole):

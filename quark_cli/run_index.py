@@ -129,7 +129,7 @@ class RunIndex:
     records_dir: Path
     _changing: bool
     _was_current: bool
-    _index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None
+    _index_cache: tuple[tuple[int, ...] | None, dict[str, Any] | None] | None
     _open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None
     _open_summaries_cache: tuple[str, dict[str, dict[str, Any]]] | None
     _edit_scan: tuple[int, list[subprocess.Popen[bytes]]] | None
@@ -195,8 +195,7 @@ class RunIndex:
             return None
         if not all(isinstance(error, str) for error in parts["errors"].values()):
             return None
-        plain = index_changes.PLAIN_TYPES.issuperset  # a loop in C: 1,100,000 fields at 100,000 stacks
-        if not all(type(job) is dict and plain(map(type, job.values())) for job in parts["final_jobs"].values()):
+        if not index_changes.plain_summaries(parts["final_jobs"].values()):
             return None
         parts["changes"] = index_changes.empty()
         if "changes" in digests:
@@ -449,10 +448,7 @@ class RunIndex:
             summaries = self._open_summaries_cache[1]
         else:
             summaries = self._read_open(index, OPEN_SUMMARIES_FILE, "open_summaries")
-            plain = index_changes.PLAIN_TYPES.issuperset
-            if summaries is not None and all(
-                type(job) is dict and plain(map(type, job.values())) for job in summaries.values()
-            ):
+            if summaries is not None and index_changes.plain_summaries(summaries.values()):
                 index_changes.apply_open_summaries(summaries, index["changes"])
             else:
                 open_jobs = self.read_open_jobs(index)

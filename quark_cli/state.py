@@ -152,7 +152,7 @@ class RunDir(RunIndex, ResultsFile, StackFiles):
         self.fresh = False
         self._changing = False  # this object made the CHANGING_FILE mark
         self._was_current = False  # the index was current when this object made the mark
-        self._index_cache: tuple[tuple[int, int, int], dict[str, Any] | None] | None = None
+        self._index_cache: tuple[tuple[int, ...] | None, dict[str, Any] | None] | None = None
         self._open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
         self._open_summaries_cache: tuple[str, dict[str, dict[str, Any]]] | None = None
         self._edit_scan = None  # the process ``start_edit_scan`` began, and the index time it scans after
