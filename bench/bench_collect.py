@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
-from common import counter_config, floor_ratio, quark, save, settle_disk, table
+from common import counter_config, floor_ratio, quark, save, settle_disk, table, work_dir
 from latency_modules import finish_all
 
 RUNS = 3
 
 
 def main(jobs: int = 1000, latency: float = 0.05) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+    with work_dir() as tmp:
         tmp = Path(tmp)
         config = counter_config(tmp / "c.yml", jobs, "LatencyDevice")
 

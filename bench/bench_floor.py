@@ -28,14 +28,14 @@ import ctypes
 import fcntl
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import save
+from common import save, work_dir
 
 FILES = 2000
 PAYLOAD = json.dumps({"key": "000-r1-App.Device-pre", "info": {"id": "x" * 32}, "pad": "y" * 800}).encode()
@@ -96,10 +96,6 @@ def file_costs(root: Path) -> dict[str, float]:
         os.close(fd)
     figures["segment_us"] = _per_item_us(start, 20)
     start = time.perf_counter()
-    for path in targets:
-        os.unlink(path)
-    figures["unlink_us"] = _per_item_us(start, FILES)
-    start = time.perf_counter()
     for i in range(FILES // 4):
         os.mkdir(root / f"d{i}", 0o700)
     figures[MKDIR_US] = _per_item_us(start, FILES // 4)
@@ -124,6 +120,11 @@ def file_costs(root: Path) -> dict[str, float]:
             _syncfs(str(root))
             runs.append(time.perf_counter() - start)
         figures[f"syncfs_{batch}_us"] = round(statistics.median(runs) * 1e6, 1)
+    # last of the file costs: files created after a deletion near them are slower (see bench/README.md)
+    start = time.perf_counter()
+    for path in targets:
+        os.unlink(path)
+    figures["unlink_us"] = _per_item_us(start, FILES)
     document = json.loads(PAYLOAD)
     start = time.perf_counter()
     for _ in range(FILES):
@@ -134,6 +135,31 @@ def file_costs(root: Path) -> dict[str, float]:
         json.loads(PAYLOAD)
     figures["json_loads_us"] = _per_item_us(start, FILES)
     return figures
+
+
+def creation_after_delete(root: Path, deleted: int = 5000, created: int = 1000) -> dict[str, float]:
+    """Microseconds to create, write and close a file: in a new folder first, then in another new
+    folder beside one whose ``deleted`` files were just removed (``python bench_floor.py --after-delete``,
+    not part of ``make bench``: its deletion would slow the benches after it)."""
+
+    def create(folder: Path) -> float:
+        folder.mkdir()
+        start = time.perf_counter()
+        for i in range(created):
+            fd = os.open(folder / f"f{i}.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, PAYLOAD)
+            os.close(fd)
+        return _per_item_us(start, created)
+
+    quiet = create(root / "before")
+    old = root / "old"
+    old.mkdir()
+    for i in range(deleted):
+        (old / f"{i}.json").write_bytes(PAYLOAD)
+    os.sync()
+    shutil.rmtree(old)
+    os.sync()
+    return {"create_quiet_us": quiet, f"create_after_{deleted}_deleted_us": create(root / "after")}
 
 
 def start_up() -> dict[str, float]:
@@ -180,7 +206,7 @@ def floor_seconds(figures: dict[str, float], command: str, stacks: int, batch: i
 
 
 def main() -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+    with work_dir() as tmp:
         figures = {**file_costs(Path(tmp)), **start_up()}
     for command in PER_STACK:
         figures[f"{command}_1000_floor_s"] = round(floor_seconds(figures, command, 1000), 3)
@@ -192,4 +218,9 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--after-delete"]:
+        with work_dir() as tmp:
+            for name, value in creation_after_delete(tmp).items():
+                print(f"  {name}  {value}")
+    else:
+        main()

@@ -7,10 +7,9 @@ size: nothing ready yet (the usual cron pass), and the 10 jobs done (10 stacks c
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-from common import counter_config, median_of, quark, save, settle_disk, table
+from common import counter_config, median_of, quark, save, settle_disk, table, work_dir
 from latency_modules import finish_all
 
 PENDING = 10
@@ -18,7 +17,7 @@ PENDING = 10
 
 def main(sizes: tuple[int, ...] = (100, 1000, 10_000)) -> dict:
     curve = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with work_dir() as tmp:
         tmp = Path(tmp)
         for finished in sizes:
             run = tmp / f"run-{finished}"

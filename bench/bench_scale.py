@@ -26,12 +26,11 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import counter_config, env, save, settle_disk
+from common import counter_config, env, save, settle_disk, work_dir
 from latency_modules import finish_all
 
 from quark_cli.config import MAX_BACKLOG
@@ -131,7 +130,7 @@ def main(sizes: tuple[int, ...] = SIZES) -> dict:
     sizes = tuple(sorted(sizes))
     start = time.perf_counter()
     results: dict[int, dict[str, dict[str, Any]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with work_dir() as tmp:
         for stacks in sizes:
             results[stacks] = measure(stacks, Path(tmp))
     total_s = time.perf_counter() - start

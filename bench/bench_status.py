@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-from common import counter_config, median_of, quark, save, settle_disk, table
+from common import counter_config, median_of, quark, save, settle_disk, table, work_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency_modules import finish_all  # noqa: E402,F811
 
 
 def main(jobs: int = 10_000) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+    with work_dir() as tmp:
         tmp = Path(tmp)
         run = tmp / "run"
         submit_s, done = quark("submit", counter_config(tmp / "c.yml", jobs, "LatencyDevice"), "-o", run, check=True)

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, counter_config, floor_ratio, quark, save, settle_disk, table
+from common import REPO, counter_config, floor_ratio, quark, save, settle_disk, table, work_dir
 
 sys.path.insert(0, str(REPO / "tests"))
 from test_local_jobs import kill_processes_of  # noqa: E402
 
 
 def main(jobs: int = 1000) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+    with work_dir() as tmp:
         tmp = Path(tmp)
         config = tmp / "ghz.yml"
         config.write_text(
@@ -63,7 +62,7 @@ def main(jobs: int = 1000) -> dict:
 def remote(jobs: int = 1000, latency: float = 0.05, runs: int = 3) -> dict:
     """Submit ``jobs`` stacks to the latency service, median of ``runs``; and 100 one at a time."""
     times = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with work_dir() as tmp:
         tmp = Path(tmp)
         config = counter_config(tmp / "c.yml", jobs, "LatencyDevice")
         for attempt in range(runs):

@@ -22,13 +22,12 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from common import env, floor_ratio, save, settle_disk  # noqa: E402
+from common import env, floor_ratio, save, settle_disk, work_dir  # noqa: E402
 from quark3_pipeline import service  # noqa: E402
 
 from quark_cli import __version__ as quark_cli_version  # noqa: E402
@@ -242,7 +241,6 @@ def measure_resume(work: Path, jobs: int, repeat: int) -> dict[str, Any]:
         check_all_squared(framework.outcome(run_dir), numbers, f"{framework.name} resume")
         figures[framework.name]["resume_runs_s"].append(round(seconds, 3))
         figures[framework.name]["resume_exit"] = process.returncode
-        shutil.rmtree(framework.root)
     for figure in figures.values():
         figure["resume_s"] = round(statistics.median(figure["resume_runs_s"]), 3)
     return figures
@@ -341,17 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1 or args.repeat < 1:
         print("error: --jobs and --repeat must be at least 1", file=sys.stderr)
         return 2
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="quark3-compare-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        figures = measure_resume(work, args.jobs, args.repeat)
-        branch = branch_check(work)
-    except (BenchError, subprocess.TimeoutExpired) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    finally:
-        if not args.workdir:
-            shutil.rmtree(work, ignore_errors=True)
+    with nullcontext(args.workdir) if args.workdir else work_dir("quark3-compare-") as work:
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            figures = measure_resume(work, args.jobs, args.repeat)
+            branch = branch_check(work)
+        except (BenchError, subprocess.TimeoutExpired) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     version, python = quark3_version().split()
     setup = QUARK3_SETUP_FILE.read_text().strip() if QUARK3_SETUP_FILE.exists() else None
     cli, q3 = figures["quark-cli"], figures["QUARK 3"]
