@@ -18,8 +18,6 @@ import gc
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -28,9 +26,8 @@ from typing import Any
 
 import orjson
 
-from quark_cli import edit_scan, index_changes
+from quark_cli import index_changes
 from quark_cli.atomic import atomic_write_bytes, atomic_write_json, file_stamp, fsync_dir, json_bytes
-from quark_cli.keys import job_key_of, stack_of
 from quark_cli.schema import SCHEMA_VERSION
 
 INDEX_FILE = "index.json"
@@ -41,10 +38,6 @@ CHANGING_FILE = ".changing"
 OPEN_JOBS_FILE = "open_jobs.json"
 #: Their summaries: what status shows of them, kept apart so that collect never parses them.
 OPEN_SUMMARIES_FILE = "open_job_summaries.json"
-#: An index and open jobs this large together (2,000 to 3,000 stacks) have the hand-edit scan run
-#: beside the command (``RunIndex.start_edit_scan``); a smaller run's takes less than the 15 ms a
-#: process takes to start.
-SCAN_APART_BYTES = 1 << 20
 #: The index's files by their names in the digests.
 _FILES = {
     "index": INDEX_FILE,
@@ -132,7 +125,6 @@ class RunIndex:
     _index_cache: tuple[tuple[int, ...] | None, dict[str, Any] | None] | None
     _open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None
     _open_summaries_cache: tuple[str, dict[str, dict[str, Any]]] | None
-    _edit_scan: tuple[int, list[subprocess.Popen[bytes]]] | None
     results_written: str | None
 
     def read_index(self) -> dict[str, str]:
@@ -333,95 +325,6 @@ class RunIndex:
         if self._changing:
             (self.path / CHANGING_FILE).unlink(missing_ok=True)
             self._changing = False
-
-    def start_edit_scan(self) -> None:
-        """Begin ``changed_since_index``'s scan in two processes of their own (``quark_cli.edit_scan``:
-        one for the records, one for the job files) if the run is large (its index files over
-        ``SCAN_APART_BYTES``), so that they run while this one parses the index. Nothing if the run
-        has no index or its jobs are not flat files, or if such a scan runs already for this index."""
-        try:
-            size = os.stat(self.path / INDEX_FILE).st_size + os.stat(self.path / OPEN_JOBS_FILE).st_size
-            written = os.stat(self.path / DIGEST_FILE).st_ctime_ns
-        except OSError:
-            self.drop_edit_scan()
-            return
-        if self._edit_scan is not None and self._edit_scan[0] == written:
-            return
-        self.drop_edit_scan()
-        if size < SCAN_APART_BYTES or not self.flat_jobs or not sys.executable:
-            return
-        processes = []
-        for folders in ([os.fspath(self.records_dir), ""], ["", os.fspath(self.jobs_dir)]):
-            try:
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-I", "-S", edit_scan.__file__, *folders, str(written)],
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
-            except OSError:  # no process to be had: the scan is done in this one
-                break
-        self._edit_scan = (written, processes)
-        if len(processes) < 2:
-            self.drop_edit_scan()
-
-    def drop_edit_scan(self) -> None:
-        """Stop a scan that ``start_edit_scan`` began and nobody will ask for."""
-        if self._edit_scan is not None:
-            processes = self._edit_scan[1]
-            self._edit_scan = None
-            for process in processes:
-                process.kill()
-                process.communicate()
-
-    def _scanned(self, written: int) -> tuple[list[str], list[str], list[str]]:
-        """``edit_scan.scan`` of the records and job files after ``written`` (ns): the answer of the
-        processes ``start_edit_scan`` began for the same index, or of a scan here."""
-        if self._edit_scan is not None:
-            after, processes = self._edit_scan
-            self._edit_scan = None
-            answers = [process.communicate()[0] for process in processes]
-            if after == written and all(process.returncode == 0 for process in processes):
-                try:
-                    records, _, _ = edit_scan.decode(answers[0])
-                    _, job_files, jobs = edit_scan.decode(answers[1])
-                    return records, job_files, jobs
-                except ValueError:
-                    pass
-        return edit_scan.scan(os.fspath(self.records_dir), os.fspath(self.jobs_dir), written)
-
-    def changed_since_index(self, job_keys: Collection[str]) -> set[str]:
-        """Stacks whose record or a job's file changed after the index was written (by hand): what
-        a reader of a current index reads from the files all the same. ``job_keys``: every job the
-        index names (a job file missing is a change too). One stat a file."""
-        # when the index was written, or its changes (the digests come last); a file's change time
-        # cannot be set back (cp -p, touch)
-        written = os.stat(self.path / DIGEST_FILE).st_ctime_ns
-        jobs_dir = os.fspath(self.jobs_dir)
-        if self.flat_jobs:
-            records, job_files, edited_jobs = self._scanned(written)
-            changed = {name[: -len(".json")] for name in records}
-            for name in edited_jobs:
-                key = job_key_of(name, flat=True)
-                if key is not None:
-                    changed.add(stack_of(key))
-            listed = {name[: -len(".json")] for name in job_files}
-            changed.update(stack_of(key) for key in job_keys if key not in listed)  # a job file deleted by hand
-            return changed
-        records, _, _ = edit_scan.scan(os.fspath(self.records_dir), None, written)
-        changed = {name[: -len(".json")] for name in records}
-        for name in os.listdir(jobs_dir) if os.path.isdir(jobs_dir) else []:
-            if job_key_of(name, flat=False) is None:
-                continue
-            try:
-                newer = os.stat(f"{jobs_dir}/{name}/job_info.json").st_ctime_ns > written
-            except (FileNotFoundError, NotADirectoryError):
-                newer = True
-            if newer:
-                changed.add(stack_of(name))
-        return changed
 
     def read_open_jobs(self, index: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
         """Every job not final, whole, by key, as the command that wrote ``index`` left them (only

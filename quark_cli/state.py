@@ -21,8 +21,9 @@ Reading checks what the engine relies on (types, known statuses, a file's key ma
 so a damaged or hand-edited file stops a command with a message naming the file and the field
 before anything is written.
 
-``RunDir`` is made of parts, one module each: the index (``quark_cli.run_index``), results.json
-(``quark_cli.results_file``), and the stacks' and jobs' own files (``quark_cli.stack_files``).
+``RunDir`` is made of parts, one module each: the index (``quark_cli.run_index``), the files edited
+by hand since it was written (``quark_cli.index_edits``), results.json (``quark_cli.results_file``),
+and the stacks' and jobs' own files (``quark_cli.stack_files``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from quark_cli.atomic import (
 from quark_cli.errors import RunDirError, RunLockedError
 from quark_cli.group_commit import STAGING_DIR
 from quark_cli.index_changes import CHANGES_FILE
+from quark_cli.index_edits import IndexEdits
 from quark_cli.journal import replay
 from quark_cli.keys import stack_of
 from quark_cli.results_file import RESULTS_FILE, ResultsFile
@@ -134,7 +136,7 @@ def file_name(text: str, limit: int = MAX_NAME_BYTES) -> str:
 ITEM_STATS = 256
 
 
-class RunDir(RunIndex, ResultsFile, StackFiles):
+class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
     """One run directory on disk."""
 
     def __init__(self, path: Path) -> None:

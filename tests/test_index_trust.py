@@ -116,7 +116,7 @@ def test_reading_an_index_leaves_the_garbage_collector_as_it_found_it(content):
 def edit_scan_where(request, monkeypatch):
     """The hand-edit scan done here, or (as on a run of over 3,000 stacks) beside the command."""
     if request.param == "in a process of its own":
-        monkeypatch.setattr("quark_cli.run_index.SCAN_APART_BYTES", 0)
+        monkeypatch.setattr("quark_cli.index_edits.SCAN_APART_BYTES", 0)
     return request.param
 
 
