@@ -8,6 +8,14 @@ def stack_key(item: int, repetition: int) -> str:
     return f"{item:03d}-r{repetition}"
 
 
+def stack_keys(items: int, repetitions: int) -> dict[str, tuple[int, int]]:
+    """Every stack's key (``stack_key``'s form) with its (backlog item index, repetition), in backlog
+    order: ``items`` items of ``repetitions`` repetitions each. One comprehension, not a call per
+    stack: the calls took a third of this at 100,000 stacks."""
+    reps = range(1, repetitions + 1)
+    return {f"{i:03d}-r{rep}": (i, rep) for i in range(items) for rep in reps}
+
+
 def is_job_key(name: str) -> bool:
     """True for a name shaped as a job key, ``<item>-r<repetition>-<modules>-pre|post``: what a job
     file in ``jobs/`` is named by (a note a user left there is not)."""
