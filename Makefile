@@ -73,10 +73,10 @@ bench-quark3: $(QUARK3_VENV)/.installed-stamp
 # Each bench leaves its folders in one trash folder, deleted at the end: a deletion of thousands of files
 # slows every file created near them for minutes on this disk (bench/README.md), so none is timed after one.
 bench: setup bench-quark3
-	@trash=$$(mktemp -d "$${TMPDIR:-/tmp}/quark-bench-trash-XXXXXX"); \
-	QUARK_BENCH_TRASH=$$trash $(BIN)/python bench/run_all.py && \
-	QUARK_BENCH_TRASH=$$trash $(BIN)/python bench/quark3_compare.py; \
-	status=$$?; rm -rf "$$trash"; exit $$status
+	@trash=$$(mktemp -d "$${TMPDIR:-/tmp}/quark-bench-trash-XXXXXX") || exit 1; \
+	trap 'rm -rf "$$trash"' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	export QUARK_BENCH_TRASH="$$trash" TMPDIR="$${TMPDIR:-/tmp}"; \
+	$(BIN)/python bench/run_all.py && $(BIN)/python bench/quark3_compare.py
 
 clean:
 	rm -rf $(VENV) .venv-py3.* runs .pytest_cache

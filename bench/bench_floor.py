@@ -6,7 +6,8 @@ folders:
 
 - ``create_write_us``: create, write (1 KB) and close one new file;
 - ``rename_us``: rename a written file onto its target (the atomic write's commit);
-- ``unlink_us``: remove one file;
+- ``unlink_us``: remove one file (``--after-delete`` only: files created in the minutes after a
+  deletion near them are slower, and ``make bench`` times others after this one; bench/README.md);
 - ``mkdir_us``: make one folder;
 - ``rewrite_us``: rewrite an existing 1 KB file in place (open, ``flock``, ``pwrite``, close): what
   the journal (``quark_cli.journal``) does for a record or job file instead of a new file;
@@ -24,6 +25,7 @@ folders:
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import fcntl
 import json
@@ -120,11 +122,6 @@ def file_costs(root: Path) -> dict[str, float]:
             _syncfs(str(root))
             runs.append(time.perf_counter() - start)
         figures[f"syncfs_{batch}_us"] = round(statistics.median(runs) * 1e6, 1)
-    # last of the file costs: files created after a deletion near them are slower (see bench/README.md)
-    start = time.perf_counter()
-    for path in targets:
-        os.unlink(path)
-    figures["unlink_us"] = _per_item_us(start, FILES)
     document = json.loads(PAYLOAD)
     start = time.perf_counter()
     for _ in range(FILES):
@@ -139,8 +136,9 @@ def file_costs(root: Path) -> dict[str, float]:
 
 def creation_after_delete(root: Path, deleted: int = 5000, created: int = 1000) -> dict[str, float]:
     """Microseconds to create, write and close a file: in a new folder first, then in another new
-    folder beside one whose ``deleted`` files were just removed (``python bench_floor.py --after-delete``,
-    not part of ``make bench``: its deletion would slow the benches after it)."""
+    folder beside one whose ``deleted`` files were just removed; and ``unlink_us``, the removal of one
+    of those (``python bench_floor.py --after-delete``, not part of ``make bench``: its deletion
+    slows what is timed in the minutes after it, this bench's clean-up included)."""
 
     def create(folder: Path) -> float:
         folder.mkdir()
@@ -157,10 +155,16 @@ def creation_after_delete(root: Path, deleted: int = 5000, created: int = 1000) 
     for i in range(deleted):
         (old / f"{i}.json").write_bytes(PAYLOAD)
     os.sync()
+    start = time.perf_counter()
     shutil.rmtree(old)
+    unlink = _per_item_us(start, deleted)
     os.sync()
     time.sleep(2)  # ext4 takes an inode freed in this very second as not recently freed
-    return {"create_quiet_us": quiet, f"create_after_{deleted}_deleted_us": create(root / "after")}
+    return {
+        "create_quiet_us": quiet,
+        "unlink_us": unlink,
+        f"create_after_{deleted}_deleted_us": create(root / "after"),
+    }
 
 
 def start_up() -> dict[str, float]:
@@ -219,7 +223,11 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--after-delete"]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--after-delete", action="store_true", help="only time file creation right after a deletion (not saved)"
+    )
+    if parser.parse_args().after_delete:
         with work_dir() as tmp:
             for name, value in creation_after_delete(tmp).items():
                 print(f"  {name}  {value}")

@@ -44,10 +44,13 @@ def work_dir(prefix: str = "quark-bench-") -> Iterator[Path]:
 def discard(folder: Path) -> None:
     """Delete ``folder``, or under ``make bench`` move it into ``$QUARK_BENCH_TRASH`` (see ``work_dir``)."""
     trash = os.environ.get(TRASH_ENV)
-    if trash and Path(trash).is_dir():
-        os.rename(folder, Path(tempfile.mkdtemp(dir=trash)) / folder.name)
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+    if trash:
+        try:
+            os.rename(folder, Path(tempfile.mkdtemp(dir=trash)) / folder.name)
+            return
+        except OSError as error:  # no such trash, or on another file system: deleted now, and said
+            print(f"warning: {folder} not moved into ${TRASH_ENV} ({error}); deleted now", file=sys.stderr)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def counter_config(path: Path, items: int, device: str, pending: int = 0) -> Path:

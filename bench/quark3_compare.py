@@ -339,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1 or args.repeat < 1:
         print("error: --jobs and --repeat must be at least 1", file=sys.stderr)
         return 2
+    if args.workdir:
+        args.workdir = args.workdir.resolve()  # the commands run in the frameworks' own folders
+        if args.workdir.exists() and any(args.workdir.iterdir()):
+            print(f"error: --workdir {args.workdir} is not empty; give a new or empty folder", file=sys.stderr)
+            return 2
     with nullcontext(args.workdir) if args.workdir else work_dir("quark3-compare-") as work:
         work.mkdir(parents=True, exist_ok=True)
         try:
