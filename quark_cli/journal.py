@@ -6,7 +6,10 @@ the new contents of a batch of ``records/<stack>.json`` and ``jobs/<job>.json`` 
 one segment, ``<run>/.journal/<n>.json``, makes it durable (one fsync), and only then rewrites each
 file of at most a page in place (a new or larger file is still written beside it and renamed into
 place). At the end of a pass, one ``syncfs`` makes the rewrites durable and the segments are
-deleted (a checkpoint).
+retired (a checkpoint): emptied and kept as spares (``<n>.spare``), whose inodes the next segments
+are written into, rather than deleted. On ext4 without a journal a deletion makes every file created
+near it in the next minutes slower (``bench/README.md``), so a collect that deleted its segments
+slowed the submit after it.
 
 A kill or a power cut in between can leave a rewrite half done; every segment still on disk is then
 applied again, in order, by the next process that takes the run's lock (``replay``), before it
@@ -34,6 +37,9 @@ SCHEMA_VERSION = 1
 PAGE = 4096
 #: Segment bytes after which a group checkpoints: the journal's disk use stays bounded.
 CHECKPOINT_BYTES = 8 << 20
+#: Retired segments kept (empty) for the next ones to be written into; more are deleted.
+SPARES = 256
+SPARE_SUFFIX = ".spare"
 
 
 class NotRegularFileError(OSError):
@@ -60,13 +66,14 @@ class Journal:
         self.folder = self.root / JOURNAL_DIR
         self._serial = 0
         self._segments: list[Path] = []
+        self._spares: list[Path] = []
         self.size = 0  # bytes in segments since the last checkpoint
 
     def append(self, writes: list[tuple[str, bytes]]) -> None:
         """Make ``writes`` ([(path relative to the run, new content)], applied in that order)
         durable as one segment; raises OSError (a full disk) with nothing of them applied."""
         if not self._segments and not self._serial:
-            self._serial = _last_serial(self.folder)
+            self._serial, self._spares = _listing(self.folder)
         self._serial += 1
         segment = self.folder / f"{self._serial:08d}.json"
         body = json.dumps(
@@ -78,7 +85,8 @@ class Journal:
             separators=(",", ":"),
         ).encode("utf-8")
         try:
-            atomic_write_bytes(segment, body, durable=True)  # its folder too, made when first needed
+            if not (self._spares and _reuse(self._spares.pop(), segment, body)):
+                atomic_write_bytes(segment, body, durable=True)  # its folder too, made when first needed
         except BaseException:
             self._serial -= 1
             raise
@@ -86,15 +94,48 @@ class Journal:
         self.size += len(body)
 
     def checkpoint(self) -> None:
-        """Make every rewrite so far durable (one ``syncfs``), then delete the segments."""
+        """Make every rewrite so far durable (one ``syncfs``), then retire the segments: each is
+        renamed to a spare name (which replay ignores) and emptied, or deleted past ``SPARES``."""
         if not self._segments:
             return
         sync_files(self.root, [self.root])
         for segment in self._segments:
-            segment.unlink(missing_ok=True)
+            if len(self._spares) >= SPARES:
+                segment.unlink(missing_ok=True)
+                continue
+            spare = segment.with_suffix(SPARE_SUFFIX)
+            try:
+                os.replace(segment, spare)  # first out of replay's sight, then emptied
+                os.truncate(spare, 0)
+            except FileNotFoundError:
+                continue
+            self._spares.append(spare)
         fsync_dir(self.folder)
         self._segments.clear()
         self.size = 0
+
+
+def _reuse(spare: Path, segment: Path, body: bytes) -> bool:
+    """Write ``body`` into the spare file, make it durable and rename it to ``segment`` (and sync the
+    folder): what ``atomic_write_bytes`` does, with an inode that exists already. False if the spare
+    is gone or is not a regular file (the caller writes a new file); raises OSError (a full disk),
+    leaving the spare under its spare name, which replay ignores."""
+    try:
+        fd = os.open(spare, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO, errno.EACCES, errno.EPERM):
+            return False
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        _write_all(fd, body)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(spare, segment)
+    fsync_dir(segment.parent)
+    return True
 
 
 def in_place(path: str, data: bytes) -> bool:
@@ -211,12 +252,21 @@ def _is_segment(name: str) -> bool:
     return name.endswith(".json") and name[: -len(".json")].isdigit()
 
 
-def _last_serial(folder: Path) -> int:
+def _is_spare(name: str) -> bool:
+    return name.endswith(SPARE_SUFFIX) and name[: -len(SPARE_SUFFIX)].isdigit()
+
+
+def _listing(folder: Path) -> tuple[int, list[Path]]:
+    """The highest serial among the folder's segments and spares (a new segment's name never takes
+    a spare's), and the spares."""
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
-        return 0
-    return max((int(name[: -len(".json")]) for name in names if _is_segment(name)), default=0)
+        return 0, []
+    spares = [name for name in names if _is_spare(name)]
+    serials = [int(name[: -len(".json")]) for name in names if _is_segment(name)]
+    serials += [int(name[: -len(SPARE_SUFFIX)]) for name in spares]
+    return max(serials, default=0), [folder / name for name in sorted(spares)]
 
 
 def _writes(segment: Path) -> list[tuple[str, bytes]]:

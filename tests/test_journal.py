@@ -52,7 +52,7 @@ def test_the_next_command_finishes_what_a_killed_collect_journaled(quark, write_
     assert _statuses(quark, run)[1] == {"000-r1": "FINISHED", **waiting}
     record = "records/000-r1.json"
     assert json.loads((run / record).read_text()) == json.loads((collected / record).read_text())
-    assert list((run / JOURNAL_DIR).iterdir()) == []
+    assert _segments_left(run) == []
 
 
 def test_a_record_torn_by_a_power_cut_is_read_from_the_journal(quark, write_config, tmp_path):
@@ -119,7 +119,7 @@ def test_rewrites_in_place_and_replacements_both_read_back_whole(tmp_path):
     assert json.loads(small.read_text()) == {"value": "y"}  # padded, not cut: one write a kill cannot split
     assert small.stat().st_ino == small_inode
     assert json.loads(large.read_text()) == {"value": "z" * PAGE}  # over a page: a new file, renamed into place
-    assert list((tmp_path / JOURNAL_DIR).iterdir()) == []
+    assert _segments_left(tmp_path) == []
 
 
 def test_a_fifo_in_place_of_a_record_is_an_error_not_a_hang(quark_process, write_config, tmp_path):
@@ -153,3 +153,25 @@ def test_a_job_s_new_status_never_lands_without_the_backend_files_queued_before_
             staged_write(job, json.dumps({**json.loads(before), "status": "DONE"}).encode(), sync_dir=False)
     replay(run, check_journaled)
     assert job.read_bytes() == before
+
+
+def _segments_left(run: Path) -> list[str]:
+    """The journal's segments still to apply; retired ones are kept as empty spares (``<n>.spare``)."""
+    return sorted(p.name for p in (run / JOURNAL_DIR).iterdir() if not p.name.endswith(".spare"))
+
+
+def test_retired_segments_are_kept_empty_and_written_into_again(quark, write_config, tmp_path):
+    """A checkpoint deletes no segment: on ext4 without a journal every deletion slows the files
+    created near it for minutes. Segments are emptied, kept as spares, and the next command writes
+    its segments into them."""
+    run = _submitted(quark, write_config, tmp_path / "run")
+    spares = {p.stat().st_ino: p for p in (run / JOURNAL_DIR).iterdir()}
+    assert spares and all(p.name.endswith(".spare") and p.stat().st_size == 0 for p in spares.values())
+    for job_dir in sorted(p.with_suffix("") for p in run.glob("jobs/*.json")):
+        finish_job(job_dir)
+    assert quark("collect", run).exit_code == 0
+    after = {p.stat().st_ino: p for p in (run / JOURNAL_DIR).iterdir()}
+    assert _segments_left(run) == []
+    assert all(p.stat().st_size == 0 for p in after.values())
+    assert set(spares) <= set(after)  # the same inodes: written into and retired again, none deleted
+    assert max(int(p.stem) for p in after.values()) > max(int(p.stem) for p in spares.values())
