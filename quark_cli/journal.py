@@ -237,11 +237,15 @@ def journal_copy(path: Path) -> bytes | None:
         names = sorted((name for name in os.listdir(root / JOURNAL_DIR) if _is_segment(name)), reverse=True)
     except OSError:
         return None
+    from quark_cli.errors import RunDirError
+
     for name in names:
         try:
             writes = _writes(root / JOURNAL_DIR / name)
-        except (OSError, ValueError):
-            continue  # deleted by a checkpoint meanwhile: the file itself is whole again
+        except (OSError, ValueError, RunDirError):
+            # retired by a checkpoint meanwhile (gone, or emptied under an open read): the file
+            # itself is whole again; a segment truly damaged is the lock holder's to report
+            continue
         for written, data in reversed(writes):
             if written == relative:
                 return data
