@@ -1,10 +1,11 @@
 """Which record and job files of a run changed after a time: one ``stat`` a file, in a process of its own.
 
 ``IndexEdits.changed_since_index`` (``quark_cli.index_edits``) uses ``scan`` to find files edited
-by hand after the index was written. At 100,000 stacks that is 200,000 ``stat`` calls, 0.5-0.7 s of system time on this
-project's machines, done while the command parses its index: on a large run the scan runs as this
-file, a script (``python -I -S edit_scan.py RECORDS JOBS AFTER_NS``, either folder "" for none)
-that needs nothing but the standard library, so it starts in about 15 ms and uses another core.
+by hand after the index was written. At 100,000 stacks that is 200,000 ``stat`` calls, 0.5-0.7 s
+of system time on this project's machines, done while the command parses its index: on a large
+run the scan runs as this file, a script (``python -I -S edit_scan.py RECORDS JOBS AFTER_NS``,
+either folder "" for none) that needs nothing but the standard library, so it starts in about
+15 ms and uses another core.
 A thread would not do: the index parse holds the GIL for a quarter of a second at a time.
 
 The script writes its answer to stdout as NUL-separated names, each behind a one-letter tag:

@@ -175,7 +175,7 @@ class RunIndex:
             return None
         generation = value.get("generation")
         digests = self._digests()
-        if not self._as_written("index", path, raw, digests):
+        if not self._as_written("index", raw, digests):
             # copied in, edited by hand, restored, or of an earlier quark-cli (no digest): not this
             # run's own, so not even its closed stacks are trusted; commands read the files and
             # write it anew
@@ -201,13 +201,12 @@ class RunIndex:
     def _read_changes(self, base: Any) -> tuple[str, dict[str, dict[str, Any]]] | None:
         """The generation and the parts of the index's changes (``quark_cli.index_changes``) if the
         file is as written last (``_as_written``) for the whole index of generation ``base``; else None."""
-        path = self.path / index_changes.CHANGES_FILE
         try:
-            raw = path.read_bytes()
+            raw = (self.path / index_changes.CHANGES_FILE).read_bytes()
             value = _index_value(raw)
         except (OSError, ValueError):
             return None
-        if not self._as_written("changes", path, raw) or not isinstance(value, dict) or value.get("base") != base:
+        if not self._as_written("changes", raw) or not isinstance(value, dict) or value.get("base") != base:
             return None
         changes = index_changes.parsed(value)
         generation = value.get("generation")
@@ -333,7 +332,7 @@ class RunIndex:
         generation = (index or {}).get("generation")
         if self._open_jobs_cache is not None and generation and self._open_jobs_cache[0] == generation:
             return self._open_jobs_cache[1]
-        jobs = self._read_open(index, OPEN_JOBS_FILE, "open_jobs")
+        jobs = self._read_open(index, "open_jobs")
         if jobs is None or not all(isinstance(job, dict) and job.get("key") == key for key, job in jobs.items()):
             return None
         index_changes.apply_open(jobs, index["changes"])
@@ -350,7 +349,7 @@ class RunIndex:
         if self._open_summaries_cache is not None and self._open_summaries_cache[0] == generation:
             summaries = self._open_summaries_cache[1]
         else:
-            summaries = self._read_open(index, OPEN_SUMMARIES_FILE, "open_summaries")
+            summaries = self._read_open(index, "open_summaries")
             if summaries is not None and index_changes.plain_summaries(summaries.values()):
                 index_changes.apply_open_summaries(summaries, index["changes"])
             else:
@@ -361,17 +360,17 @@ class RunIndex:
             self._open_summaries_cache = (generation, summaries)
         return {**index["final_jobs"], **summaries}
 
-    def _read_open(self, index: dict[str, Any] | None, file: str, digest: str) -> dict[str, Any] | None:
-        """The ``jobs`` of ``file``, one of the open jobs' files, if it is as written last (its
-        ``digest`` among the digests) for the whole index ``index`` was read from; else None."""
+    def _read_open(self, index: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+        """The ``jobs`` of the open jobs' file ``name`` (``open_jobs`` or ``open_summaries``, as in
+        ``_FILES``) if it is as written last for the whole index ``index`` was read from; else None."""
         if not (index or {}).get("generation"):
             return None
         try:
-            raw = (self.path / file).read_bytes()
+            raw = (self.path / _FILES[name]).read_bytes()
             value = _index_value(raw)
         except (OSError, ValueError):
             return None
-        if not isinstance(value, dict) or not self._as_written(digest, self.path / file, raw):
+        if not isinstance(value, dict) or not self._as_written(name, raw):
             return None
         jobs = value.get("jobs")
         if value.get("generation") != index.get("base_generation") or not isinstance(jobs, dict):
@@ -395,14 +394,14 @@ class RunIndex:
         names = (*_FILES, *(f"{name}_stamp" for name in _FILES), "results")
         return {name: value[name] for name in names if isinstance(value.get(name), str)}
 
-    def _as_written(self, name: str, path: Path, raw: bytes, digests: dict[str, str] | None = None) -> bool:
-        """True if ``raw``, read from ``path`` (the index's file ``name``), is as this run's last
+    def _as_written(self, name: str, raw: bytes, digests: dict[str, str] | None = None) -> bool:
+        """True if ``raw``, read from the index's file ``name`` (``_FILES``), is as this run's last
         command wrote it: its SHA-256 and the file's identity (a copy, a restore from a backup or a
         hand edit makes another) as the digests (``_digests``, read now unless given) record them."""
         digests = self._digests() if digests is None else digests
         if digests.get(name) != hashlib.sha256(raw).hexdigest():
             return False
-        return digests.get(f"{name}_stamp") == file_stamp(path)
+        return digests.get(f"{name}_stamp") == file_stamp(self.path / _FILES[name])
 
     def changing(self) -> None:
         """Before the first change of a stack or job: mark the index as lagging (``index_current``),
