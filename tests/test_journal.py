@@ -4,15 +4,17 @@ is finished by the next command, read meanwhile by readers, and refused when it 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 from test_async_engine import TWO_ITEMS_ASYNC, _config
 from toy_modules import finish_job
 
-from quark_cli.group_commit import group_commit, staged_write
+from quark_cli.group_commit import GroupCommit, group_commit, staged_write
 from quark_cli.journal import JOURNAL_DIR, PAGE
 
 
@@ -175,3 +177,51 @@ def test_retired_segments_are_kept_empty_and_written_into_again(quark, write_con
     assert all(p.stat().st_size == 0 for p in after.values())
     assert set(spares) <= set(after)  # the same inodes: written into and retired again, none deleted
     assert max(int(p.stem) for p in after.values()) > max(int(p.stem) for p in spares.values())
+
+
+MANY_STACKS = """
+application:
+  module: toy_modules:Numbers
+  config: {start: [1, 2]}
+  submodules:
+    - name: Double
+      submodules:
+        - name: AsyncSquare
+repetitions: 75
+"""
+
+
+@pytest.mark.parametrize("inline_seconds", [math.inf, 0.0], ids=["in-the-writing-thread", "in-a-background-thread"])
+def test_a_collect_of_many_stacks_lands_whole_whichever_thread_commits(
+    quark, write_config, tmp_path, monkeypatch, inline_seconds
+):
+    """Batches are committed by the thread that fills them while they are quick, by a background
+    thread once one was slow (a slow disk): 150 stacks, 300 writes in three batches, land whole
+    either way, each stack with its own result."""
+    monkeypatch.setattr(GroupCommit, "INLINE_SECONDS", inline_seconds)
+    threads: list[str] = []
+    commit_in_background = GroupCommit._commit_in_background
+
+    def observed(self: GroupCommit) -> None:
+        threads.append(threading.current_thread().name)
+        commit_in_background(self)
+
+    monkeypatch.setattr(GroupCommit, "_commit_in_background", observed)
+    run = tmp_path / "run"
+    assert quark("submit", write_config(MANY_STACKS), "-o", run).exit_code == 3
+    for job_dir in sorted(p.with_suffix("") for p in run.glob("jobs/*.json")):
+        finish_job(job_dir)
+    threads.clear()
+
+    assert quark("collect", run).exit_code == 0
+
+    assert set(threads) == (set() if inline_seconds == math.inf else {"quark-commit"})
+    code, statuses = _statuses(quark, run)
+    assert code == 0 and len(statuses) == 150 and set(statuses.values()) == {"FINISHED"}
+    totals = {r["stack"]: r["module"]["total"] for r in json.loads((run / "results.json").read_text())}
+    # start 1: 1, 2, 3 doubled and squared sum to 56; start 2: 2, 3, 4 to 116
+    assert totals == {f"{item:03d}-r{rep}": (56, 116)[item] for item in (0, 1) for rep in range(1, 76)}
+    for path in run.glob("records/*.json"):
+        assert json.loads(path.read_text())["quark_job_status"] == "FINISHED"
+    assert {json.loads(p.read_text())["status"] for p in run.glob("jobs/*.json")} == {"DONE"}
+    assert _segments_left(run) == [] and not any((run / ".staging").iterdir())
