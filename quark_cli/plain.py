@@ -50,6 +50,11 @@ def plain(value: Any, path: str, nonfinite: dict[str, str], depth: int = 0) -> A
     """
     if depth > MAX_DEPTH:
         raise NotJSON(path, value, f"nested deeper than {MAX_DEPTH} levels (does it contain itself?)")
+    kind = type(value)
+    if kind is str:  # the common cases first, by exact type: a record holds thousands of values
+        return value if value.isascii() else _text(value)
+    if kind is float:
+        return value if math.isfinite(value) else _number(value, path, nonfinite)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -112,7 +117,7 @@ def plain_key(key: Any, path: str) -> str:
     """A dict key (or a metric's name) as JSON text: strings as they are, numbers, None, tuples and
     Enum members as their text; anything else is ``NotJSON``."""
     if isinstance(key, str):
-        return _text(key)
+        return key if key.isascii() else _text(key)
     if key is None or isinstance(key, bool | int | float | tuple | enum.Enum):
         return _text(str(key))
     raise NotJSON(f"{path} key {key!r}", key)
