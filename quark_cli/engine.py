@@ -433,7 +433,8 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
     ) -> str:
         """Walk one stack down and up, stopping at an interrupt; write its record.
 
-        ``previous`` is the stack's saved record (collect): its levels go back to the modules.
+        ``previous`` is the stack's saved record (collect), handed over: its levels go back to the
+        modules, which may change them.
         """
         if self._index_says_closed(key):  # else the index makes it a candidate of collect already
             self.run.mark_open(key)

@@ -31,7 +31,7 @@ from quark_cli.jobs.base import (
     can_find_submitted,
     load_job_manager_class,
 )
-from quark_cli.plain import NONFINITE_KEY, NotJSON, copy_tree, plain, plain_key
+from quark_cli.plain import NONFINITE_KEY, NotJSON, plain, plain_key
 from quark_cli.quark2 import git_revision, prefetch_git_revision
 from quark_cli.stamps import now_iso
 from quark_cli.state import RunDir
@@ -151,6 +151,7 @@ class StackWalk:
 
     ``jobs`` are the stack's saved jobs by ``(level, phase)`` (collect mode); ``previous`` is the
     stack's saved record, whose levels the modules receive as ``previous_job_info`` (QUARK 2's resume).
+    It is handed over, not copied: the modules may change the parts they receive.
     """
 
     def __init__(
@@ -169,9 +170,9 @@ class StackWalk:
         self.repetition = repetition
         self.jobs = jobs
         self.sequential = sequential
-        # one copy for the walk, shared by a module's phases and nested as saved: QUARK 2's manager
+        # one tree for the walk, shared by a module's phases and nested as saved: QUARK 2's manager
         # hands every module a part of the same tree, pre and post alike
-        self.previous_levels = record_levels(copy_tree((previous or {}).get("module")))
+        self.previous_levels = record_levels((previous or {}).get("module"))
         self.modules: list[ModuleAdapter] = []
         self.job_keys: list[str] = []
         self.uncertain: list[str] = []  # jobs whose submit raised: they may or may not be on their service
