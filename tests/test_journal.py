@@ -179,16 +179,7 @@ def test_retired_segments_are_kept_empty_and_written_into_again(quark, write_con
     assert max(int(p.stem) for p in after.values()) > max(int(p.stem) for p in spares.values())
 
 
-MANY_STACKS = """
-application:
-  module: toy_modules:Numbers
-  config: {start: [1, 2]}
-  submodules:
-    - name: Double
-      submodules:
-        - name: AsyncSquare
-repetitions: 75
-"""
+MANY_STACKS = TWO_ITEMS_ASYNC.replace("repetitions: 2", "repetitions: 75")  # 150 stacks
 
 
 @pytest.mark.parametrize("inline_seconds", [math.inf, 0.0], ids=["in-the-writing-thread", "in-a-background-thread"])
@@ -208,7 +199,7 @@ def test_a_collect_of_many_stacks_lands_whole_whichever_thread_commits(
 
     monkeypatch.setattr(GroupCommit, "_commit_in_background", observed)
     run = tmp_path / "run"
-    assert quark("submit", write_config(MANY_STACKS), "-o", run).exit_code == 3
+    assert quark("submit", _config(write_config, MANY_STACKS), "-o", run).exit_code == 3
     for job_dir in sorted(p.with_suffix("") for p in run.glob("jobs/*.json")):
         finish_job(job_dir)
     threads.clear()
