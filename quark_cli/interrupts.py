@@ -74,15 +74,39 @@ def caught() -> Iterator[None]:
         _catching -= 1
 
 
+#: The signals turned into exceptions so far (SIGINT, SIGTERM, SIGHUP), in order; main thread only.
+_raised: list[int] = []
+
+
+def raised_count() -> int:
+    """How many signals this process has turned into exceptions so far: a mark for ``reraise_signal``."""
+    return len(_raised)
+
+
+def reraise_signal(mark: int, error: BaseException) -> None:
+    """Raise the exception of the first signal since ``mark`` (``raised_count``), from ``error``; return
+    if none came.
+
+    For code that catches what it calls raise: a library that caught our ``KeyboardInterrupt`` or
+    ``Terminated`` and raised its own error instead (myQLM's plugins raise a ``PluginException``
+    saying "Terminated: 15") must not turn a Ctrl-C into a failed stack and a command that goes on.
+    """
+    if len(_raised) > mark:
+        signum = _raised[mark]
+        raise (KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)) from error
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     if not _catching:
         _stop_now(signal.SIGINT)
+    _raised.append(signal.SIGINT)
     raise KeyboardInterrupt
 
 
 def _terminate(signum: int, frame: Any) -> None:
     if not _catching:
         _stop_now(signum)
+    _raised.append(signum)
     raise Terminated(signum)
 
 

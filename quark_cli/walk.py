@@ -21,6 +21,7 @@ from quark_cli.contract import ModuleAdapter, build_module
 from quark_cli.core import Instruction, Metrics
 from quark_cli.errors import ConfigError, QuarkError
 from quark_cli.group_commit import commit_staged
+from quark_cli.interrupts import raised_count, reraise_signal
 from quark_cli.jobs.base import (
     AsyncJobManager,
     AsyncStatus,
@@ -179,6 +180,7 @@ class StackWalk:
         self.deepest = -1
         self._where = ""
         self.store_dir = ""
+        self._signals = raised_count()  # a signal after this, whatever module code made of it, ends the walk
 
     def run(self) -> tuple[str, str | None]:
         """Walk the stack; ``(status, error)``. Module code that raises anything but KeyboardInterrupt (even
@@ -188,6 +190,7 @@ class StackWalk:
         except KeyboardInterrupt:
             raise
         except BaseException as error:  # module code; SystemExit and its kin included
+            reraise_signal(self._signals, error)
             log.error("stack %s: cannot build its modules\n%s", self.key, traceback.format_exc())
             what = str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}"
             return FAILED, f"cannot build modules: {what}"
@@ -205,6 +208,7 @@ class StackWalk:
                 if instruction is Instruction.INTERRUPT:
                     return INTERRUPTED, None
         except (JobFailedError, JobManagerError) as error:
+            reraise_signal(self._signals, error)
             if self.uncertain:  # stays open: the next collect asks the service whether the submission arrived
                 log.error("stack %s: %s", self.key, error)
                 return INTERRUPTED, f"{error} (submission uncertain: the next collect asks the service)"
@@ -217,6 +221,7 @@ class StackWalk:
         except KeyboardInterrupt:
             raise
         except BaseException as error:  # module code; SystemExit and its kin included
+            reraise_signal(self._signals, error)
             if self.uncertain:  # stays open: collect asks the service whether the submission arrived
                 log.error("stack %s: submitting failed\n%s", self.key, traceback.format_exc())
                 return INTERRUPTED, f"{self._where}: {type(error).__name__}: {error} (submission uncertain)"
@@ -298,12 +303,11 @@ class StackWalk:
             )
         try:
             instruction, output = module.phase(phase, data, config, kwargs)
-        except QuarkError:
-            raise
         except KeyboardInterrupt:
             raise
         except BaseException as error:
-            if job.get("status") == SUBMITTING:
+            reraise_signal(self._signals, error)  # a submission cut by a signal stays uncertain, as by Ctrl-C
+            if job.get("status") == SUBMITTING and not isinstance(error, QuarkError):
                 self._submission_failed(job, error)
             raise
         finally:

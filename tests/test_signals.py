@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from toy_modules import finish_job
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "maxcut.yml"
@@ -126,3 +127,57 @@ def test_a_signal_while_the_command_starts_or_ends_gets_its_line_and_code(tmp_pa
         assert "Traceback" not in stderr
         seen.add(step)
     assert seen, "no signal arrived while quark ran: the sweep proves nothing"
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_that_module_code_turns_into_its_own_error_still_ends_the_command(
+    quark_process, write_config, tmp_path, sent
+):
+    """myQLM's plugins catch our Terminated and raise a PluginException instead: the stack failed and
+    the run went on, exit 1. A signal that reached module code ends the command whatever that code
+    raised then; the stack is walked again by the next collect."""
+    marker = tmp_path / "signalled"
+    name = sent.name.removeprefix("SIG")
+    config = write_config(
+        f"application:\n  module: toy_modules:SwallowsSignals\n  config: {{signal: [{name}], marker: ['{marker}']}}\n"
+    )
+    run = tmp_path / "run"
+
+    ended = quark_process("run", config, "-o", run)
+
+    assert marker.exists()
+    assert ended.returncode == EXITS[sent], ended.stderr[-500:]
+    assert ended.stderr.strip().splitlines()[-1].startswith(MESSAGES[sent]), ended.stderr[-500:]
+    assert "Traceback" not in ended.stderr
+    assert not [p for p in run.glob("records/*.json") if '"FAILED"' in p.read_text()]
+    collected = quark_process("collect", run)
+    assert collected.returncode == 0, collected.stderr[-500:]
+    (record,) = json.loads((run / "results.json").read_text())
+    assert (record["quark_job_status"], record["module"]["value"]) == ("FINISHED", 7)
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_that_a_job_manager_turns_into_its_own_error_still_ends_the_collect(
+    quark_process, write_config, tmp_path, sent
+):
+    """The same for a service's client while a collect polls: the poll is not a failed answer to
+    note and go on from; the collect ends with the signal's code, and the next one collects the job."""
+    config = write_config(
+        "application:\n  module: toy_modules:Numbers\n  submodules:\n    - module: toy_modules:SignalledPollSquare\n"
+    )
+    run = tmp_path / "run"
+    assert quark_process("submit", config, "-o", run).returncode == 3
+    (job_file,) = run.glob("jobs/*.json")
+    job_dir = job_file.with_suffix("")
+    finish_job(job_dir)
+
+    ended = quark_process("collect", run, env={"QUARK_TEST_SIGNAL": sent.name.removeprefix("SIG")})
+
+    assert (job_dir / "signalled").exists()
+    assert ended.returncode == EXITS[sent], ended.stderr[-500:]
+    assert ended.stderr.strip().splitlines()[-1].startswith(MESSAGES[sent]), ended.stderr[-500:]
+    assert "warning" not in json.loads(job_file.read_text())  # no failed poll noted
+    collected = quark_process("collect", run)
+    assert collected.returncode == 0, collected.stderr[-500:]
+    (record,) = json.loads((run / "results.json").read_text())
+    assert (record["quark_job_status"], record["module"]["total"]) == ("FINISHED", 1 + 4 + 9)

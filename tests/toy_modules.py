@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -313,3 +314,52 @@ class SlowResultSquare(AsyncSquare):
     """AsyncSquare whose results take a while to fetch."""
 
     JobManager = FetchCountingJobManager
+
+
+def _signal_once(marker: Path, name: str) -> None:
+    """Unless ``marker`` exists: make it, send this process SIG``name``, and raise what that raises
+    as an error of our own (RuntimeError), as myQLM's plugins do with a ``PluginException``."""
+    if marker.exists():
+        return
+    marker.write_text("signalled")
+    try:
+        os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
+        time.sleep(30)  # the signal's exception comes first
+    except KeyboardInterrupt as error:
+        raise RuntimeError(f"PluginException: {type(error).__name__}: {error}") from None
+
+
+class SwallowsSignals(Core):
+    """Application whose preprocess, the first time, sends its own process ``signal`` (INT or TERM)
+    and turns what that raises into an error of its own, as myQLM's plugins do ("PluginException:
+    Terminated: 15"); the file ``marker`` says it did. Later walks compute 7."""
+
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        return {
+            "signal": {"values": ["TERM"], "default": "TERM", "custom_input": True, "description": "INT or TERM"},
+            "marker": {"values": [""], "default": "", "custom_input": True, "description": "file made at the signal"},
+        }
+
+    def preprocess(self, input_data, config, **kwargs):
+        _signal_once(Path(config["marker"]), config["signal"])
+        return 7, 0.0
+
+    def postprocess(self, input_data, config, **kwargs):
+        self.metrics.add_metric("value", input_data)
+        return input_data, 0.0
+
+
+class SignalledPollJobManager(ControlledJobManager):
+    """A controlled job whose first status call sends its own process the signal named by
+    ``$QUARK_TEST_SIGNAL`` (INT or TERM) and turns what that raises into an error of its own."""
+
+    def get_status(self) -> AsyncStatus:
+        if os.environ.get("QUARK_TEST_SIGNAL"):
+            _signal_once(self.context.job_dir / "signalled", os.environ["QUARK_TEST_SIGNAL"])
+        return super().get_status()
+
+
+class SignalledPollSquare(AsyncSquare):
+    """AsyncSquare whose job's first poll meets a signal (``SignalledPollJobManager``)."""
+
+    JobManager = SignalledPollJobManager

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.errors import QuarkError
+from quark_cli.interrupts import raised_count, reraise_signal
 from quark_cli.plain import NotJSON, plain
 
 
@@ -260,12 +261,16 @@ def call_user(
 ) -> Any:
     """``function(*args, **kwargs)``: code of a user's module or job manager, called where quark uses
     its answer. What it raises becomes ``error`` naming ``what`` (``"Manager.get_status()"``), except
-    a service's own errors (``TransientServiceError``, a ``QuarkError``), which keep their meaning."""
+    a service's own errors (``TransientServiceError``, a ``QuarkError``), which keep their meaning.
+    What it raised after a Ctrl-C or SIGTERM reached it is that signal's exception
+    (``interrupts.reraise_signal``)."""
+    signals = raised_count()
     try:
         return function(*args, **kwargs)
     except (TransientServiceError, QuarkError, KeyboardInterrupt):
         raise
     except BaseException as raised:  # SystemExit, GeneratorExit, ... from user code end no command
+        reraise_signal(signals, raised)
         raise error(f"{what} raised {type(raised).__name__}: {raised}") from raised
 
 
