@@ -20,6 +20,7 @@ from typing import Any
 
 from quark_cli.atomic import atomic_write_bytes, defer_dir_sync
 from quark_cli.disk import fsync_dir, private_dirs, sync_files
+from quark_cli.interrupts import deferred
 from quark_cli.journal import CHECKPOINT_BYTES, Journal, in_place, journaled, rewrite
 
 STAGING_DIR = ".staging"
@@ -108,9 +109,11 @@ class GroupCommit:
             behind = self._files > self.MAX_QUEUED
         if start:
             self._background.start()
-        if inline and self._commit_batch(wait=False):
-            if self._batch_took > self.INLINE_SECONDS:  # a slow disk: overlap the rest with the engine
-                self._inline = False
+        if inline:
+            with suppress(Exception):  # kept as the group's error, raised by its next commit: not into
+                # the walk whose write filled the batch, which would take another stack's disk error for its own
+                if self._commit_batch(wait=False) and self._batch_took > self.INLINE_SECONDS:
+                    self._inline = False  # a slow disk: overlap the rest with the engine
         elif behind:  # the disk is slower than the engine: help commit, so that what waits stays bounded
             self._commit_batch()
         return ticket
@@ -122,16 +125,16 @@ class GroupCommit:
             self._queued_count += 1
 
     def commit(self) -> None:
-        """Commit everything queued so far, in order, and wait for it; raise a background failure."""
+        """Commit everything queued so far, in order, and wait for it; raise the failure of a batch
+        (this one's or an earlier one's, in any thread): after it, nothing more lands."""
         with self._lock:
             background = self._background
         if background is not None:
             background.join()
         while self._commit_batch():
             pass
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
+        if self._error is not None:
+            raise self._error
 
     def commit_through(self, ticket: int) -> None:
         """Wait until the write ``ticket`` (from ``write``) and all before it are in place, committing
@@ -180,8 +183,10 @@ class GroupCommit:
 
     def _commit_batch(self, through: int | None = None, wait: bool = True) -> bool:
         """Commit the oldest ``BATCH`` files (and the callbacks queued among them); False if none was
-        queued, with ``through`` if that write is in place already, and without ``wait`` if another
-        thread is committing. Sets ``_batch_took``: its seconds, without its checkpoint if any.
+        queued, with ``through`` if that write is in place already, without ``wait`` if another
+        thread is committing, and once a batch failed: files land in the order they were queued, so
+        none after one that may be missing. Sets ``_batch_took``: its seconds, without its checkpoint
+        if any. Ctrl-C waits for the batch's end (``interrupts.deferred``).
 
         Small batches: writes into a file system slow down as unsynced new files pile up (a third of
         a millisecond a file with 1,500 of them here, a tenth with 100).
@@ -191,6 +196,8 @@ class GroupCommit:
         started = time.perf_counter()
         try:
             with self._lock:
+                if self._error is not None:
+                    return False
                 if through is not None and self._committed >= through:
                     return False  # another thread's batch took it while this one waited for its turn
                 file_count = taken = 0
@@ -204,43 +211,44 @@ class GroupCommit:
                 last = self._taken = self._taken + taken
             if not items:
                 return False
-            try:
-                plan = self._plan(items)
-                for index, (kind, first, second, sync_dir) in enumerate(items):
-                    if kind == "call":
-                        self._sync_folders(plan.folders)
-                        first(*second)
-                        continue
-                    folder = os.path.dirname(first)
-                    if index in plan.in_place:
-                        if not rewrite(first, second):  # removed meanwhile: its segment holds it
-                            atomic_write_bytes(Path(first), second, sync_dir=False)
-                    else:
-                        self._ensure_folder(folder)
-                        os.replace(plan.temps[index], first)
-                    with self._lock:
-                        left = self._queued.pop(first) - 1
-                        if left:
-                            self._queued[first] = left
-                    if index in plan.journaled:
-                        continue  # its segment is durable: no folder to sync for it
-                    if sync_dir == "durable":
-                        plan.folders[DURABLE] = None
-                    elif sync_dir and folder not in plan.folders and not defer_dir_sync(Path(folder)):
-                        plan.folders[folder] = None
-                self._sync_folders(plan.folders)
-                self._batch_took = time.perf_counter() - started
-                if self._journal.size > CHECKPOINT_BYTES:
-                    self._journal.checkpoint()
-            except BaseException as failure:  # a full disk, a folder we may not write: no temporary stays behind
-                self._error = self._error or failure  # for the threads waiting on this batch
-                for name in os.listdir(self.staging) if os.path.isdir(self.staging) else []:
-                    if name.startswith(f"{os.getpid()}-"):
-                        with suppress(OSError):
-                            os.unlink(os.path.join(self.staging, name))
-                raise
-            with self._lock:
-                self._committed = last
+            with deferred():  # a Ctrl-C stopping the batch half way would lose its rest
+                try:
+                    plan = self._plan(items)
+                    for index, (kind, first, second, sync_dir) in enumerate(items):
+                        if kind == "call":
+                            self._sync_folders(plan.folders)
+                            first(*second)
+                            continue
+                        folder = os.path.dirname(first)
+                        if index in plan.in_place:
+                            if not rewrite(first, second):  # removed meanwhile: its segment holds it
+                                atomic_write_bytes(Path(first), second, sync_dir=False)
+                        else:
+                            self._ensure_folder(folder)
+                            os.replace(plan.temps[index], first)
+                        with self._lock:
+                            left = self._queued.pop(first) - 1
+                            if left:
+                                self._queued[first] = left
+                        if index in plan.journaled:
+                            continue  # its segment is durable: no folder to sync for it
+                        if sync_dir == "durable":
+                            plan.folders[DURABLE] = None
+                        elif sync_dir and folder not in plan.folders and not defer_dir_sync(Path(folder)):
+                            plan.folders[folder] = None
+                    self._sync_folders(plan.folders)
+                    self._batch_took = time.perf_counter() - started
+                    if self._journal.size > CHECKPOINT_BYTES:
+                        self._journal.checkpoint()
+                except BaseException as failure:  # a full disk, a folder we may not write: no temporary stays behind
+                    self._error = self._error or failure  # for the threads waiting on this batch
+                    for name in os.listdir(self.staging) if os.path.isdir(self.staging) else []:
+                        if name.startswith(f"{os.getpid()}-"):
+                            with suppress(OSError):
+                                os.unlink(os.path.join(self.staging, name))
+                    raise
+                with self._lock:
+                    self._committed = last
             return True
         finally:
             self._commit_lock.release()

@@ -90,24 +90,57 @@ def reraise_signal(mark: int, error: BaseException) -> None:
     For code that catches what it calls raise: a library that caught our ``KeyboardInterrupt`` or
     ``Terminated`` and raised its own error instead (myQLM's plugins raise a ``PluginException``
     saying "Terminated: 15") must not turn a Ctrl-C into a failed stack and a command that goes on.
+    Only in the main thread: the others never see a signal's exception, so theirs are their own.
     """
-    if len(_raised) > mark:
+    if len(_raised) > mark and threading.current_thread() is threading.main_thread():  # where signals raise
         signum = _raised[mark]
         raise (KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)) from error
 
 
+#: True while the main thread runs a ``deferred`` block; the first signal that came meanwhile.
+_deferring = False
+_deferred: int | None = None
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while the block runs in the main thread, then act on the first
+    that came: for a batch of file system calls that must not stop half way (a few milliseconds).
+    A second Ctrl-C still ends the process at once. Other threads never see a signal: for them,
+    and inside another such block, this does nothing."""
+    global _deferring, _deferred
+    if _deferring or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+        signum, _deferred = _deferred, None
+        if signum is not None:
+            _deliver(signum)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
-    if not _catching:
-        _stop_now(signal.SIGINT)
-    _raised.append(signal.SIGINT)
-    raise KeyboardInterrupt
+    _deliver(signal.SIGINT)
 
 
 def _terminate(signum: int, frame: Any) -> None:
+    _deliver(signum)
+
+
+def _deliver(signum: int) -> None:
+    """Stop the command for ``signum``: at once outside its work, else by raising ``KeyboardInterrupt``
+    (SIGINT) or ``Terminated`` in the main thread; later, in a ``deferred`` block."""
+    global _deferred
+    if _deferring:
+        _deferred = _deferred or signum
+        return
     if not _catching:
         _stop_now(signum)
     _raised.append(signum)
-    raise Terminated(signum)
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 
 
 def _stop_now(signum: int) -> None:

@@ -216,3 +216,25 @@ def test_a_collect_of_many_stacks_lands_whole_whichever_thread_commits(
         assert json.loads(path.read_text())["quark_job_status"] == "FINISHED"
     assert {json.loads(p.read_text())["status"] for p in run.glob("jobs/*.json")} == {"DONE"}
     assert _segments_left(run) == [] and not any((run / ".staging").iterdir())
+
+
+def test_no_write_lands_after_a_batch_that_failed(tmp_path, monkeypatch):
+    """Files land in the order they were queued. A batch that fails (here a folder that is a file) is
+    not followed by the batches after it: the group's commit raises the failure, and nothing queued
+    later appears, whichever thread would have committed it."""
+    monkeypatch.setattr(GroupCommit, "BATCH", 4)
+    (tmp_path / "blocked").write_text("a file where a folder should be")
+    group = GroupCommit(tmp_path)
+    group.write(tmp_path / "first" / "a.json", b"{}")
+    for i in range(3):  # the fourth write fills the batch, which fails in this thread
+        group.write(tmp_path / "blocked" / f"{i}.json", b"{}")
+    for i in range(8):
+        group.write(tmp_path / "later" / f"{i}.json", b"{}")
+
+    with pytest.raises(OSError):
+        group.close()
+    with pytest.raises(OSError):
+        group.commit()  # and again: the group stays failed
+    assert (tmp_path / "first" / "a.json").read_bytes() == b"{}"  # queued before the failure
+    assert not (tmp_path / "later").exists()
+    assert not [p for p in (tmp_path / ".staging").iterdir()]
