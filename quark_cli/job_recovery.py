@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from quark_cli.errors import ServiceAuthError
+from quark_cli.interrupts import raised_count, reraise_signal
 from quark_cli.jobs.base import (
     AsyncStatus,
     SubmissionUnknownError,
@@ -36,21 +37,23 @@ class JobRecovery:
         ("submission uncertain") and the user decides with ``--resubmit-uncertain``.
         """
         for job in jobs:
+            signals = raised_count()
             try:
                 cls = load_job_manager_class(job["job_manager"])
                 info = cls.from_job_info({}, self._context(job)).find_submitted(job)
-            except ServiceAuthError:
-                raise
-            except SubmissionUnknownError as error:
-                log.info("job %s: submission uncertain: %s", job["key"], error)
-                continue
             except KeyboardInterrupt:
                 raise
             except BaseException as error:  # a job manager's code: SystemExit and its kin too
-                log.warning("job %s: cannot ask its service about the interrupted submission: %s", job["key"], error)
-                summary.errors[job["key"]] = (
-                    f"submission uncertain; asking the service failed ({type(error).__name__}: {error})"
-                )
+                reraise_signal(signals, error)  # a client that turned a Ctrl-C into its own error
+                if isinstance(error, ServiceAuthError):
+                    raise
+                if isinstance(error, SubmissionUnknownError):
+                    log.info("job %s: submission uncertain: %s", job["key"], error)
+                else:
+                    log.warning("job %s: cannot ask its service about the submission: %s", job["key"], error)
+                    summary.errors[job["key"]] = (
+                        f"submission uncertain; asking the service failed ({type(error).__name__}: {error})"
+                    )
                 continue
             if info is not None:
                 job.update(status=AsyncStatus.SUBMITTED.value, info=info, error=None, status_since=now_iso())

@@ -156,9 +156,13 @@ def test_a_signal_that_module_code_turns_into_its_own_error_still_ends_the_comma
     assert (record["quark_job_status"], record["module"]["value"]) == ("FINISHED", 7)
 
 
-@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    ("sent", "raises"),
+    [(signal.SIGINT, "runtime"), (signal.SIGTERM, "runtime"), (signal.SIGTERM, "transient")],
+    ids=["SIGINT", "SIGTERM", "SIGTERM-as-a-transient-error"],
+)
 def test_a_signal_that_a_job_manager_turns_into_its_own_error_still_ends_the_collect(
-    quark_process, write_config, tmp_path, sent
+    quark_process, write_config, tmp_path, sent, raises
 ):
     """The same for a service's client while a collect polls: the poll is not a failed answer to
     note and go on from; the collect ends with the signal's code, and the next one collects the job."""
@@ -171,7 +175,8 @@ def test_a_signal_that_a_job_manager_turns_into_its_own_error_still_ends_the_col
     job_dir = job_file.with_suffix("")
     finish_job(job_dir)
 
-    ended = quark_process("collect", run, env={"QUARK_TEST_SIGNAL": sent.name.removeprefix("SIG")})
+    signalled = {"QUARK_TEST_SIGNAL": sent.name.removeprefix("SIG"), "QUARK_TEST_SIGNAL_RAISES": raises}
+    ended = quark_process("collect", run, env=signalled)
 
     assert (job_dir / "signalled").exists()
     assert ended.returncode == EXITS[sent], ended.stderr[-500:]

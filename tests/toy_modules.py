@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from quark_cli import AsyncCore, AsyncJobManager, AsyncStatus, Core
+from quark_cli.jobs.base import TransientServiceError
 from quark_cli.modules.devices import Sampler, counts_from_result, job_for_circuit
 
 CALLS: list[str] = []
@@ -316,9 +317,9 @@ class SlowResultSquare(AsyncSquare):
     JobManager = FetchCountingJobManager
 
 
-def _signal_once(marker: Path, name: str) -> None:
+def _signal_once(marker: Path, name: str, raises: type[Exception] = RuntimeError) -> None:
     """Unless ``marker`` exists: make it, send this process SIG``name``, and raise what that raises
-    as an error of our own (RuntimeError), as myQLM's plugins do with a ``PluginException``."""
+    as an error of our own (``raises``), as myQLM's plugins do with a ``PluginException``."""
     if marker.exists():
         return
     marker.write_text("signalled")
@@ -326,7 +327,7 @@ def _signal_once(marker: Path, name: str) -> None:
         os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
         time.sleep(30)  # the signal's exception comes first
     except KeyboardInterrupt as error:
-        raise RuntimeError(f"PluginException: {type(error).__name__}: {error}") from None
+        raise raises(f"PluginException: {type(error).__name__}: {error}") from None
 
 
 class SwallowsSignals(Core):
@@ -351,11 +352,15 @@ class SwallowsSignals(Core):
 
 class SignalledPollJobManager(ControlledJobManager):
     """A controlled job whose first status call sends its own process the signal named by
-    ``$QUARK_TEST_SIGNAL`` (INT or TERM) and turns what that raises into an error of its own."""
+    ``$QUARK_TEST_SIGNAL`` (INT or TERM) and turns what that raises into an error of its own: a
+    RuntimeError, or with ``$QUARK_TEST_SIGNAL_RAISES=transient`` a TransientServiceError (as a
+    client that retries network errors may)."""
 
     def get_status(self) -> AsyncStatus:
         if os.environ.get("QUARK_TEST_SIGNAL"):
-            _signal_once(self.context.job_dir / "signalled", os.environ["QUARK_TEST_SIGNAL"])
+            transient = os.environ.get("QUARK_TEST_SIGNAL_RAISES") == "transient"
+            raises = TransientServiceError if transient else RuntimeError
+            _signal_once(self.context.job_dir / "signalled", os.environ["QUARK_TEST_SIGNAL"], raises)
         return super().get_status()
 
 

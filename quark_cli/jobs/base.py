@@ -267,10 +267,12 @@ def call_user(
     signals = raised_count()
     try:
         return function(*args, **kwargs)
-    except (TransientServiceError, QuarkError, KeyboardInterrupt):
+    except KeyboardInterrupt:
         raise
     except BaseException as raised:  # SystemExit, GeneratorExit, ... from user code end no command
         reraise_signal(signals, raised)
+        if isinstance(raised, TransientServiceError | QuarkError):
+            raise
         raise error(f"{what} raised {type(raised).__name__}: {raised}") from raised
 
 
