@@ -20,6 +20,7 @@ from typing import Any
 from quark_cli.async_core import AsyncCore
 from quark_cli.core import Instruction, Metrics
 from quark_cli.errors import ConfigError
+from quark_cli.interrupts import raised_count, reraise_signal
 from quark_cli.plain import copy_tree
 from quark_cli.quark2 import (
     as_instruction,
@@ -225,6 +226,7 @@ def _import(reference: str, source: str, field: str) -> type:
     """The module class a ``pkg.mod:Class`` reference (or a built-in name) names; ConfigError at ``field``."""
     from quark_cli.modules import ModuleLoadError, load_class
 
+    signals = raised_count()
     try:
         return load_class(reference)
     except ModuleLoadError as error:
@@ -236,6 +238,7 @@ def _import(reference: str, source: str, field: str) -> type:
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # a user's module may raise anything while importing, SystemExit too
+        reraise_signal(signals, error)
         raise ConfigError(source, field, f"cannot import {reference!r} ({type(error).__name__}: {error})") from None
 
 
@@ -245,6 +248,7 @@ def _built(make: Any, what: str, source: str, field: str, entry: dict[str, Any] 
     ``entry`` is the module-file entry being built, if any: its module path and requirements make a
     missing import's message precise.
     """
+    signals = raised_count()
     try:
         return make()
     except ConfigError:
@@ -254,6 +258,7 @@ def _built(make: Any, what: str, source: str, field: str, entry: dict[str, Any] 
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # user and QUARK 2 code may raise anything while importing or building
+        reraise_signal(signals, error)
         raise ConfigError(source, field, f"cannot create {what} ({type(error).__name__}: {error})") from None
 
 

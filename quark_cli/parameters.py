@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from quark_cli.contract import ModuleAdapter
 from quark_cli.errors import ConfigError
+from quark_cli.interrupts import raised_count, reraise_signal
 
 if TYPE_CHECKING:
     from quark_cli.config_yaml import ParsedYaml
@@ -68,6 +69,7 @@ def validate_parameters(
         given = {}
     if not isinstance(given, dict):
         raise ConfigError(check.source, path, "must be a mapping of parameter names to lists of values")
+    signals = raised_count()
     try:
         options = module.parameter_options()
         if module.quark2:
@@ -75,6 +77,7 @@ def validate_parameters(
             named = [child for child in children if isinstance(child, str)]
             options = {**options, **module.depending_parameter_options(named, declared)}
     except Exception as error:  # module code
+        reraise_signal(signals, error)
         raise ConfigError(
             check.source, path, f"{module.label} cannot list its parameters ({type(error).__name__}: {error})"
         ) from None

@@ -352,6 +352,7 @@ class StackWalk:
             except KeyboardInterrupt:
                 raise
             except BaseException as failure:  # the module's metrics cannot even be read (a lock, a cycle)
+                reraise_signal(self._signals, failure)
                 problems.append(
                     f"{self.modules[index].label}: its metrics cannot be read ({type(failure).__name__}: {failure})"
                 )

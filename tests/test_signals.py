@@ -186,3 +186,19 @@ def test_a_signal_that_a_job_manager_turns_into_its_own_error_still_ends_the_col
     assert collected.returncode == 0, collected.stderr[-500:]
     (record,) = json.loads((run / "results.json").read_text())
     assert (record["quark_job_status"], record["module"]["total"]) == ("FINISHED", 1 + 4 + 9)
+
+
+def test_a_signal_turned_into_an_error_while_the_config_is_checked_is_no_config_error(
+    quark_process, write_config, tmp_path
+):
+    """Module code runs while the config is checked too (its parameter lists): a SIGTERM it turns
+    into its own error ends the command with 143, not with the config error's 2."""
+    config = write_config("application:\n  module: toy_modules:SignalledOptions\n")
+    marker = tmp_path / "signalled"
+
+    signalled = {"QUARK_TEST_SIGNAL": "TERM", "QUARK_TEST_SIGNAL_MARKER": str(marker)}
+    ended = quark_process("run", config, "-o", tmp_path / "run", env=signalled)
+
+    assert marker.exists()
+    assert ended.returncode == EXITS[signal.SIGTERM], ended.stderr[-500:]
+    assert ended.stderr.strip().splitlines()[-1].startswith(MESSAGES[signal.SIGTERM]), ended.stderr[-500:]

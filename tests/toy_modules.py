@@ -368,3 +368,14 @@ class SignalledPollSquare(AsyncSquare):
     """AsyncSquare whose job's first poll meets a signal (``SignalledPollJobManager``)."""
 
     JobManager = SignalledPollJobManager
+
+
+class SignalledOptions(Numbers):
+    """Numbers whose parameter listing (read while the config is checked), once, sends its own process
+    the signal named by ``$QUARK_TEST_SIGNAL`` and turns it into an error of its own; the file
+    ``$QUARK_TEST_SIGNAL_MARKER`` says it did."""
+
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        if os.environ.get("QUARK_TEST_SIGNAL"):
+            _signal_once(Path(os.environ["QUARK_TEST_SIGNAL_MARKER"]), os.environ["QUARK_TEST_SIGNAL"])
+        return super().get_parameter_options()
