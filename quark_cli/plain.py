@@ -52,7 +52,7 @@ def plain(value: Any, path: str, nonfinite: dict[str, str], depth: int = 0) -> A
         raise NotJSON(path, value, f"nested deeper than {MAX_DEPTH} levels (does it contain itself?)")
     kind = type(value)
     if kind is str:  # the common cases first, by exact type: a record holds thousands of values
-        return value if value.isascii() else _text(value)
+        return _text(value)
     if kind is float:
         return value if math.isfinite(value) else _number(value, path, nonfinite)
     if value is None or isinstance(value, bool):
@@ -117,7 +117,7 @@ def plain_key(key: Any, path: str) -> str:
     """A dict key (or a metric's name) as JSON text: strings as they are, numbers, None, tuples and
     Enum members as their text; anything else is ``NotJSON``."""
     if isinstance(key, str):
-        return key if key.isascii() else _text(key)
+        return _text(key)
     if key is None or isinstance(key, bool | int | float | tuple | enum.Enum):
         return _text(str(key))
     raise NotJSON(f"{path} key {key!r}", key)
@@ -125,6 +125,8 @@ def plain_key(key: Any, path: str) -> str:
 
 def _text(value: str) -> str:
     """Text that UTF-8 can hold: a lone surrogate (from a bad decode) is written as its escape."""
+    if value.isascii():  # most text: no encoding to try
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
