@@ -110,8 +110,9 @@ class GroupCommit:
         if start:
             self._background.start()
         if inline:
-            with suppress(Exception):  # kept as the group's error, raised by its next commit: not into
-                # the walk whose write filled the batch, which would take another stack's disk error for its own
+            # a failure is kept as the group's error and raised by its next commit, not into the walk
+            # whose write filled the batch: that walk would take another stack's disk error for its own
+            with suppress(Exception):
                 if self._commit_batch(wait=False) and self._batch_took > self.INLINE_SECONDS:
                     self._inline = False  # a slow disk: overlap the rest with the engine
         elif behind:  # the disk is slower than the engine: help commit, so that what waits stays bounded
