@@ -15,7 +15,7 @@ from test_async_engine import TWO_ITEMS_ASYNC, _config
 from toy_modules import finish_job
 
 from quark_cli.group_commit import GroupCommit, group_commit, staged_write
-from quark_cli.journal import JOURNAL_DIR, PAGE
+from quark_cli.journal import JOURNAL_DIR, PAGE, in_place
 
 
 def _submitted(quark, write_config, run: Path) -> Path:
@@ -122,6 +122,23 @@ def test_rewrites_in_place_and_replacements_both_read_back_whole(tmp_path):
     assert small.stat().st_ino == small_inode
     assert json.loads(large.read_text()) == {"value": "z" * PAGE}  # over a page: a new file, renamed into place
     assert _segments_left(tmp_path) == []
+
+
+def test_only_a_regular_file_of_at_most_a_page_is_rewritten_in_place(tmp_path):
+    """``in_place`` opens the file to ask for its page ahead of the rewrite: its answer is still the
+    file's own kind and size, whatever is at the path."""
+    small = tmp_path / "small.json"
+    small.write_bytes(b"{}")
+    large = tmp_path / "large.json"
+    large.write_bytes(b" " * (PAGE + 1))
+    (tmp_path / "link.json").symlink_to(small)
+    (tmp_path / "folder.json").mkdir()
+    os.mkfifo(tmp_path / "fifo.json")
+    content = b'{"a":1}'
+    assert in_place(str(small), content)
+    assert not in_place(str(small), b" " * (PAGE + 1))
+    for name in ("large.json", "link.json", "folder.json", "fifo.json", "missing.json"):
+        assert not in_place(str(tmp_path / name), content), name
 
 
 def test_a_fifo_in_place_of_a_record_is_an_error_not_a_hang(quark_process, write_config, tmp_path):
