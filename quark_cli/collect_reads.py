@@ -43,8 +43,10 @@ class CollectReads:
         # poll's threads start; read between their wake-ups, each read waited 0.3 ms for the GIL
         read_ahead = len(candidates) <= KEPT_RECORDS
         records, ahead = {}, {}
-        for key in sorted(candidates if read_ahead else candidates - waiting):
-            record = self.run.read_record(key)
+        keys = sorted(candidates if read_ahead else candidates - waiting)
+        saved = {} if edited is None else self.run.saved_records(set(keys) - edited)  # one file, not one a stack
+        for key in keys:
+            record = saved.pop(key) if key in saved else self.run.read_record(key)
             self._check_record(key, record, jobs)
             if key in waiting:
                 ahead[key] = record

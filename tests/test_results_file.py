@@ -11,6 +11,7 @@ import random
 import pytest
 from test_async_engine import _results
 from test_index_trust import _finish_all, _submitted
+from toy_modules import fail_job, finish_job
 
 import quark_cli.results_file as results_file
 from quark_cli.results_file import RESULTS_FILE, _results_bytes, _splice, _splice_plan, _stack_order, result_line
@@ -166,3 +167,60 @@ def test_a_missing_results_file_is_written_again_without_a_stamp_to_compare(quar
     (run / RESULTS_FILE).unlink()
     assert quark("collect", run).exit_code == 3
     assert _results(run) == _records_in_order(run)
+
+
+def _read_from_results_as_from_files(run) -> None:
+    """Every stack's record, as collect reads it from results.json, is the one its file holds."""
+    keys = RunDir(run).record_keys()
+    saved = RunDir(run).saved_records(keys)
+    assert saved.keys() == keys, "results.json trusted, every stack's line found"
+    assert saved == {key: RunDir(run).read_record(key) for key in keys}
+
+
+def test_records_read_from_results_are_those_their_files_hold_after_every_command(quark, write_config, tmp_path):
+    """While results.json is as quark wrote it, collect reads the records it needs from it, one file
+    instead of one a stack: after every command each line holds what its record's file holds."""
+    run = _submitted(quark, write_config, tmp_path / "run")
+    _read_from_results_as_from_files(run)
+    jobs = [path.with_suffix("") for path in sorted(run.glob("jobs/*.json"))]
+    finish_job(jobs[0])
+    fail_job(jobs[1])
+    assert quark("collect", run).exit_code == 1  # a job failed, two wait
+    _read_from_results_as_from_files(run)
+    assert [record["quark_job_status"] for record in _results(run)] == [
+        "FINISHED",
+        "FAILED",
+        "INTERRUPTED",
+        "INTERRUPTED",
+    ]
+    _finish_all(run)
+    assert quark("collect", run).exit_code == 1
+    _read_from_results_as_from_files(run)
+    assert quark("collect", run, "--retry-failed").exit_code == 0
+    _read_from_results_as_from_files(run)
+    assert [record["quark_job_status"] for record in _results(run)] == ["FINISHED"] * 4
+
+
+@pytest.mark.parametrize("change", ["results edited", "command killed", "record edited"])
+def test_records_are_read_from_their_files_when_results_may_differ(quark, write_config, tmp_path, change):
+    """results.json edited by hand, or a command killed before it: the records come from their files
+    (``saved_records`` answers none); a record edited by hand after the index is not answered."""
+    run = _submitted(quark, write_config, tmp_path / "run")
+    keys = RunDir(run).record_keys()
+    if change == "results edited":
+        path = run / RESULTS_FILE
+        path.write_bytes(path.read_bytes())  # the same content, but not the file quark wrote
+    elif change == "command killed":
+        (run / ".changing").touch()
+    else:
+        record_file = run / "records" / "000-r1.json"
+        record = json.loads(record_file.read_text())
+        record["jobs"] = ["000-r1-ghost-pre"]  # a job without a file: collecting it would submit it again
+        record_file.write_text(json.dumps(record))
+        refused = quark("collect", run)
+        assert refused.exit_code == 2 and str(record_file) in refused.stderr, refused.stderr
+        return
+    assert RunDir(run).saved_records(keys) == {}
+    _finish_all(run)
+    assert quark("collect", run).exit_code == 0
+    assert [record["quark_job_status"] for record in _results(run)] == ["FINISHED"] * 4
