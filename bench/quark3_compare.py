@@ -36,7 +36,7 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from common import env, floor_ratio, save, settle_disk, work_dir  # noqa: E402
+from common import compile_sources, env, floor_ratio, save, settle_disk, work_dir  # noqa: E402
 from quark3_pipeline import service  # noqa: E402
 
 from quark_cli import __version__ as quark_cli_version  # noqa: E402
@@ -344,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.workdir.exists() and any(args.workdir.iterdir()):
             print(f"error: --workdir {args.workdir} is not empty; give a new or empty folder", file=sys.stderr)
             return 2
+    compile_sources()
+    compile_sources(QUARK3_PYTHON)  # the pipeline's modules, which QUARK 3 imports too
     with nullcontext(args.workdir) if args.workdir else work_dir("quark3-compare-") as work:
         work.mkdir(parents=True, exist_ok=True)
         try:

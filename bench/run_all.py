@@ -13,9 +13,11 @@ import bench_scale
 import bench_startup
 import bench_status
 import bench_submit
+from common import compile_sources
 
 
 def main() -> None:
+    compile_sources()
     for name, bench in (
         ("the I/O floor", bench_floor.main),
         ("start-up", bench_startup.main),
