@@ -33,7 +33,6 @@ from quark_cli.jobs.base import (
 )
 from quark_cli.keys import stack_key, stack_keys
 from quark_cli.polling import JobPoller
-from quark_cli.results_file import result_line
 from quark_cli.run_index import job_summary
 from quark_cli.stamps import now_iso
 from quark_cli.state import ITEMS_DIR, RunDir, file_name
@@ -308,7 +307,7 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
 
     def _store(self, key: str, record: dict[str, Any]) -> None:
         """Save a stack's record; a finished or failed stack is closed only once its record is in place."""
-        self._stored[key] = result_line(self.run.write_record(key, record))
+        self._stored[key] = self.run.write_record(key, record)
         if record["quark_job_status"] in CLOSED:
             after_commit(self.run.mark_closed, key)
 

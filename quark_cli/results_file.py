@@ -13,7 +13,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from quark_cli.atomic import FileSpan, atomic_write_bytes, file_stamp, strict_dumps
+from quark_cli.atomic import FileSpan, atomic_write_bytes, file_stamp, json_bytes
 from quark_cli.errors import RunDirError
 from quark_cli.schema import parse_trusted
 
@@ -36,8 +36,9 @@ class ResultsFile:
     ) -> list[dict[str, Any]]:
         """Write ``results.json``: the records as a QUARK 2 style list, by backlog item and repetition.
 
-        One record per line: still a JSON list for QUARK 2 tools, written by the C encoder (an
-        indented file of 10,000 records takes the pure-Python one seconds). With ``changed``, only
+        One record per line, compact (``result_line``): still a JSON list for QUARK 2 tools, and
+        each line the bytes of its record's file (an indented file of 10,000 records took the
+        pure-Python encoder seconds). With ``changed``, only
         those stacks' lines are spliced into the existing file, whose other lines are kept as bytes,
         never parsed: the cost follows the changed stacks, not the thousands that finished before.
         That needs the file exactly as quark wrote it (``results_stamp``, kept with the index's
@@ -116,15 +117,17 @@ class ResultsFile:
 
 
 def result_line(record: dict[str, Any]) -> bytes:
-    """A record as its line of results.json."""
-    return strict_dumps(record, separators=(", ", ": ")).encode()
+    """A record as its line of results.json: compact JSON, the bytes of the record's own file but
+    its newline (``StackFiles.write_record``), so that a collect serialises each record once."""
+    return json_bytes(record, compact=True)[:-1]
 
 
 def _results_bytes(lines: list[bytes]) -> bytes:
     return b"[\n" + b",\n".join(lines) + b"\n]\n" if lines else b"[]\n"
 
 
-_STACK_FIELD = b'"stack": "'
+#: A record's own stack field as its line has it: compact, or (lines of quark-cli before 2026-11-30) spaced.
+_STACK_FIELDS = (b'"stack":"', b'"stack": "')
 _STACK_KEY = re.compile(r"[0-9]+-r[0-9]+")
 
 
@@ -262,9 +265,12 @@ def _line_key(raw: Buffer, start: int, stop: int) -> str | None:
     """
     if stop <= start or raw[start] != ord("{") or raw[stop - 1] not in b"},":
         return None
-    at = raw.rfind(_STACK_FIELD, start, stop)
-    close = raw.find(b'"', at + len(_STACK_FIELD), stop) if at >= 0 else -1
-    key = raw[at + len(_STACK_FIELD) : close].decode(errors="replace") if close >= 0 else ""
+    for field in _STACK_FIELDS:  # a line is all compact or all spaced: one encoder wrote it
+        at = raw.rfind(field, start, stop)
+        if at >= 0:
+            break
+    close = raw.find(b'"', at + len(field), stop) if at >= 0 else -1
+    key = raw[at + len(field) : close].decode(errors="replace") if close >= 0 else ""
     return key if _STACK_KEY.fullmatch(key) else None
 
 

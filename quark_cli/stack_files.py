@@ -169,15 +169,13 @@ class StackFiles:
     def record_file(self, key: str) -> Path:
         return self.records_dir / f"{key}.json"
 
-    def write_record(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
-        """Save a stack's record (compact: people read results.json, which holds the same records).
-
-        Returns the record as saved (with its schema version).
-        """
-        saved = {"schema_version": SCHEMA_VERSION, **record}
+    def write_record(self, key: str, record: dict[str, Any]) -> bytes:
+        """Save a stack's record (with its schema version) as one line of compact JSON; returns that
+        line (without its newline), which is also the record's line of results.json."""
+        data = json_bytes({"schema_version": SCHEMA_VERSION, **record}, compact=True)
         self.changing()
-        staged_write(self.record_file(key), json_bytes(saved, compact=True))
-        return saved
+        staged_write(self.record_file(key), data)
+        return data[:-1]
 
     def read_records(self) -> dict[str, dict[str, Any]]:
         """Every stack record by stack key."""

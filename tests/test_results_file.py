@@ -106,7 +106,9 @@ def _first_dropped(text: bytes) -> bytes:
 
 
 def _status_changed(text: bytes) -> bytes:
-    return text.replace(b'"quark_job_status": "INTERRUPTED"', b'"quark_job_status": "FAILED"', 1)
+    changed = text.replace(b'"quark_job_status":"INTERRUPTED"', b'"quark_job_status":"FAILED"', 1)
+    assert changed != text
+    return changed
 
 
 @pytest.mark.parametrize("edit", [_reversed, _first_dropped, lambda text: b"[]\n", _status_changed])
@@ -155,6 +157,27 @@ def test_each_line_is_found_by_its_record_s_own_stack(tmp_path):
     path.write_bytes(_expected(records))
     new = _record(1, 1, 42)
     assert _spliced(path, {"001-r1": result_line(new)}) == _expected({**records, "001-r1": new})
+
+
+def test_spaced_lines_of_an_earlier_quark_cli_are_found_beside_compact_ones(tmp_path):
+    """Lines were spaced (``", "``, ``": "``) before 2026-11-30: compact ones are spliced among
+    them, each in its stack's place, and both are found again."""
+    records = {f"{item:03d}-r1": _record(item, 1, item) for item in range(4)}
+    spaced = [json.dumps(records[key], separators=(", ", ": ")).encode() for key in sorted(records)]
+    path = tmp_path / "results.json"
+    path.write_bytes(_results_bytes(spaced))
+    new = {"002-r1": _record(2, 1, 42), "004-r1": _record(4, 1, 44)}
+    spliced = _spliced(path, {key: result_line(record) for key, record in new.items()})
+    assert json.loads(spliced) == [
+        records["000-r1"],
+        records["001-r1"],
+        new["002-r1"],
+        records["003-r1"],
+        new["004-r1"],
+    ]
+    path.write_bytes(spliced)
+    moved = _record(1, 1, 41)
+    assert json.loads(_spliced(path, {"001-r1": result_line(moved)}))[1] == moved
 
 
 def test_a_missing_results_file_is_written_again_without_a_stamp_to_compare(quark, write_config, tmp_path):
