@@ -94,6 +94,7 @@ class Counter(Core):
     """Application: hands nothing down, reports what comes back up."""
 
     uses_store_dir = False  # writes no files
+    reusable = True  # keeps nothing from one stack to the next
 
     submodule_options = ["LatencyDevice", "BatchLatencyDevice", "SyncDevice"]
 
@@ -108,6 +109,7 @@ class Counter(Core):
 
 class _Numbered:
     uses_store_dir = False  # writes no files
+    reusable = True  # keeps nothing from one stack to the next
 
     def get_parameter_options(self) -> dict[str, dict[str, Any]]:
         return {"n": {"values": [1], "default": 1, "custom_input": True, "description": "the number"}}

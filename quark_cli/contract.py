@@ -107,7 +107,10 @@ class ModuleAdapter:
     # ---- one walk of one stack
 
     def begin(self, config: dict[str, Any]) -> None:
-        """Before a stack's first phase: forget the previous stack's metrics, record this config."""
+        """Before a stack's first phase: forget the previous stack's metrics and job manager (a
+        module built once for many stacks, ``Core.reusable``), record this config."""
+        if self.is_async:
+            self.instance.job_manager = None
         metrics = self.instance.metrics
         metrics.reset()
         metrics.set_module_config(config)

@@ -139,6 +139,13 @@ class Core(metaclass=_CoreType):
     #: and a sweep of 100,000 stacks is spared as many empty folders. QUARK 2 modules, which cannot
     #: say, always get theirs.
     uses_store_dir: bool = True
+    #: Whether one instance may serve every stack of a command in turn (QUARK 2's manager keeps one
+    #: instance for all its stacks): the engine then builds the module once per command instead
+    #: of once per stack (``quark_cli.module_cache``), resets its metrics before each stack and hands
+    #: it each stack's config, as ever. A module that keeps anything else from one stack to the next
+    #: in its attributes leaves this False. Stacks walked at the same time (a submit's concurrent
+    #: submissions) never share one; after a stack that failed its modules are built again.
+    reusable: bool = False
 
     def __init__(self, name: str | None = None) -> None:
         # Only what is missing is filled in: in ``class X(AsyncCore, Existing)`` the constructor of

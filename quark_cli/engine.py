@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quark_cli.async_core import poll_delays
 from quark_cli.cancelling import Cancelling
@@ -32,6 +32,7 @@ from quark_cli.jobs.base import (
     LazyJobContext,
 )
 from quark_cli.keys import stack_key, stack_keys
+from quark_cli.module_cache import ModuleCache
 from quark_cli.polling import JobPoller
 from quark_cli.run_index import job_summary
 from quark_cli.stamps import now_iso
@@ -46,6 +47,9 @@ from quark_cli.summary import (
     Summary,
 )
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, SUBMITTING, StackWalk, prefetch_revision
+
+if TYPE_CHECKING:
+    from quark_cli.contract import ModuleAdapter
 
 log = logging.getLogger("quark_cli")
 #: ``extra`` of a log line after which the run's log is written out (a stack's end).
@@ -96,6 +100,7 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         #: them, not from disk (lines, not dicts: a 100,000-stack submit holds them all).
         self._stored: dict[str, bytes] = {}
         self._module_paths: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        self._module_cache = ModuleCache()
         self._stacks: dict[str, tuple[int, int]] | None = None
         self._jobs_dir: Path | None = None
         self._store_dirs: dict[int, str] = {}
@@ -112,6 +117,16 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
             paths = [(".".join(names[: i + 1]), file_name(".".join(names[: i + 1]))) for i in range(len(names))]
             self._module_paths[names] = paths
         return paths
+
+    def kept_modules(self, item: BacklogItem) -> list[ModuleAdapter] | None:
+        """The modules an earlier walk built for a stack of ``item``'s shape, when they all allow reuse
+        (``Core.reusable``); None while stacks are walked at the same time (a submit's pool)."""
+        return None if self._submissions is not None else self._module_cache.get(item)
+
+    def keep_modules(self, item: BacklogItem, modules: list[ModuleAdapter]) -> None:
+        """Keep the modules built for a stack of ``item`` for the next walks, if they allow it."""
+        if self._submissions is None:
+            self._module_cache.keep(item, modules)
 
     def stacks(self) -> dict[str, tuple[int, int]]:
         """Every stack's key with its (backlog item index, repetition); items are made when needed."""
@@ -440,6 +455,8 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         walk = StackWalk(self, key, item, repetition, jobs, sequential, previous)
         record = walk.record(*walk.run())
         status, error = record["quark_job_status"], record["error"]
+        if status == FAILED:  # whatever a module kept from this walk is not to serve the next
+            self._module_cache.drop(item)
         self._store(key, record)
         summary.stacks[key] = status
         summary.changed.append(key)

@@ -244,6 +244,12 @@ class StackWalk:
         )
 
     def _build(self) -> None:
+        kept = self.manager.kept_modules(self.item)
+        if kept is not None:
+            for module, level in zip(kept, self.item.levels, strict=True):
+                module.begin(level.config)
+            self.modules = list(kept)
+            return
         config = self.manager.config
         parent = None
         with module_search_path(config.search_path):
@@ -254,6 +260,7 @@ class StackWalk:
                 module.begin(level.config)
                 self.modules.append(module)
                 parent = module
+        self.manager.keep_modules(self.item, self.modules)
 
     def _phase(self, level: int, phase: str, data: Any) -> tuple[Instruction, Any]:
         module = self.modules[level]

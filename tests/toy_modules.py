@@ -379,3 +379,42 @@ class SignalledOptions(Numbers):
         if os.environ.get("QUARK_TEST_SIGNAL"):
             _signal_once(Path(os.environ["QUARK_TEST_SIGNAL_MARKER"]), os.environ["QUARK_TEST_SIGNAL"])
         return super().get_parameter_options()
+
+
+#: Every module of the reuse tests as it is constructed (its class name), in order.
+BUILT: list[str] = []
+
+
+class ReusableNumbers(Numbers):
+    """Numbers, built once for many stacks (``reusable``); ``fail`` makes its postprocess raise."""
+
+    reusable = True
+    submodule_options = ["ReusableSquare", "AsyncSquare"]
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name)
+        BUILT.append(type(self).__name__)
+
+    def get_parameter_options(self) -> dict[str, dict[str, Any]]:
+        return {**super().get_parameter_options(), "fail": {"values": [False, True], "default": False}}
+
+    def get_default_submodule(self, option: str) -> Core:
+        return {"ReusableSquare": ReusableSquare, "AsyncSquare": AsyncSquare}[option]()
+
+    def postprocess(self, input_data, config, **kwargs):
+        if config["fail"]:
+            self.leftover = "from a failed stack"
+            raise RuntimeError("asked to fail")
+        if getattr(self, "leftover", None):
+            raise RuntimeError(f"built once, yet it kept {self.leftover!r}")
+        return super().postprocess(input_data, config, **kwargs)
+
+
+class ReusableSquare(AsyncSquare):
+    """AsyncSquare, built once for many stacks."""
+
+    reusable = True
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name)
+        BUILT.append(type(self).__name__)

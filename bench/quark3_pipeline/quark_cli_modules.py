@@ -33,6 +33,7 @@ class BenchApp(Core):
     """Application: the number ``index`` down; its square, as a metric, up."""
 
     uses_store_dir = False  # writes no files
+    reusable = True  # keeps nothing from one stack to the next
 
     def get_parameter_options(self) -> dict[str, dict[str, Any]]:
         return {"index": {"values": [0], "default": 0, "custom_input": True, "description": "the number"}}
@@ -49,12 +50,14 @@ class BenchMid(Core):
     """Mapping: passes data through both ways (gives the tree a level to branch below the root)."""
 
     uses_store_dir = False  # writes no files
+    reusable = True  # keeps nothing from one stack to the next
 
 
 class BenchDevice(AsyncCore):
     """Asynchronous device: squares the number as a job on the file service."""
 
     uses_store_dir = False  # writes no files
+    reusable = True  # keeps nothing from one stack to the next
 
     JobManager = FileServiceJobManager
 
