@@ -8,8 +8,11 @@ quark-cli, with a RunDirError naming the file and the field, before any command 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from quark_cli.errors import RunDirError
 from quark_cli.journal import NotRegularFileError, journal_copy, read_locked
@@ -22,6 +25,8 @@ FLAT_JOBS_VERSION = 2
 MODULES_FILE = "modules.json"
 STACK_STATUSES = ("FINISHED", "INTERRUPTED", "FAILED")
 JOB_STATUSES = ("SUBMITTING", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED", "RETRY")
+#: Digits enough to be an integer past 64 bits, which orjson reads as a float (``_loads_exactly``).
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 class _DuplicateKey(ValueError):
@@ -60,7 +65,18 @@ def parse_trusted(path: Path, text: str, what: str) -> Any:
     """``text``, what quark wrote as ``path``'s content and nobody changed since (a line of a trusted
     results.json), parsed and checked as ``read_json`` does, but for the duplicate keys that only a
     hand could have put there (their check makes parsing twice as slow). Raises RunDirError."""
-    return _checked(path, text, what, lambda _path, text, _what: json.loads(text))
+    return _checked(path, text, what, lambda _path, text, _what: _loads_exactly(text))
+
+
+def _loads_exactly(text: str) -> Any:
+    """``json.loads(text)``, by orjson (twice as quick) unless ``text`` holds a run of 19 digits: an
+    integer past 64 bits, which orjson would read as a float."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # the standard library's error says where
+    return json.loads(text)
 
 
 def check_journaled(path: Path, data: bytes) -> None:

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import random
+from pathlib import Path
 
 import pytest
 from test_async_engine import _results
@@ -15,6 +16,7 @@ from toy_modules import fail_job, finish_job
 
 import quark_cli.results_file as results_file
 from quark_cli.results_file import RESULTS_FILE, _results_bytes, _splice, _splice_plan, _stack_order, result_line
+from quark_cli.schema import parse_trusted
 from quark_cli.state import RunDir
 
 
@@ -247,3 +249,13 @@ def test_records_are_read_from_their_files_when_results_may_differ(quark, write_
     _finish_all(run)
     assert quark("collect", run).exit_code == 0
     assert [record["quark_job_status"] for record in _results(run)] == ["FINISHED"] * 4
+
+
+@pytest.mark.parametrize("number", [2**63 - 1, 2**64 + 1, -(2**70), 10**30, 0.1, 1e300])
+def test_a_record_read_from_results_keeps_every_number_exactly(number):
+    """Lines are parsed by orjson where it reads the same, never where it would turn an integer
+    past 64 bits into a float."""
+    record = {"schema_version": 1, "stack": "000-r1", "quark_job_status": "FINISHED"}
+    record.update(benchmark_backlog_item_number=0, repetition=1, module={"value": number, "values": [number]})
+    read = parse_trusted(Path("records/000-r1.json"), result_line(record).decode(), "record")
+    assert read == record and type(read["module"]["value"]) is type(number)
