@@ -105,8 +105,8 @@ class ResultsFile:
                     continue
                 line = raw[low : stop - 1 if raw[stop - 1] == ord(",") else stop]
                 try:
-                    found[key] = parse_trusted(self.record_file(key), line.decode("utf-8"), "record")
-                except (RunDirError, UnicodeDecodeError):
+                    found[key] = parse_trusted(self.record_file(key), line, "record")
+                except (RunDirError, ValueError):  # not a record, or not UTF-8: its file says what it is
                     continue
         return found
 

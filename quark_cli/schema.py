@@ -8,7 +8,6 @@ quark-cli, with a RunDirError naming the file and the field, before any command 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,10 @@ FLAT_JOBS_VERSION = 2
 MODULES_FILE = "modules.json"
 STACK_STATUSES = ("FINISHED", "INTERRUPTED", "FAILED")
 JOB_STATUSES = ("SUBMITTING", "SUBMITTED", "RUNNING", "DONE", "FAILED", "CANCELLED", "RETRY")
-#: Digits enough to be an integer past 64 bits, which orjson reads as a float (``_loads_exactly``).
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+#: ``bytes.translate`` table turning every digit into b"0" and any other byte into b" ": a number of
+#: 19 digits or more, which may be an integer past 64 bits, then shows as ``_LONG_NUMBER``.
+_DIGITS = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord(" ") for byte in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 class _DuplicateKey(ValueError):
@@ -61,22 +62,22 @@ def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
     return _checked(path, text, what, _parse)
 
 
-def parse_trusted(path: Path, text: str, what: str) -> Any:
-    """``text``, what quark wrote as ``path``'s content and nobody changed since (a line of a trusted
+def parse_trusted(path: Path, data: bytes, what: str) -> Any:
+    """``data``, what quark wrote as ``path``'s content and nobody changed since (a line of a trusted
     results.json), parsed and checked as ``read_json`` does, but for the duplicate keys that only a
     hand could have put there (their check makes parsing twice as slow). Raises RunDirError."""
-    return _checked(path, text, what, lambda _path, text, _what: _loads_exactly(text))
+    return _checked(path, data, what, lambda _path, data, _what: _loads_exactly(data))
 
 
-def _loads_exactly(text: str) -> Any:
-    """``json.loads(text)``, by orjson (twice as quick) unless ``text`` holds a run of 19 digits: an
-    integer past 64 bits, which orjson would read as a float."""
-    if _LONG_DIGITS.search(text) is None:
+def _loads_exactly(data: bytes) -> Any:
+    """``json.loads(data)``, by orjson (three times as quick) unless ``data`` holds a number of 19
+    digits or more: an integer past 64 bits, which orjson would read as a float."""
+    if _LONG_NUMBER not in data.translate(_DIGITS):
         try:
-            return orjson.loads(text)
+            return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # the standard library's error says where
-    return json.loads(text)
+    return json.loads(data)
 
 
 def check_journaled(path: Path, data: bytes) -> None:
@@ -90,7 +91,7 @@ def check_journaled(path: Path, data: bytes) -> None:
     _checked(path, text, what, lambda _path, text, _what: json.loads(text, object_pairs_hook=_unique_keys))
 
 
-def _checked(path: Path, text: str, what: str, parse: Any) -> Any:
+def _checked(path: Path, text: str | bytes, what: str, parse: Any) -> Any:
     """``text`` parsed (``parse(path, text, what)``) and checked against ``what``'s schema; RunDirError."""
     try:
         value = parse(path, text, what)

@@ -257,5 +257,5 @@ def test_a_record_read_from_results_keeps_every_number_exactly(number):
     past 64 bits into a float."""
     record = {"schema_version": 1, "stack": "000-r1", "quark_job_status": "FINISHED"}
     record.update(benchmark_backlog_item_number=0, repetition=1, module={"value": number, "values": [number]})
-    read = parse_trusted(Path("records/000-r1.json"), result_line(record).decode(), "record")
+    read = parse_trusted(Path("records/000-r1.json"), result_line(record), "record")
     assert read == record and type(read["module"]["value"]) is type(number)
