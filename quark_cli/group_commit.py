@@ -62,8 +62,8 @@ class GroupCommit:
     LIMIT = 64
     BATCH = 128
     MAX_QUEUED = 2048
-    #: Seconds a batch may take (without its checkpoint) in the thread that queued it; past it, the
-    #: rest of the group's batches are committed by a background thread.
+    #: Seconds a batch may take (without its checkpoint) in the thread that queued it; once two in a
+    #: row took longer, the rest of the group's batches are committed by a background thread.
     INLINE_SECONDS = 0.010
     #: Seconds ``commit_through`` waits for others' writes to join its batch while ``others_coming``.
     LINGER = 0.005
@@ -87,6 +87,10 @@ class GroupCommit:
         self._pool: Any = None
         self._inline = True  # batches committed by the thread that fills them, while they are quick
         self._batch_took = 0.0  # seconds the last batch took, from its lock to its checkpoint
+        #: Whether the last inline batch was slow. One slow batch (pages of files paged out, a busy
+        #: moment of the disk) leaves the batches inline; the background thread's hand-offs of the
+        #: interpreter cost the engine more than such a batch (0.1 s in a collect of 1,000 stacks).
+        self._slow_before = False
         self._journal = Journal(self.root)
         self._queued: dict[str, int] = {}  # target -> staged writes not yet in place
         #: Set by a caller that knows: True while other threads are about to queue a write that they
@@ -113,8 +117,11 @@ class GroupCommit:
             # a failure is kept as the group's error and raised by its next commit, not into the walk
             # whose write filled the batch: that walk would take another stack's disk error for its own
             with suppress(Exception):
-                if self._commit_batch(wait=False) and self._batch_took > self.INLINE_SECONDS:
-                    self._inline = False  # a slow disk: overlap the rest with the engine
+                if self._commit_batch(wait=False):
+                    slow = self._batch_took > self.INLINE_SECONDS
+                    if slow and self._slow_before:  # a slow disk, not a slow moment: overlap the rest
+                        self._inline = False
+                    self._slow_before = slow
         elif behind:  # the disk is slower than the engine: help commit, so that what waits stays bounded
             self._commit_batch()
         return ticket

@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -196,7 +197,7 @@ def test_retired_segments_are_kept_empty_and_written_into_again(quark, write_con
     assert max(int(p.stem) for p in after.values()) > max(int(p.stem) for p in spares.values())
 
 
-MANY_STACKS = TWO_ITEMS_ASYNC.replace("repetitions: 2", "repetitions: 75")  # 150 stacks
+MANY_STACKS = TWO_ITEMS_ASYNC.replace("repetitions: 2", "repetitions: 120")  # 240 stacks
 
 
 @pytest.mark.parametrize("inline_seconds", [math.inf, 0.0], ids=["in-the-writing-thread", "in-a-background-thread"])
@@ -204,8 +205,8 @@ def test_a_collect_of_many_stacks_lands_whole_whichever_thread_commits(
     quark, write_config, tmp_path, monkeypatch, inline_seconds
 ):
     """Batches are committed by the thread that fills them while they are quick, by a background
-    thread once one was slow (a slow disk): 150 stacks, 300 writes in three batches, land whole
-    either way, each stack with its own result."""
+    thread once two in a row were slow (a slow disk): 240 stacks, 480 writes in four batches, land
+    whole either way, each stack with its own result."""
     monkeypatch.setattr(GroupCommit, "INLINE_SECONDS", inline_seconds)
     threads: list[str] = []
     commit_in_background = GroupCommit._commit_in_background
@@ -225,14 +226,37 @@ def test_a_collect_of_many_stacks_lands_whole_whichever_thread_commits(
 
     assert set(threads) == (set() if inline_seconds == math.inf else {"quark-commit"})
     code, statuses = _statuses(quark, run)
-    assert code == 0 and len(statuses) == 150 and set(statuses.values()) == {"FINISHED"}
+    assert code == 0 and len(statuses) == 240 and set(statuses.values()) == {"FINISHED"}
     totals = {r["stack"]: r["module"]["total"] for r in json.loads((run / "results.json").read_text())}
     # start 1: 1, 2, 3 doubled and squared sum to 56; start 2: 2, 3, 4 to 116
-    assert totals == {f"{item:03d}-r{rep}": (56, 116)[item] for item in (0, 1) for rep in range(1, 76)}
+    assert totals == {f"{item:03d}-r{rep}": (56, 116)[item] for item in (0, 1) for rep in range(1, 121)}
     for path in run.glob("records/*.json"):
         assert json.loads(path.read_text())["quark_job_status"] == "FINISHED"
     assert {json.loads(p.read_text())["status"] for p in run.glob("jobs/*.json")} == {"DONE"}
     assert _segments_left(run) == [] and not any((run / ".staging").iterdir())
+
+
+@pytest.mark.parametrize("slow_batches, committer", [(1, "MainThread"), (2, "quark-commit")])
+def test_one_slow_batch_leaves_the_batches_in_the_thread_that_fills_them(
+    tmp_path, monkeypatch, slow_batches, committer
+):
+    """A batch slow once (its files' pages read from the disk, a busy moment) is not a slow disk:
+    later batches stay in the writing thread; after two slow ones in a row a background thread
+    commits the rest. Here a batch is slowed by a callback that sleeps past the limit."""
+    monkeypatch.setattr(GroupCommit, "INLINE_SECONDS", 0.1)  # creating 128 files may take 10 ms here
+    seen: list[str] = []
+    records = tmp_path / "records"
+    records.mkdir()
+    with group_commit(tmp_path) as group:
+        for batch in range(6):
+            if batch < slow_batches:
+                group.then(time.sleep, 0.2)
+            if batch == 5:
+                group.then(lambda: seen.append(threading.current_thread().name))
+            for stack in range(GroupCommit.BATCH):
+                group.write(records / f"{batch:03d}-r{stack + 1}.json", b"{}")
+    assert seen == [committer]
+    assert len(list(records.iterdir())) == 6 * GroupCommit.BATCH
 
 
 def test_no_write_lands_after_a_batch_that_failed(tmp_path, monkeypatch):
