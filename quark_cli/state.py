@@ -29,7 +29,6 @@ and the stacks' and jobs' own files (``quark_cli.stack_files``).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import re
@@ -38,8 +37,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from quark_cli.atomic import (
     atomic_write_bytes,
     atomic_write_json,
@@ -47,6 +44,7 @@ from quark_cli.atomic import (
     private_dirs,
 )
 from quark_cli.errors import RunDirError, RunLockedError
+from quark_cli.flock import FileLock, LockTimeout
 from quark_cli.group_commit import STAGING_DIR
 from quark_cli.index_changes import CHANGES_FILE
 from quark_cli.index_edits import IndexEdits
@@ -73,16 +71,9 @@ LOCK_FILE = ".lock"
 HISTORY_LIMIT = 200
 
 
-# filelock >= 4 falls back to a lock *file* on file systems without flock; such a lock survives a
-# killed holder and would block the run for good. We want flock or an error.
-_LOCK_OPTIONS: dict[str, Any] = (
-    {"fallback_to_soft": False} if "fallback_to_soft" in inspect.signature(FileLock.__init__).parameters else {}
-)
-
-
 def file_lock(path: Path) -> FileLock:
     """An flock on ``path`` (created user-only): released by the kernel when its process dies."""
-    return FileLock(str(path), mode=0o600, **_LOCK_OPTIONS)
+    return FileLock(path, mode=0o600)
 
 
 def lock_holder(path: Path) -> int | None:
@@ -336,7 +327,7 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
         lock = file_lock(self.path / LOCK_FILE)
         try:
             lock.acquire(timeout=wait_seconds, poll_interval=0.05)
-        except Timeout:
+        except LockTimeout:
             holder = lock_holder(self.path / LOCK_FILE)
             who = f"pid {holder}" if holder else "another process"
             raise RunLockedError(f"run {self.path} is being processed by {who}; {advice}") from None

@@ -14,9 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import Timeout
-
 from quark_cli.atomic import atomic_write_json, private_dirs
+from quark_cli.flock import LockTimeout
 from quark_cli.stamps import now_iso
 from quark_cli.state import file_lock
 
@@ -148,7 +147,7 @@ def try_lock(path: Path) -> Iterator[bool]:
     lock = file_lock(path)
     try:
         lock.acquire(timeout=0)
-    except Timeout:
+    except LockTimeout:
         yield False
         return
     try:

@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import Timeout
-
 from quark_cli.atomic import atomic_write_json
+from quark_cli.flock import LockTimeout
 from quark_cli.jobs.local_files import (
     DONE,
     FAILED,
@@ -134,7 +133,7 @@ def run_job(jobs_dir: Path, queue_name: str) -> str:
     run_lock = file_lock(job_dir / RUN_LOCK_FILE)
     try:
         run_lock.acquire(timeout=RUN_LOCK_WAIT_SECONDS)
-    except Timeout:
+    except LockTimeout:
         return "skipped"
     pid = os.getpid()
     claimed = False
@@ -329,7 +328,7 @@ def run_runner(jobs_dir: Path, workers: int, idle_seconds: float = RUNNER_IDLE_S
     lock = file_lock(shared / RUNNER_LOCK_FILE)
     try:
         lock.acquire(timeout=2.0)
-    except Timeout:
+    except LockTimeout:
         return 0  # another runner serves this folder
     atomic_write_json(
         shared / RUNNER_INFO_FILE,
@@ -359,7 +358,7 @@ def run_runner(jobs_dir: Path, workers: int, idle_seconds: float = RUNNER_IDLE_S
                     break
                 try:
                     lock.acquire(timeout=0)
-                except Timeout:
+                except LockTimeout:
                     break
                 idle_since = None
             pool.wait(TICK_SECONDS)

@@ -1,0 +1,54 @@
+"""The file lock behind the run's lock and the local backend's: exclusive, re-entrant within one
+object, and gone with a killed holder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from quark_cli.flock import FileLock, LockTimeout
+
+HOLDER = (
+    "import sys, time; from quark_cli.flock import FileLock; "
+    "FileLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(600)"
+)
+
+
+def test_two_locks_on_one_file_exclude_each_other_and_the_last_release_frees_it(tmp_path):
+    path = tmp_path / ".lock"
+    first, second = FileLock(path), FileLock(path)
+    first.acquire()
+    first.acquire()  # re-entrant: the run's nested commands take it again
+    with pytest.raises(LockTimeout):
+        second.acquire(timeout=0)
+    first.release()
+    assert first.is_locked
+    with pytest.raises(LockTimeout):
+        second.acquire(timeout=0.1)
+    first.release()
+    assert not first.is_locked
+    second.acquire(timeout=0)
+    assert second.is_locked
+    second.release()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_lock_held_by_a_killed_process_is_free_at_once(tmp_path):
+    path = tmp_path / ".lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockTimeout):
+            FileLock(path).acquire(timeout=0.2)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    lock = FileLock(path)
+    lock.acquire(timeout=0)
+    assert lock.is_locked
+    lock.release()
