@@ -144,7 +144,8 @@ class Core(metaclass=_CoreType):
     #: of once per stack (``quark_cli.module_cache``), resets its metrics before each stack and hands
     #: it each stack's config, as ever. A module that keeps anything else from one stack to the next
     #: in its attributes leaves this False. Stacks walked at the same time (a submit's concurrent
-    #: submissions) never share one; after a stack that failed its modules are built again.
+    #: submissions) never share one; after a stack in which module code raised, its modules are
+    #: built again. Subclasses inherit the promise.
     reusable: bool = False
 
     def __init__(self, name: str | None = None) -> None:

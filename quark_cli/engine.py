@@ -330,7 +330,11 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         """End of a pass: results.json with this pass's changed records, and the stack index (after
         the records and jobs are durable, and the journal's room is given back)."""
         checkpoint_staged()
-        self.run.rebuild_results({key for key in summary.changed if key in summary.stacks}, self._stored)
+        changed = {key for key in summary.changed if key in summary.stacks}
+        # records edited by hand since the index get their lines from their files too: the next
+        # index makes them look unedited, and a later collect reads records from results.json
+        changed.update(key for key in self._edited_stacks or () if key in summary.stacks)
+        self.run.rebuild_results(changed, self._stored)
         self._write_index(summary)
 
     def _write_index(self, summary: Summary) -> None:
@@ -455,7 +459,7 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         walk = StackWalk(self, key, item, repetition, jobs, sequential, previous)
         record = walk.record(*walk.run())
         status, error = record["quark_job_status"], record["error"]
-        if status == FAILED:  # whatever a module kept from this walk is not to serve the next
+        if error:  # module code raised (or its metrics could not be read): its state is not to serve the next
             self._module_cache.drop(item)
         self._store(key, record)
         summary.stacks[key] = status

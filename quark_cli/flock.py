@@ -7,6 +7,7 @@ before; its import cost 10 ms of every command, as much as the rest of the locki
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import time
@@ -21,8 +22,8 @@ class FileLock:
     """An exclusive ``flock`` on ``path`` (created with ``mode`` if missing), held by this object.
 
     Re-entrant within the object: each ``acquire`` needs its ``release``, and the last one drops the
-    lock. Two objects on the same file exclude each other, in one process as in two. An object is
-    for one thread at a time.
+    lock, also for a child process forked meanwhile (which shares it until then). Two objects on the
+    same file exclude each other, in one process as in two. An object is for one thread at a time.
     """
 
     def __init__(self, path: str | Path, mode: int = 0o600) -> None:
@@ -50,7 +51,9 @@ class FileLock:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
-                except BlockingIOError:
+                except OSError as error:
+                    if error.errno not in (errno.EAGAIN, errno.EACCES):  # EACCES: held, on some file systems
+                        raise
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         raise LockTimeout(f"{self.path}: held by another process") from None
@@ -68,4 +71,7 @@ class FileLock:
         self._count -= 1
         if self._count == 0:
             fd, self._fd = self._fd, None
-            os.close(fd)  # closing the only descriptor of the open file drops its flock
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)  # a child forked meanwhile shares the lock: closing alone keeps it
+            finally:
+                os.close(fd)

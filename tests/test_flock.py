@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -52,3 +53,23 @@ def test_a_lock_held_by_a_killed_process_is_free_at_once(tmp_path):
     lock.acquire(timeout=0)
     assert lock.is_locked
     lock.release()
+
+
+def test_a_child_forked_while_the_lock_is_held_does_not_keep_it_after_release(tmp_path):
+    """A module may fork (multiprocessing's default on Linux before 3.14): the child shares the
+    lock's open file, and release must free it all the same."""
+    path = tmp_path / ".lock"
+    lock = FileLock(path)
+    lock.acquire()
+    child = os.fork()
+    if child == 0:  # the child outlives the release
+        time.sleep(30)
+        os._exit(0)
+    try:
+        lock.release()
+        other = FileLock(path)
+        other.acquire(timeout=0)
+        other.release()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)

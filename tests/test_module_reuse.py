@@ -3,6 +3,7 @@ give each stack the record a new instance would (``quark_cli.module_cache``)."""
 
 from __future__ import annotations
 
+import pytest
 from test_async_engine import _config, _results
 from test_index_trust import _finish_all
 from toy_modules import BUILT
@@ -54,14 +55,21 @@ def test_a_stack_with_a_module_that_does_not_allow_it_is_built_each_time(quark, 
     assert _values(tmp_path / "run") == _expected()
 
 
-def test_after_a_stack_that_failed_its_modules_are_built_again(quark, write_config, tmp_path):
-    """Items alternate fail false / true: each failed stack leaves state in its module, which the
-    next stack must not inherit (it would fail with "kept ...")."""
+@pytest.mark.parametrize(
+    "fail, code, status, error",
+    [("true", 1, "FAILED", "asked to fail"), ("transient", 3, "INTERRUPTED", "service unavailable")],
+)
+def test_after_a_stack_whose_module_raised_its_modules_are_built_again(
+    quark, write_config, tmp_path, fail, code, status, error
+):
+    """Items alternate fail false / FAIL: each stack whose module raised (failed, or left
+    INTERRUPTED by a service that was down) leaves state in the module, which the next stack must
+    not inherit (it would fail with "kept ...")."""
     BUILT.clear()
-    done = quark("run", _reusable(write_config, fail="false, true", auto=True), "-o", tmp_path / "run")
-    assert done.exit_code == 1
-    statuses = [r["quark_job_status"] for r in _results(tmp_path / "run")]
-    assert statuses == ["FINISHED", "FINISHED", "FAILED", "FAILED"] * 6
-    # the check's, the first walk's, then one after each failed stack but the last (no stack follows it)
+    done = quark("run", _reusable(write_config, fail=f"false, {fail}", auto=True), "-o", tmp_path / "run")
+    assert done.exit_code == code
+    records = _results(tmp_path / "run")
+    assert [r["quark_job_status"] for r in records] == ["FINISHED", "FINISHED", status, status] * 6
+    # the check's, the first walk's, then one after each stack that raised but the last (none follows it)
     assert BUILT.count("ReusableNumbers") == 1 + 1 + 11
-    assert all("asked to fail" in r["error"] for r in _results(tmp_path / "run") if r["error"])
+    assert all(error in r["error"] for r in records if r["error"])

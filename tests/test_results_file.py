@@ -226,6 +226,26 @@ def test_records_read_from_results_are_those_their_files_hold_after_every_comman
     assert [record["quark_job_status"] for record in _results(run)] == ["FINISHED"] * 4
 
 
+def test_a_record_edited_by_hand_reaches_results_and_is_read_as_edited_after(quark, write_config, tmp_path):
+    """A record edited by hand (still valid) while its stack waits: the next collect, which reads it
+    from its file, puts it into results.json too. Its new index makes the file look unedited, and
+    the collects after it read records from results.json: they read the edit."""
+    run = _submitted(quark, write_config, tmp_path / "run")
+    record_file = run / "records" / "000-r1.json"
+    record = json.loads(record_file.read_text())
+    record["note"] = "edited by hand"
+    record_file.write_text(json.dumps(record))
+    jobs = [path.with_suffix("") for path in sorted(run.glob("jobs/*.json"))]
+    finish_job(jobs[-1])  # another stack's job: the collect has something to write
+    assert quark("collect", run).exit_code == 3
+    assert _results(run)[0]["note"] == "edited by hand"
+    _read_from_results_as_from_files(run)
+    finish_job(jobs[-2])
+    assert quark("collect", run).exit_code == 3
+    _read_from_results_as_from_files(run)
+    assert RunDir(run).saved_records({"000-r1"})["000-r1"]["note"] == "edited by hand"
+
+
 @pytest.mark.parametrize("change", ["results edited", "command killed", "record edited"])
 def test_records_are_read_from_their_files_when_results_may_differ(quark, write_config, tmp_path, change):
     """results.json edited by hand, or a command killed before it: the records come from their files

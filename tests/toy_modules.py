@@ -396,7 +396,7 @@ class ReusableNumbers(Numbers):
         BUILT.append(type(self).__name__)
 
     def get_parameter_options(self) -> dict[str, dict[str, Any]]:
-        return {**super().get_parameter_options(), "fail": {"values": [False, True], "default": False}}
+        return {**super().get_parameter_options(), "fail": {"values": [False, True, "transient"], "default": False}}
 
     def get_default_submodule(self, option: str) -> Core:
         return {"ReusableSquare": ReusableSquare, "AsyncSquare": AsyncSquare}[option]()
@@ -404,6 +404,8 @@ class ReusableNumbers(Numbers):
     def postprocess(self, input_data, config, **kwargs):
         if config["fail"]:
             self.leftover = "from a failed stack"
+            if config["fail"] == "transient":  # the stack stays INTERRUPTED, for the next collect
+                raise TransientServiceError("the service is down")
             raise RuntimeError("asked to fail")
         if getattr(self, "leftover", None):
             raise RuntimeError(f"built once, yet it kept {self.leftover!r}")
