@@ -53,9 +53,9 @@ class GroupCommit:
     Once ``BATCH`` files are queued, the thread that queued the last one commits them, as long as
     batches are quick (``INLINE_SECONDS``). A batch's many small system calls each hand the
     interpreter lock over, and from a second thread they slowed the engine's own calls more than
-    the commit took: a resume of 1,000 stacks ran 10% quicker with no background thread. Once a batch
-    is slow (a slow disk), a background thread commits batches while the engine goes on, from
-    ``LIMIT`` files queued. ``commit`` commits everything queued so far and waits for it.
+    the commit took: a resume of 1,000 stacks ran 10% quicker with no background thread. Once two
+    batches in a row are slow (a slow disk), a background thread commits batches while the engine
+    goes on, from ``LIMIT`` files queued. ``commit`` commits everything queued so far and waits for it.
     Thread-safe.
     """
 

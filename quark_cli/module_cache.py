@@ -50,7 +50,7 @@ class ModuleCache:
 
     def keep(self, item: BacklogItem, modules: list[ModuleAdapter]) -> None:
         """Keep ``modules``, built for ``item``, if every one of them allows reuse."""
-        if len(modules) == len(item.levels) and all(getattr(m.instance, "reusable", False) is True for m in modules):
+        if all(getattr(module.instance, "reusable", False) is True for module in modules):
             self._chains[shape(item)] = modules
 
     def drop(self, item: BacklogItem) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from quark_cli.atomic import FileSpan, atomic_write_bytes, file_stamp, json_byte
 from quark_cli.errors import RunDirError
 from quark_cli.schema import parse_trusted
 
-#: What ``_splice_plan`` searches: the file's bytes, or the file mapped.
+#: What ``_places`` searches: the file's bytes, or the file mapped.
 Buffer = bytes | mmap.mmap
 
 RESULTS_FILE = "results.json"
@@ -92,18 +92,13 @@ class ResultsFile:
             if opened is None:
                 return {}
             raw = opened[1]
-            end = len(raw) - 3  # the newline after the last line
-            low = 2
-            for key in sorted(keys, key=_stack_order):
-                order = _stack_order(key)
-                seek = _seek_line(raw, order, low, end)
-                if seek is None:  # not a file we wrote after all: every record from its file
-                    return {}
-                low = seek
-                stop = raw.find(b"\n", low) if low < end else end
-                if low >= end or _line_order(raw, low, stop) != order:
+            places = _places(raw, keys)
+            if places is None:  # not a file we wrote after all: every record from its file
+                return {}
+            for key, start, stop, there in places:
+                if not there:
                     continue
-                line = raw[low : stop - 1 if raw[stop - 1] == ord(",") else stop]
+                line = raw[start : stop - 1 if raw[stop - 1] == ord(",") else stop]
                 try:
                     found[key] = parse_trusted(self.record_file(key), line, "record")
                 except (RunDirError, ValueError):  # not a record, or not UTF-8: its file says what it is
@@ -189,25 +184,16 @@ def _mapped(path: Path) -> Iterator[tuple[int, Buffer] | None]:
 def _splice_plan(raw: Buffer, new: dict[str, bytes]) -> list[bytes | slice] | None:
     """results.json's content ``raw`` with the lines of ``new`` (by stack) replaced or inserted in
     order, as parts to write one after the other: new lines, and slices of ``raw`` kept as they are.
-    None if ``raw`` does not look like a file we wrote where it was searched.
-
-    The file's lines are in stack order, so each stack's place is found by binary search: the cost
-    is a few dozen lines parsed per changed stack, however many stacks it holds (a line-by-line
-    rebuild took 1.8 s at 100,000).
+    None if ``raw`` does not look like a file we wrote where it was searched (``_places``).
     """
-    if not (raw[:3] == b"[\n{" and raw[-4:] == b"}\n]\n"):
+    places = _places(raw, new)
+    if places is None:
         return None
     end = len(raw) - 3  # the newline after the last line
     parts: list[bytes | slice] = []
-    copied, low = 0, 2  # low: the first line's start
-    for key in sorted(new, key=_stack_order):
-        order = _stack_order(key)
-        seek = _seek_line(raw, order, low, end)
-        if seek is None:
-            return None
-        low = seek
-        stop = raw.find(b"\n", low) if low < end else end
-        if low < end and _line_order(raw, low, stop) == order:  # replaced, its comma kept
+    copied = 0
+    for key, low, stop, there in places:
+        if there:  # replaced, its comma kept
             parts += (slice(copied, low), new[key], b"," if raw[stop - 1] == ord(",") else b"")
             copied = stop
         elif low < end:  # inserted before the line at ``low``
@@ -218,6 +204,33 @@ def _splice_plan(raw: Buffer, new: dict[str, bytes]) -> list[bytes | slice] | No
             copied = end
     parts.append(slice(copied, len(raw)))
     return parts
+
+
+def _places(raw: Buffer, keys: Iterable[str]) -> list[tuple[str, int, int, bool]] | None:
+    """Where the lines of the stacks ``keys`` are in results.json's content ``raw``, in stack order:
+    ``(key, start, stop, there)``. With ``there`` the key's line is ``raw[start:stop]`` (its comma
+    included, if any); else its line belongs before the line starting at ``start``, or after the last
+    line when ``start`` is the end. None if ``raw`` does not look like a file we wrote where it was
+    searched.
+
+    The file's lines are in stack order, so each stack's place is found by binary search
+    (``_seek_line``): the cost is a few dozen lines parsed per stack, however many stacks it holds
+    (a line-by-line rebuild took 1.8 s at 100,000).
+    """
+    if not (raw[:3] == b"[\n{" and raw[-4:] == b"}\n]\n"):
+        return None
+    end = len(raw) - 3  # the newline after the last line
+    places = []
+    low = 2  # the first line's start
+    for key in sorted(keys, key=_stack_order):
+        order = _stack_order(key)
+        seek = _seek_line(raw, order, low, end)
+        if seek is None:
+            return None
+        low = seek
+        stop = raw.find(b"\n", low) if low < end else end
+        places.append((key, low, stop, low < end and _line_order(raw, low, stop) == order))
+    return places
 
 
 def _seek_line(raw: Buffer, order: tuple[int, int], low: int, end: int) -> int | None:
