@@ -29,6 +29,7 @@ OS_ERRORS = {
     errno.EIO: "the device reported an input/output error",
     errno.EMFILE: "this process has too many open files; raise 'ulimit -n'",
     errno.ENFILE: "the system has too many open files",
+    errno.ENOLCK: "its file system gives no file locks (flock), which quark needs; keep the run on a local disk",
 }
 #: Operating-system errors of a path that cannot be a file (an ``-o`` under a file, into a folder): the
 #: path given is wrong, so bad input (exit 2).

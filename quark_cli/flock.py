@@ -53,6 +53,7 @@ class FileLock:
                     break
                 except OSError as error:
                     if error.errno not in (errno.EAGAIN, errno.EACCES):  # EACCES: held, on some file systems
+                        error.filename = self.path  # flock names no file: the message must
                         raise
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:

@@ -3,6 +3,7 @@ object, and gone with a killed holder."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import stat
@@ -73,3 +74,17 @@ def test_a_child_forked_while_the_lock_is_held_does_not_keep_it_after_release(tm
     finally:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
+
+
+def test_a_file_system_without_file_locks_is_an_os_error_naming_the_lock_not_a_bug():
+    """flock's ENOLCK (a network file system without its lock service) names no file: the lock
+    gives its path, and the message says what to do, exit 74 (not 70, a bug)."""
+    from quark_cli.cli_guard import explain
+    from quark_cli.errors import EXIT_OS_ERROR
+
+    message, code = explain(OSError(errno.ENOLCK, os.strerror(errno.ENOLCK), "/runs/r/.lock"))
+    assert code == EXIT_OS_ERROR
+    assert message == (
+        "error: /runs/r/.lock: its file system gives no file locks (flock), which quark needs; keep the run "
+        "on a local disk (nothing was lost: the files keep their last complete version)"
+    )
