@@ -9,7 +9,9 @@ either folder "" for none) that needs nothing but the standard library, so it st
 A thread would not do: the index parse holds the GIL for a quarter of a second at a time.
 
 The script writes its answer to stdout as NUL-separated names, each behind a one-letter tag:
-``R`` a record changed, ``J`` a job file, ``C`` a job file changed.
+``R`` a record changed, ``J`` a job file, ``C`` a job file changed; a lone ``U`` says that no job
+file was added or removed since the time (so the others are not listed). The answer then says only
+what changed: at 100,000 stacks the names of every job file took the command 0.1 s to read.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ import sys
 from contextlib import nullcontext
 
 
-def scan(records_dir: str | None, jobs_dir: str | None, after_ns: int) -> tuple[list[str], list[str], list[str]]:
+def scan(records_dir: str | None, jobs_dir: str | None, after_ns: int) -> tuple[list[str], list[str] | None, list[str]]:
     """``(records changed, job files, job files changed)``: the names (``<key>.json``) in
     ``records_dir`` and ``jobs_dir`` whose change time (``st_ctime_ns``, in ns) is later than
-    ``after_ns``, and every ``.json`` name in ``jobs_dir`` (a folder given as None or "" has none). Names starting
+    ``after_ns``, and every ``.json`` name in ``jobs_dir``, or None for those if no name was added to
+    or removed from that folder after ``after_ns`` (its own change time says so: one that cannot be
+    set back, as a modification time can). A folder given as None or "" has none. Names starting
     with a dot (our temporary files) are left out; a missing folder has none. OSError if a folder
     cannot be read."""
-    records, job_files, jobs = [], [], []
+    records: list[str] = []
+    job_files: list[str] | None = []
+    jobs: list[str] = []
     try:
         with os.scandir(records_dir) if records_dir else nullcontext(()) as entries:
             for entry in entries:
@@ -35,12 +41,16 @@ def scan(records_dir: str | None, jobs_dir: str | None, after_ns: int) -> tuple[
     except FileNotFoundError:
         pass
     try:
+        # taken before the listing: a name added or removed while it runs changes it after
+        if jobs_dir and os.stat(jobs_dir).st_ctime_ns < after_ns:
+            job_files = None
         with os.scandir(jobs_dir) if jobs_dir else nullcontext(()) as entries:
             for entry in entries:
                 name = entry.name
                 if not name.endswith(".json") or name.startswith("."):  # a backend's job folder: half the entries
                     continue
-                job_files.append(name)
+                if job_files is not None:
+                    job_files.append(name)
                 if entry.stat().st_ctime_ns > after_ns:
                     jobs.append(name)
     except FileNotFoundError:
@@ -48,29 +58,39 @@ def scan(records_dir: str | None, jobs_dir: str | None, after_ns: int) -> tuple[
     return records, job_files, jobs
 
 
-def encode(found: tuple[list[str], list[str], list[str]]) -> bytes:
+def encode(found: tuple[list[str], list[str] | None, list[str]]) -> bytes:
     """``scan``'s answer as the script writes it (names as the file system has them)."""
     records, job_files, jobs = found
-    changed = set(jobs)
     parts = [b"R" + os.fsencode(name) for name in records]
-    parts += [(b"C" if name in changed else b"J") + os.fsencode(name) for name in job_files]
+    if job_files is None:
+        parts.append(b"U")
+        parts += [b"C" + os.fsencode(name) for name in jobs]
+    else:
+        changed = set(jobs)
+        parts += [(b"C" if name in changed else b"J") + os.fsencode(name) for name in job_files]
     return b"\0".join(parts)
 
 
-def decode(raw: bytes) -> tuple[list[str], list[str], list[str]]:
+def decode(raw: bytes) -> tuple[list[str], list[str] | None, list[str]]:
     """``scan``'s answer out of what the script wrote. ValueError if a part has no known tag."""
-    records, job_files, jobs = [], [], []
+    records: list[str] = []
+    job_files: list[str] = []
+    jobs: list[str] = []
+    listed = True
     for part in raw.split(b"\0") if raw else ():
         tag, name = part[:1], os.fsdecode(part[1:])
         if tag == b"R":
             records.append(name)
+        elif tag == b"U" and not name:
+            listed = False
         elif tag in (b"J", b"C"):
-            job_files.append(name)
+            if listed:
+                job_files.append(name)
             if tag == b"C":
                 jobs.append(name)
         else:
             raise ValueError(f"edit scan: unknown part {part[:40]!r}")
-    return records, job_files, jobs
+    return records, job_files if listed else None, jobs
 
 
 if __name__ == "__main__":

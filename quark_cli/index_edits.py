@@ -76,7 +76,7 @@ class IndexEdits:
                 process.kill()
                 process.communicate()
 
-    def _scanned(self, written: int) -> tuple[list[str], list[str], list[str]]:
+    def _scanned(self, written: int) -> tuple[list[str], list[str] | None, list[str]]:
         """``edit_scan.scan`` of the records and job files after ``written`` (ns): the answer of the
         processes ``start_edit_scan`` began for the same index, or of a scan here."""
         if self._edit_scan is not None:
@@ -107,8 +107,9 @@ class IndexEdits:
                 key = job_key_of(name, flat=True)
                 if key is not None:
                     changed.add(stack_of(key))
-            listed = {name[: -len(".json")] for name in job_files}
-            changed.update(stack_of(key) for key in job_keys if key not in listed)  # a job file deleted by hand
+            if job_files is not None:  # a name was added or removed since: a job file deleted by hand?
+                listed = {name[: -len(".json")] for name in job_files}
+                changed.update(stack_of(key) for key in job_keys if key not in listed)
             return changed
         records, _, _ = edit_scan.scan(os.fspath(self.records_dir), None, written)
         changed = {name[: -len(".json")] for name in records}

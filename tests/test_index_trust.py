@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -175,8 +176,20 @@ def test_the_edit_scan_script_answers_as_the_scan_in_this_process(tmp_path):
         ["000-r1-A-pre.json", "001-r1-A-pre.json", "line\nbreak.json", os.fsdecode(b"\xff-odd.json")]
     )
     assert sorted(answer[2]) == sorted(answer[1])
-    nothing_later = edit_scan.scan(str(records), str(jobs), time_ns_after(tmp_path))
-    assert nothing_later[0] == [] and nothing_later[2] == [] and len(nothing_later[1]) == 4
+    later = time_ns_after(tmp_path)
+    assert edit_scan.scan(str(records), str(jobs), later) == ([], None, []), "no name added or removed since"
+    assert edit_scan.decode(edit_scan.encode(([], None, []))) == ([], None, [])
+    time.sleep(0.05)  # change times come from a clock that moves every few ms
+    (jobs / "001-r1-A-pre.json").unlink()
+    (jobs / "000-r1-A-pre.json").write_text("{ }")
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", edit_scan.__file__, str(records), str(jobs), str(later)],
+        capture_output=True,
+        check=True,
+    )
+    records_changed, job_files, jobs_changed = edit_scan.decode(done.stdout)
+    assert records_changed == [] and jobs_changed == ["000-r1-A-pre.json"]
+    assert sorted(job_files) == sorted(["000-r1-A-pre.json", "line\nbreak.json", os.fsdecode(b"\xff-odd.json")])
 
 
 def time_ns_after(folder: Path) -> int:
