@@ -264,10 +264,27 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
             for key in sorted(key for key, count in waiting.items() if count == 0):
                 settle(key)
             poller = JobPoller(self.run, self.poll_workers, self._context, self._fetched)
-            for job in poller.poll(pending, summary):
-                waiting[job["stack"]] -= 1
-                if waiting[job["stack"]] == 0:
-                    settle(job["stack"])
+            records, statuses = self._records, summary.stacks
+            for answered in poller.poll(pending, summary):
+                for job in answered:
+                    stack = job["stack"]
+                    left = waiting[stack] - 1
+                    waiting[stack] = left
+                    if left:
+                        continue
+                    # most of a large sweep's stacks: one job, still pending, as the current index
+                    # says (``settle``'s first case, without a call a stack)
+                    if (
+                        current
+                        and job.get("status") in PENDING_JOB_STATES
+                        and index.get(stack) == INTERRUPTED
+                        and stack not in records
+                        and len(jobs_by_stack[stack]) == 1
+                        and on_stack is None
+                    ):
+                        statuses[stack] = INTERRUPTED
+                    else:
+                        settle(stack)
             self._finish(summary)
         return summary
 
