@@ -430,7 +430,8 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         return self._index.get(key) in CLOSED
 
     def _context(self, job: dict[str, Any]) -> JobContext:
-        return self.job_context(job["key"], job.get("module_config", {}))
+        # ``job_context`` without its calls: made for each of a large collect's 100,000 polled jobs
+        return LazyJobContext(job["key"], self._jobs_dir or self._absolute_jobs_dir(), job.get("module_config", {}))
 
     def job_context(self, key: str, config: dict[str, Any]) -> JobContext:
         """Job ``key``'s context: ``config`` and its absolute folder (a path, made by its backend when it
