@@ -3,15 +3,17 @@
 ``IndexEdits.changed_since_index`` (``quark_cli.index_edits``) uses ``scan`` to find files edited
 by hand after the index was written. At 100,000 stacks that is 200,000 ``stat`` calls, 0.5-0.7 s
 of system time on this project's machines, done while the command parses its index: on a large
-run the scan runs as this file, a script (``python -I -S edit_scan.py RECORDS JOBS AFTER_NS``,
-either folder "" for none) that needs nothing but the standard library, so it starts in about
-15 ms and uses another core.
+run the scan runs as this file, a script (``python -I -S edit_scan.py RECORDS JOBS AFTER_NS
+LISTED_NS``, either folder "" for none, LISTED_NS -1 for none) that needs nothing but the standard
+library, so it starts in about 15 ms and uses another core.
 A thread would not do: the index parse holds the GIL for a quarter of a second at a time.
 
 The script writes its answer to stdout as NUL-separated names, each behind a one-letter tag:
-``R`` a record changed, ``J`` a job file, ``C`` a job file changed; a lone ``U`` says that no job
-file was added or removed since the time (so the others are not listed). The answer then says only
-what changed: at 100,000 stacks the names of every job file took the command 0.1 s to read.
+``R`` a record changed, ``J`` a job file, ``C`` a job file changed; a lone ``U`` says that the job
+files' folder still has the change time LISTED_NS, at which the last command saw every job file it
+indexed there (``IndexEdits.vouch_job_names``): no name was added or removed since, so the others
+are not listed. The answer then says only what changed: at 100,000 stacks the names of every job
+file took the command 0.1 s to read.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ import sys
 from contextlib import nullcontext
 
 
-def scan(records_dir: str | None, jobs_dir: str | None, after_ns: int) -> tuple[list[str], list[str] | None, list[str]]:
+def scan(
+    records_dir: str | None, jobs_dir: str | None, after_ns: int, listed_ns: int | None = None
+) -> tuple[list[str], list[str] | None, list[str]]:
     """``(records changed, job files, job files changed)``: the names (``<key>.json``) in
     ``records_dir`` and ``jobs_dir`` whose change time (``st_ctime_ns``, in ns) is later than
-    ``after_ns``, and every ``.json`` name in ``jobs_dir``, or None for those if no name was added to
-    or removed from that folder after ``after_ns`` (its own change time says so: one that cannot be
-    set back, as a modification time can). A folder given as None or "" has none. Names starting
-    with a dot (our temporary files) are left out; a missing folder has none. OSError if a folder
-    cannot be read."""
+    ``after_ns``, and every ``.json`` name in ``jobs_dir``, or None for those if that folder's own
+    change time is still ``listed_ns`` (no name added or removed since: a change time cannot be set
+    back, as a modification time can). A folder given as None or "" has none. Names starting with a
+    dot (our temporary files) are left out; a missing folder has none. OSError if a folder cannot be
+    read."""
     records: list[str] = []
     job_files: list[str] | None = []
     jobs: list[str] = []
@@ -41,8 +45,7 @@ def scan(records_dir: str | None, jobs_dir: str | None, after_ns: int) -> tuple[
     except FileNotFoundError:
         pass
     try:
-        # taken before the listing: a name added or removed while it runs changes it after
-        if jobs_dir and os.stat(jobs_dir).st_ctime_ns < after_ns:
+        if jobs_dir and listed_ns is not None and os.stat(jobs_dir).st_ctime_ns == listed_ns:
             job_files = None
         with os.scandir(jobs_dir) if jobs_dir else nullcontext(()) as entries:
             for entry in entries:
@@ -94,4 +97,5 @@ def decode(raw: bytes) -> tuple[list[str], list[str] | None, list[str]]:
 
 
 if __name__ == "__main__":
-    sys.stdout.buffer.write(encode(scan(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
+    listed = int(sys.argv[4])
+    sys.stdout.buffer.write(encode(scan(sys.argv[1], sys.argv[2], int(sys.argv[3]), None if listed < 0 else listed)))

@@ -12,17 +12,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from quark_cli import edit_scan
 from quark_cli.keys import job_key_of, stack_of
-from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, OPEN_JOBS_FILE
+from quark_cli.run_index import DIGEST_FILE, INDEX_FILE, JOBS_LISTED, OPEN_JOBS_FILE
 
 #: An index and open jobs this large together (2,000 to 3,000 stacks) have the hand-edit scan run
 #: beside the command (``IndexEdits.start_edit_scan``); a smaller run's takes less than the 15 ms a
 #: process takes to start.
 SCAN_APART_BYTES = 1 << 20
+#: How far (ns) the clock that stamps files' times may lag the clock a process reads: a kernel tick,
+#: 1-10 ms. A name added or removed this long after a listing began moves the folder's time past
+#: the time read before it.
+STAMP_TICK_NS = 20_000_000
 
 
 class IndexEdits:
@@ -33,6 +38,7 @@ class IndexEdits:
     flat_jobs: bool
     records_dir: Path
     _edit_scan: tuple[int, list[subprocess.Popen[bytes]]] | None
+    _digests: Callable[[], dict[str, str]]
 
     def start_edit_scan(self) -> None:
         """Begin ``changed_since_index``'s scan in two processes of their own (``quark_cli.edit_scan``:
@@ -55,7 +61,7 @@ class IndexEdits:
             try:
                 processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-I", "-S", edit_scan.__file__, *folders, str(written)],
+                        [sys.executable, "-I", "-S", edit_scan.__file__, *folders, str(written), str(self._listed())],
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.DEVNULL,
@@ -90,7 +96,45 @@ class IndexEdits:
                     return records, job_files, jobs
                 except ValueError:
                     pass
-        return edit_scan.scan(os.fspath(self.records_dir), os.fspath(self.jobs_dir), written)
+        listed = self._listed()
+        return edit_scan.scan(
+            os.fspath(self.records_dir), os.fspath(self.jobs_dir), written, None if listed < 0 else listed
+        )
+
+    def _listed(self) -> int:
+        """The job files' folder's change time (ns) at which the last command to write the index saw
+        every job file it indexed there (``vouch_job_names``), or -1."""
+        listed = self._digests().get(JOBS_LISTED, "")
+        return int(listed) if listed.isdigit() else -1
+
+    def vouch_job_names(self, job_keys: Iterable[str]) -> str | None:
+        """For the digests (``JOBS_LISTED``): the job files' folder's change time (ns, as text) at
+        which every job file of ``job_keys`` (the index being written names them) is there, so that
+        the next command need not list the folder while its time stays the same (``edit_scan``).
+
+        The time the last command vouched for, if the folder still has it; else the time now, once a
+        listing begun a kernel tick (``STAMP_TICK_NS``) after the change it stamps finds every file
+        (a wait of up to 20 ms, in a command that added or removed job files). None when it cannot
+        say: job files in folders of their own, one missing, or a file system whose times are whole
+        seconds (a later change could keep the same time)."""
+        if not self.flat_jobs:
+            return None
+        try:
+            now = os.stat(self.jobs_dir).st_ctime_ns
+        except OSError:
+            return None
+        if now % 1_000_000_000 == 0:
+            return None
+        if now == self._listed():  # no name added or removed since the last command saw them all
+            return str(now)
+        wait = now + STAMP_TICK_NS - time.time_ns()
+        if wait > 0:
+            time.sleep(min(wait, STAMP_TICK_NS) / 1e9)
+        try:
+            names = set(os.listdir(self.jobs_dir))
+        except OSError:
+            return None
+        return str(now) if all(f"{key}.json" in names for key in job_keys) else None
 
     def changed_since_index(self, job_keys: Collection[str]) -> set[str]:
         """Stacks whose record or a job's file changed after the index was written (by hand): what
@@ -107,7 +151,7 @@ class IndexEdits:
                 key = job_key_of(name, flat=True)
                 if key is not None:
                     changed.add(stack_of(key))
-            if job_files is not None:  # a name was added or removed since: a job file deleted by hand?
+            if job_files is not None:  # a name was added or removed since the last listing: one deleted by hand?
                 listed = {name[: -len(".json")] for name in job_files}
                 changed.update(stack_of(key) for key in job_keys if key not in listed)
             return changed

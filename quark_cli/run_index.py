@@ -19,8 +19,9 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,9 @@ _FILES = {
 }
 #: The SHA-256 of each as last written, written after them: a copied-in or hand-edited index is not current.
 DIGEST_FILE = "index.sha256"
+#: The digests' entry for the job files' folder's change time at which every job file the index
+#: names was there (``IndexEdits.vouch_job_names``).
+JOBS_LISTED = "jobs_listed"
 
 JOB_SUMMARY_FIELDS = (
     "key",
@@ -126,6 +130,7 @@ class RunIndex:
     _open_jobs_cache: tuple[str, dict[str, dict[str, Any]]] | None
     _open_summaries_cache: tuple[str, dict[str, dict[str, Any]]] | None
     results_written: str | None
+    vouch_job_names: Callable[[Iterable[str]], str | None]  # ``quark_cli.index_edits``
 
     def read_index(self) -> dict[str, str]:
         """Stack statuses as the last command left them: a cache, trusted only for closed stacks."""
@@ -265,7 +270,7 @@ class RunIndex:
         index_bytes = _index_bytes({"schema_version": SCHEMA_VERSION, **parts, "complete": True})
         atomic_write_bytes(self.path / INDEX_FILE, index_bytes)
         digests["index"] = hashlib.sha256(index_bytes).hexdigest()
-        self._write_digests(digests, stamped=("index", "open_jobs", "open_summaries"))
+        self._write_digests(digests, ("index", "open_jobs", "open_summaries"), chain(final_jobs, open_jobs))
         (self.path / index_changes.CHANGES_FILE).unlink(missing_ok=True)  # the digests name it no more
         parts.update(complete=True, base_generation=generation, changes=index_changes.empty())
         self._index_written(parts)
@@ -287,7 +292,9 @@ class RunIndex:
         digests = self._digests()
         kept = {name: digests.get(name, "") for name in ("index", "open_jobs", "open_summaries")}
         kept.update((f"{name}_stamp", digests.get(f"{name}_stamp", "")) for name in list(kept))
-        self._write_digests({**kept, "changes": hashlib.sha256(raw).hexdigest()}, stamped=("changes",))
+        self._write_digests(
+            {**kept, "changes": hashlib.sha256(raw).hexdigest()}, ("changes",), chain(final_jobs, open_jobs)
+        )
         self._open_jobs_cache = (generation, open_jobs)
         self._open_summaries_cache = None
         self._index_written(
@@ -306,15 +313,19 @@ class RunIndex:
         """The generation of the open jobs this object holds (``read_open_jobs``), if any."""
         return self._open_jobs_cache[0] if self._open_jobs_cache is not None else None
 
-    def _write_digests(self, digests: dict[str, str], stamped: tuple[str, ...]) -> None:
+    def _write_digests(self, digests: dict[str, str], stamped: tuple[str, ...], job_keys: Iterable[str]) -> None:
         """Write ``index.sha256``: ``digests`` (SHA-256 by name, ``_FILES``), the identity of the
         files of the names ``stamped`` as they are now (``atomic.file_stamp``, under ``<name>_stamp``),
-        and results.json's stamp as quark last wrote it."""
+        results.json's stamp as quark last wrote it, and the time at which the job files' folder held
+        every job file of ``job_keys``, those the index names (``JOBS_LISTED``), if it can be told."""
         for name in stamped:
             digests[f"{name}_stamp"] = file_stamp(self.path / _FILES[name]) or ""
         results = self.results_written or self.results_stamp()  # the file as quark last wrote it, never as found
         if results is not None:
             digests["results"] = results
+        listed = self.vouch_job_names(job_keys)
+        if listed is not None:
+            digests[JOBS_LISTED] = listed
         atomic_write_json(self.path / DIGEST_FILE, {"schema_version": SCHEMA_VERSION, **digests}, compact=True)
         self.results_written = None  # kept in the digests from here on
 
@@ -391,7 +402,7 @@ class RunIndex:
             return {}
         if not isinstance(value, dict):
             return {}
-        names = (*_FILES, *(f"{name}_stamp" for name in _FILES), "results")
+        names = (*_FILES, *(f"{name}_stamp" for name in _FILES), "results", JOBS_LISTED)
         return {name: value[name] for name in names if isinstance(value.get(name), str)}
 
     def _as_written(self, name: str, raw: bytes, digests: dict[str, str] | None = None) -> bool:

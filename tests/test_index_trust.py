@@ -164,7 +164,7 @@ def test_the_edit_scan_script_answers_as_the_scan_in_this_process(tmp_path):
     os.utime(records / "older.json", ns=(0, 0))  # the change time still moves: it is seen
 
     done = subprocess.run(
-        [sys.executable, "-I", "-S", edit_scan.__file__, str(records), str(jobs), str(after)],
+        [sys.executable, "-I", "-S", edit_scan.__file__, str(records), str(jobs), str(after), "-1"],
         capture_output=True,
         check=True,
     )
@@ -176,20 +176,48 @@ def test_the_edit_scan_script_answers_as_the_scan_in_this_process(tmp_path):
         ["000-r1-A-pre.json", "001-r1-A-pre.json", "line\nbreak.json", os.fsdecode(b"\xff-odd.json")]
     )
     assert sorted(answer[2]) == sorted(answer[1])
+
+    # the folder's time as a command saw every job file: none is listed while it stays so
+    listed = os.stat(jobs).st_ctime_ns
     later = time_ns_after(tmp_path)
-    assert edit_scan.scan(str(records), str(jobs), later) == ([], None, []), "no name added or removed since"
+    assert edit_scan.scan(str(records), str(jobs), later, listed) == ([], None, [])
     assert edit_scan.decode(edit_scan.encode(([], None, []))) == ([], None, [])
     time.sleep(0.05)  # change times come from a clock that moves every few ms
     (jobs / "001-r1-A-pre.json").unlink()
     (jobs / "000-r1-A-pre.json").write_text("{ }")
     done = subprocess.run(
-        [sys.executable, "-I", "-S", edit_scan.__file__, str(records), str(jobs), str(later)],
+        [sys.executable, "-I", "-S", edit_scan.__file__, str(records), str(jobs), str(later), str(listed)],
         capture_output=True,
         check=True,
     )
     records_changed, job_files, jobs_changed = edit_scan.decode(done.stdout)
     assert records_changed == [] and jobs_changed == ["000-r1-A-pre.json"]
     assert sorted(job_files) == sorted(["000-r1-A-pre.json", "line\nbreak.json", os.fsdecode(b"\xff-odd.json")])
+
+
+def test_a_job_file_deleted_while_a_collect_runs_is_seen_by_the_next_command(
+    quark, write_config, tmp_path, edit_scan_where
+):
+    """Deleted after the collect's own scan and before its index: the folder's time then predates
+    the index, yet the next command lists the job files (the collect did not see them all)."""
+    from quark_cli.engine import BenchmarkManager
+    from quark_cli.runs import load_run_config
+    from quark_cli.state import RunDir
+
+    run = _submitted(quark, write_config, tmp_path / "run")
+    assert quark("status", run).exit_code == 3  # every later command finds the folder as the last one saw it
+    jobs = sorted(run.glob("jobs/*.json"))
+    finish_job(jobs[0].with_suffix(""))  # the collect has something to write: a new index
+    opened = RunDir.open(run)
+    with opened.lock(0):
+        manager = BenchmarkManager(opened, load_run_config(opened))
+        manager.check()
+        jobs[-1].unlink()  # by hand, while the collect polls
+        manager.collect()
+    shown = quark("status", run)
+    assert shown.stderr.startswith(f"warning: {jobs[-1]}: missing, yet"), shown.stderr
+    refused = quark("collect", run)
+    assert refused.exit_code == 2 and str(jobs[-1]) in refused.stderr, refused.stderr
 
 
 def time_ns_after(folder: Path) -> int:
