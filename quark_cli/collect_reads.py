@@ -1,8 +1,9 @@
 """What ``collect`` reads before it writes: the stacks it may touch, their jobs and records, checked.
 
 ``CollectReads`` is a part of ``quark_cli.engine.BenchmarkManager`` (which gives it ``run``,
-``stacks`` and the attributes ``_checked`` and ``_edited_stacks``). While the run's index is current
-(``quark_cli.run_index``) the jobs come from it, and only files changed since are read.
+``stacks`` and the attributes ``_checked``, ``_edited_stacks`` and ``_candidates_kept``). While the
+run's index is current (``quark_cli.run_index``) the jobs come from it, and only files changed since
+are read.
 """
 
 from __future__ import annotations
@@ -107,8 +108,18 @@ class CollectReads:
                 )
 
     def _candidates(self, index: dict[str, str], stacks: Any, retry_failed: bool = False) -> set[str]:
-        """The stacks collect may touch: open, not closed in the index, or failed with ``retry_failed``."""
-        candidates = self.run.open_stacks() | {key for key in stacks if index.get(key) not in CLOSED}
+        """The stacks collect may touch: open, not closed in the index, or failed with ``retry_failed``.
+
+        Not to be changed by the caller: the answer is kept for the next call with the same index
+        (the same object), open marks and ``retry_failed``, as ``check``'s is for the collect after
+        it (0.05 s at 100,000 stacks)."""
+        opened = self.run.open_stacks()
+        kept = self._candidates_kept
+        if kept is not None and kept[0] is index and kept[1] == opened and kept[2] == retry_failed:
+            return kept[3]
+        candidates = opened | {key for key in stacks if index.get(key) not in CLOSED}
         if retry_failed:
             candidates |= {key for key, status in index.items() if status == FAILED}
-        return candidates & set(stacks)
+        candidates &= set(stacks)
+        self._candidates_kept = (index, opened, retry_failed, candidates)
+        return candidates

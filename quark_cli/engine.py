@@ -90,6 +90,8 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         self._concurrent_seen = False
         self._index: dict[str, str] | None = None
         self._edited_stacks: set[str] | None = None
+        #: ``_candidates``' last answer and what it was for: (index, open marks, retry_failed, answer)
+        self._candidates_kept: tuple[dict[str, str], set[str], bool, set[str]] | None = None
         #: What ``check`` read (candidates, their jobs, their records), reused by the next collect.
         self._checked: tuple[set[str], list[dict[str, Any]], dict[str, Any], dict[str, Any]] | None = None
         self._records: dict[str, Any] = {}
