@@ -8,6 +8,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import stat
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -163,12 +164,13 @@ def _mapped(path: Path) -> Iterator[tuple[int, Buffer] | None]:
     """results.json at ``path``, open and mapped (read whole where it cannot be mapped): ``(its file
     descriptor, its content)``, or None if it cannot be opened or is too short to hold a record."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place does not hang us
     except OSError:
         yield None
         return
     try:
-        if os.fstat(fd).st_size < len(b"[\n{}\n]\n"):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size < len(b"[\n{}\n]\n"):
             yield None
             return
         try:

@@ -29,6 +29,7 @@ import orjson
 
 from quark_cli import index_changes
 from quark_cli.atomic import atomic_write_bytes, atomic_write_json, file_stamp, fsync_dir, json_bytes
+from quark_cli.journal import read_locked
 from quark_cli.schema import SCHEMA_VERSION
 
 INDEX_FILE = "index.json"
@@ -169,7 +170,7 @@ class RunIndex:
 
     def _parse_index(self, path: Path) -> dict[str, Any] | None:
         try:
-            raw = path.read_bytes()
+            raw = read_locked(path)
             value = _index_value(raw)
         except (OSError, ValueError):
             return None
@@ -207,7 +208,7 @@ class RunIndex:
         """The generation and the parts of the index's changes (``quark_cli.index_changes``) if the
         file is as written last (``_as_written``) for the whole index of generation ``base``; else None."""
         try:
-            raw = (self.path / index_changes.CHANGES_FILE).read_bytes()
+            raw = read_locked(self.path / index_changes.CHANGES_FILE)
             value = _index_value(raw)
         except (OSError, ValueError):
             return None
@@ -377,7 +378,7 @@ class RunIndex:
         if not (index or {}).get("generation"):
             return None
         try:
-            raw = (self.path / _FILES[name]).read_bytes()
+            raw = read_locked(self.path / _FILES[name])
             value = _index_value(raw)
         except (OSError, ValueError):
             return None
@@ -397,7 +398,7 @@ class RunIndex:
         """The SHA-256 of the index and of the open jobs as the command that wrote them last left
         them, and ``results``: results.json's stamp (``index.sha256``); {} if missing or damaged."""
         try:
-            value = json.loads((self.path / DIGEST_FILE).read_bytes())
+            value = json.loads(read_locked(self.path / DIGEST_FILE))
         except (OSError, ValueError):
             return {}
         if not isinstance(value, dict):

@@ -155,6 +155,28 @@ def test_a_fifo_in_place_of_a_record_is_an_error_not_a_hang(quark_process, write
         assert result.stderr == expected
 
 
+@pytest.mark.parametrize(
+    "name", ["index.json", "open_jobs.json", "open_job_summaries.json", "index.sha256", "results.json"]
+)
+def test_a_fifo_in_place_of_an_index_file_or_results_json_is_rebuilt_not_a_hang(
+    quark_process, write_config, tmp_path, name
+):
+    """Caches of the run's files: one that is not a regular file is not trusted, and the command
+    that reads the files writes it anew (reading ahead, mapping or reading it must not block)."""
+    run = tmp_path / "run"
+    assert quark_process("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).returncode == 3
+    shown = quark_process("status", run, "--json").stdout
+    (run / name).unlink()
+    os.mkfifo(run / name)
+    result = quark_process("status", run, "--json", timeout=30)  # blocked on the FIFO, it would time out here
+    assert result.returncode == 3 and json.loads(result.stdout)["stacks"] == json.loads(shown)["stacks"]
+    result = quark_process("collect", run, timeout=30)
+    assert result.returncode == 3, result.stderr
+    if name != "open_job_summaries.json":  # collect never reads it: written anew with the next whole index
+        assert (run / name).is_file(), "written anew as a regular file"
+    assert quark_process("status", run, "--json", timeout=30).returncode == 3
+
+
 def test_a_job_s_new_status_never_lands_without_the_backend_files_queued_before_it(quark, write_config, tmp_path):
     """A backend stages its files, then the engine the job's new status, in one batch: a kill after the
     batch's segment, before the backend's files are renamed into place, must not leave the job
