@@ -1,8 +1,11 @@
-"""The file system calls beneath our writes: user-only folders, folder fsync, and ``syncfs``."""
+"""The file system calls beneath our writes and reads: user-only folders, folder fsync, ``syncfs``,
+and reading ahead."""
 
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,28 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_ahead(paths: Iterable[Path]) -> None:
+    """Ask the kernel to read the regular files ``paths`` whole into its cache, without waiting for
+    it (``POSIX_FADV_WILLNEED``), so that the disk reads them while the command does other work.
+    Best effort: a file that is missing, not a regular file, or on a system without the call is
+    left as it is."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place does not hang us
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 _libc: Any = None

@@ -236,6 +236,7 @@ def collect(
     check_hash_seed(run)
     with run.lock(wait_lock):
         run.start_edit_scan()  # as early as may be: it runs while the config and the index are read
+        run.read_ahead_for_collect()
         config = load_run_config(run)
         manager = BenchmarkManager(
             run, config, wait_timeout=timeout, poll_workers=poll_workers, on_phase=progress.phase if progress else None

@@ -43,6 +43,7 @@ from quark_cli.atomic import (
     deferred_dir_sync,
     private_dirs,
 )
+from quark_cli.disk import read_ahead
 from quark_cli.errors import RunDirError, RunLockedError
 from quark_cli.flock import FileLock, LockTimeout
 from quark_cli.group_commit import STAGING_DIR
@@ -332,6 +333,12 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
             who = f"pid {holder}" if holder else "another process"
             raise RunLockedError(f"run {self.path} is being processed by {who}; {advice}") from None
         self._lock = lock
+
+    def read_ahead_for_collect(self) -> None:
+        """Have the disk read the index's files and results.json (read whole, or copied whole by a
+        splice) while the collect loads its config: a cron collect finds them paged out, and at
+        100,000 stacks they are 60 and 120 MB (``disk.read_ahead``)."""
+        read_ahead(self.path / name for name in (OPEN_JOBS_FILE, INDEX_FILE, CHANGES_FILE, RESULTS_FILE))
 
     def log_file(self) -> Path:
         return self.path / "logging.log"
