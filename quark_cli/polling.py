@@ -11,7 +11,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 from quark_cli.errors import ServiceAuthError
@@ -67,12 +67,6 @@ REMOTE_POLL_SECONDS = 0.01
 QUICK_POLL_SECONDS = 0.001
 #: Polls made inline before their average decides.
 PROBES = 8
-#: Chunks a polling thread, about, for jobs polled on threads (``JobPoller._handed_over``): few for
-#: quick calls, where a future costs more in thread hand-offs than a poll; for remote ones, up to a
-#: job a future, so that their stacks are walked as the answers come in (4 a thread took 1,000 jobs
-#: in chunks of 2 at 50 ms a call: no answer for the first 0.1 s).
-QUICK_CHUNKS = 4
-REMOTE_CHUNKS = 32
 
 
 class JobPoller:
@@ -129,47 +123,51 @@ class JobPoller:
                 batches.append((cls, pairs))
         if not batches:
             return
-        pool = ThreadPoolExecutor(max_workers=self.workers)  # its threads start as polls are handed over
-        futures: list[Future[list[tuple[dict[str, Any], Any]]]] = []
-        try:
-            quick: list[tuple[dict[str, Any], AsyncJobManager]] = []
-            for cls, pairs in batches:
-                if _has_batch_status(cls):
+        quick: list[tuple[dict[str, Any], AsyncJobManager]] = []
+        slow: list[tuple[type[AsyncJobManager] | None, list[tuple[dict[str, Any], AsyncJobManager]]]] = []
+        for cls, pairs in batches:
+            if _has_batch_status(cls):
+                slow.append((cls, pairs))
+                continue
+            # the first job's poll, timed, tells whether threads pay: a call of a local file service
+            # costs less than handing it to a thread, one over the network a thousand times more
+            start = time.perf_counter()
+            outcomes = self._poll_batch(None, pairs[:1])
+            remote = time.perf_counter() - start >= REMOTE_POLL_SECONDS
+            yield from self._report(outcomes, summary)
+            if remote:
+                if len(pairs) > 1:
+                    slow.append((None, pairs[1:]))
+            else:
+                quick.extend(pairs[1:])
+        spent = 0.0
+        for position, pair in enumerate(quick):
+            start = time.perf_counter()
+            outcomes = self._poll_batch(None, [pair])
+            spent += time.perf_counter() - start
+            yield from self._report(outcomes, summary)
+            if position >= PROBES and spent / (position + 1) >= QUICK_POLL_SECONDS and position + 1 < len(quick):
+                slow.append((None, quick[position + 1 :]))  # slower than it looked: threads for the rest
+                break
+        if not slow:
+            return
+        chunks = sum(len(pairs) for cls, pairs in slow if cls is None)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, chunks + len(slow)))) as pool:
+            futures = []
+            for cls, pairs in slow:
+                if cls is not None:
                     futures.append(pool.submit(self._poll_batch, cls, pairs))
-                    continue
-                # the first job's poll tells whether threads pay: a call of a local file service
-                # costs less than handing it to a thread, one over the network a thousand times more.
-                # It runs in a thread, so that a remote one's other jobs start without waiting for it
-                probe = pool.submit(self._poll_batch, None, pairs[:1])
-                if wait([probe], timeout=REMOTE_POLL_SECONDS).not_done:
-                    futures.append(probe)
-                    futures += self._handed_over(pool, pairs[1:], REMOTE_CHUNKS)
-                else:
-                    yield from self._report(probe.result(), summary)
-                    quick.extend(pairs[1:])
-            spent = 0.0
-            for position, pair in enumerate(quick):
-                start = time.perf_counter()
-                outcomes = self._poll_batch(None, [pair])
-                spent += time.perf_counter() - start
-                yield from self._report(outcomes, summary)
-                if position >= PROBES and spent / (position + 1) >= QUICK_POLL_SECONDS and position + 1 < len(quick):
-                    futures += self._handed_over(pool, quick[position + 1 :], QUICK_CHUNKS)  # slower than it looked
-                    break
-            for future in as_completed(futures):
-                yield from self._report(future.result(), summary)
-        finally:
-            for other in futures:
-                other.cancel()
-            pool.shutdown(wait=True)
-
-    def _handed_over(
-        self, pool: ThreadPoolExecutor, pairs: list[tuple[dict[str, Any], AsyncJobManager]], chunks: int
-    ) -> list[Future[list[tuple[dict[str, Any], Any]]]]:
-        """Poll ``pairs`` on ``pool``'s threads, one job at a time each, in about ``chunks`` times as
-        many chunks as there are threads (a chunk a future): the futures."""
-        size = max(1, -(-len(pairs) // (self.workers * chunks)))
-        return [pool.submit(self._poll_batch, None, pairs[i : i + size]) for i in range(0, len(pairs), size)]
+                else:  # small chunks: a future per job costs more in thread hand-offs than a poll
+                    size = max(1, -(-len(pairs) // (self.workers * 4)))
+                    futures.extend(
+                        pool.submit(self._poll_batch, None, pairs[i : i + size]) for i in range(0, len(pairs), size)
+                    )
+            try:
+                for future in as_completed(futures):
+                    yield from self._report(future.result(), summary)
+            finally:
+                for other in futures:
+                    other.cancel()
 
     def _report(self, outcomes: list[tuple[dict[str, Any], Any]], summary: Summary) -> Iterator[list[dict[str, Any]]]:
         """Log and count what ``_poll_batch`` answered; yield its jobs. A refused login ends the poll."""
