@@ -335,10 +335,10 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
         self._lock = lock
 
     def read_ahead_for_collect(self) -> None:
-        """Have the disk read the index's files and results.json (read whole, or copied whole by a
-        splice) while the collect loads its config: a cron collect finds them paged out, and at
-        100,000 stacks they are 60 and 120 MB (``disk.read_ahead``)."""
-        read_ahead(self.path / name for name in (OPEN_JOBS_FILE, INDEX_FILE, CHANGES_FILE, RESULTS_FILE))
+        """Have the disk read the index's files, which a collect reads whole, while it loads its
+        config: a cron collect finds them paged out, and at 100,000 stacks open_jobs.json is 60 MB
+        (``disk.read_ahead``). Not results.json (120 MB): most collects leave it untouched."""
+        read_ahead(self.path / name for name in (OPEN_JOBS_FILE, INDEX_FILE, CHANGES_FILE))
 
     def log_file(self) -> Path:
         return self.path / "logging.log"
