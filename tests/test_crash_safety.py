@@ -326,9 +326,11 @@ def reference_results(scenario: Scenario, root: Path) -> list[dict]:
 
 def test_controlled_backend_survives_kills(tmp_path):
     scenario = Scenario("controlled", TOY, TOY_STACKS, TOY_JOBS, ControlledService(), collect_kills=2)
-    figures = series(scenario, tmp_path, 30 if STRESS else 5, reference_results(scenario, tmp_path / "ref"))
+    # 34 runs in stress mode: with quicker commands more of them end before their kill, and the
+    # three backends together must still land the 130 kills issue 18 asks of ``make stress``
+    figures = series(scenario, tmp_path, 34 if STRESS else 5, reference_results(scenario, tmp_path / "ref"))
     figures.report()
-    assert figures.kills >= (70 if STRESS else 8), "kills landed while quark held the run"
+    assert figures.kills >= (80 if STRESS else 8), "kills landed while quark held the run"
 
 
 @pytest.fixture
