@@ -247,13 +247,6 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
                 waiting[job["stack"]] += 1
 
         def settle(key: str) -> None:
-            stack_jobs = jobs_by_stack.get(key, [])
-            if current and index.get(key) == INTERRUPTED and key not in self._records and _still_waits(stack_jobs):
-                # still waits for a job, as the current index says it did: nothing to read or write
-                summary.stacks[key] = INTERRUPTED
-                if on_stack:
-                    on_stack(key, INTERRUPTED)
-                return
             position, repetition = stacks[key]
             item = self.config.backlog[position]
             self._settle(
@@ -274,17 +267,15 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
                     waiting[stack] = left
                     if left:
                         continue
-                    # most of a large sweep's stacks: one job, still pending, as the current index
-                    # says (``settle``'s first case, without a call a stack)
                     if (
                         current
-                        and job.get("status") in PENDING_JOB_STATES
                         and index.get(stack) == INTERRUPTED
                         and stack not in records
-                        and len(jobs_by_stack[stack]) == 1
-                        and on_stack is None
-                    ):
+                        and _still_waits(jobs_by_stack[stack])
+                    ):  # still waits for a job, as the current index says it did: nothing to read or write
                         statuses[stack] = INTERRUPTED
+                        if on_stack:
+                            on_stack(stack, INTERRUPTED)
                     else:
                         settle(stack)
             self._finish(summary)
@@ -432,8 +423,7 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         return self._index.get(key) in CLOSED
 
     def _context(self, job: dict[str, Any]) -> JobContext:
-        # ``job_context`` without its calls: made for each of a large collect's 100,000 polled jobs
-        return LazyJobContext(job["key"], self._jobs_dir or self._absolute_jobs_dir(), job.get("module_config", {}))
+        return self.job_context(job["key"], job.get("module_config", {}))
 
     def job_context(self, key: str, config: dict[str, Any]) -> JobContext:
         """Job ``key``'s context: ``config`` and its absolute folder (a path, made by its backend when it
