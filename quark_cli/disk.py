@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,20 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def read_ahead(paths: Iterable[Path]) -> None:
-    """Ask the kernel to read the regular files ``paths`` whole into its cache, without waiting for
-    it (``POSIX_FADV_WILLNEED``), so that the disk reads them while the command does other work.
-    Best effort: a file that is missing, not a regular file, or on a system without the call is
-    left as it is."""
+def will_need(fd: int, length: int = 0) -> None:
+    """Ask the kernel to read the first ``length`` bytes (0: all) of the open file ``fd`` into its
+    cache, without waiting (``POSIX_FADV_WILLNEED``). Best effort: a system or file system without
+    the call is left as it is."""
     advise = getattr(os, "posix_fadvise", None)
-    if advise is None:
-        return
+    if advise is not None:
+        with suppress(OSError):
+            advise(fd, 0, length, os.POSIX_FADV_WILLNEED)
+
+
+def read_ahead(paths: Iterable[Path]) -> None:
+    """Have the kernel read the regular files ``paths`` whole into its cache (``will_need``), so
+    that the disk reads them while the command does other work. A file that is missing or not a
+    regular file is left as it is."""
     for path in paths:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place does not hang us
@@ -49,9 +56,7 @@ def read_ahead(paths: Iterable[Path]) -> None:
             continue
         try:
             if stat.S_ISREG(os.fstat(fd).st_mode):
-                advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-        except OSError:
-            pass
+                will_need(fd)
         finally:
             os.close(fd)
 
