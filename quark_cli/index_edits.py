@@ -57,11 +57,20 @@ class IndexEdits:
         if size < SCAN_APART_BYTES or not self.flat_jobs or not sys.executable:
             return
         processes = []
+        listed = self._listed()
         for folders in ([os.fspath(self.records_dir), ""], ["", os.fspath(self.jobs_dir)]):
             try:
                 processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-I", "-S", edit_scan.__file__, *folders, str(written), str(self._listed())],
+                        [
+                            sys.executable,
+                            "-I",
+                            "-S",
+                            edit_scan.__file__,
+                            *folders,
+                            str(written),
+                            str(-1 if listed is None else listed),
+                        ],
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.DEVNULL,
@@ -96,16 +105,13 @@ class IndexEdits:
                     return records, job_files, jobs
                 except ValueError:
                     pass
-        listed = self._listed()
-        return edit_scan.scan(
-            os.fspath(self.records_dir), os.fspath(self.jobs_dir), written, None if listed < 0 else listed
-        )
+        return edit_scan.scan(os.fspath(self.records_dir), os.fspath(self.jobs_dir), written, self._listed())
 
-    def _listed(self) -> int:
+    def _listed(self) -> int | None:
         """The job files' folder's change time (ns) at which the last command to write the index saw
-        every job file it indexed there (``vouch_job_names``), or -1."""
+        every job file it indexed there (``vouch_job_names``), or None."""
         listed = self._digests().get(JOBS_LISTED, "")
-        return int(listed) if listed.isdigit() else -1
+        return int(listed) if listed.isdigit() else None
 
     def vouch_job_names(self, job_keys: Iterable[str]) -> str | None:
         """For the digests (``JOBS_LISTED``): the job files' folder's change time (ns, as text) at
