@@ -89,9 +89,9 @@ class JobPoller:
         (and saved): a batch call's jobs together, others one or a thread's chunk at a time.
 
         A job-manager class with a batch ``get_statuses`` gets one call for all its jobs; others are
-        polled concurrently, ``poll_workers`` at a time, and queued for saving from the polling
-        threads. A poll that fails leaves its job as it was (reported in ``summary.errors``): one lost
-        answer never fails a job.
+        polled concurrently, ``poll_workers`` at a time; the threads only call the services, and
+        each answer is saved in the calling thread before its job is yielded. A poll that fails
+        leaves its job as it was (reported in ``summary.errors``): one lost answer never fails a job.
         """
         by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for job in pending:
@@ -169,10 +169,20 @@ class JobPoller:
                 for other in futures:
                     other.cancel()
 
-    def _report(self, outcomes: list[tuple[dict[str, Any], Any]], summary: Summary) -> Iterator[list[dict[str, Any]]]:
-        """Log and count what ``_poll_batch`` answered; yield its jobs. A refused login ends the poll."""
+    def _report(
+        self, outcomes: list[tuple[dict[str, Any], Any, bool]], summary: Summary
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Save, log and count what ``_poll_batch`` answered; yield its jobs. A refused login ends the poll.
+
+        The saves are made here, in the thread that runs the collect, not in the polling threads:
+        a save that filled a batch of the group commit made a polling thread commit it, and with a
+        hundred threads waking for the interpreter lock that commit held its thread's next polls up
+        for over half a second (collect of 1,000 jobs at 50 ms a poll).
+        """
         answered = []
-        for job, outcome in outcomes:
+        for job, outcome, save in outcomes:
+            if save:
+                self.run.write_job(job)
             if outcome is not False:  # most polls: nothing new
                 if isinstance(outcome, ServiceAuthError):
                     if answered:
@@ -205,10 +215,11 @@ class JobPoller:
 
     def _poll_batch(
         self, cls: type[AsyncJobManager] | None, pairs: list[tuple[dict[str, Any], AsyncJobManager]]
-    ) -> list[tuple[dict[str, Any], Any]]:
-        """Poll (one batch call with ``cls``, else each manager in turn) and save what changed.
+    ) -> list[tuple[dict[str, Any], Any, bool]]:
+        """Poll (one batch call with ``cls``, else each manager in turn) and update the jobs in memory.
 
-        Returns ``(job, True if its status changed | False | the exception its poll raised)``.
+        Returns ``(job, True if its status changed | False | the exception its poll raised, whether
+        the job must be saved)``, for ``_report`` to save.
         """
         managers = [manager for _, manager in pairs]
         try:
@@ -232,19 +243,16 @@ class JobPoller:
             if not isinstance(status, AsyncStatus):
                 if not isinstance(status, BaseException):
                     status = _checked(manager, status, "get_status" if cls is None else "get_statuses")
-                if self._warn(job, f"last poll failed: {_message(status)}"):
-                    self.run.write_job(job)
-                outcomes.append((job, status))
+                outcomes.append((job, status, self._warn(job, f"last poll failed: {_message(status)}")))
                 continue
             changed = apply_status(job, status, manager.status_reason)
             if manager.status_warning is not None or "warning" in job:  # most jobs: neither
                 changed = self._warn(job, manager.status_warning) or changed
             if changed:
                 job["info"] = manager.job_info
-                self.run.write_job(job)
             if cls is None and status is AsyncStatus.DONE:
                 self._fetch_result(job, manager)
-            outcomes.append((job, changed))
+            outcomes.append((job, changed, changed))
         return outcomes
 
     @staticmethod
