@@ -1,14 +1,46 @@
 """The file system calls beneath our writes and reads: user-only folders, folder fsync, ``syncfs``,
-and reading ahead."""
+reading ahead, and reading a file that must be a regular one."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import stat
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, a socket or a device where one of our files belongs: opened for reading, a FIFO blocks
+    until a writer comes; read, a device such as ``/dev/zero`` never ends."""
+
+
+def read_regular(path: Path | str, shared_lock: bool = False) -> bytes:
+    """The whole content of the regular file at ``path`` (a link to one is followed), read under a
+    shared ``flock`` with ``shared_lock``.
+
+    Opened without blocking and refused before any read unless it is a regular file: raises
+    NotRegularFileError for a FIFO, socket or device, IsADirectoryError for a folder, and OSError as
+    the system gives it (FileNotFoundError for a missing file).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
+        if shared_lock:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def private_dirs(directory: Path) -> None:

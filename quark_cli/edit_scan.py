@@ -40,7 +40,7 @@ def scan(
         with os.scandir(records_dir) if records_dir else nullcontext(()) as entries:
             for entry in entries:
                 name = entry.name
-                if name.endswith(".json") and not name.startswith(".") and entry.stat().st_ctime_ns > after_ns:
+                if name.endswith(".json") and not name.startswith(".") and _changed(entry, after_ns):
                     records.append(name)
     except FileNotFoundError:
         pass
@@ -54,11 +54,23 @@ def scan(
                     continue
                 if job_files is not None:
                     job_files.append(name)
-                if entry.stat().st_ctime_ns > after_ns:
+                if _changed(entry, after_ns):
                     jobs.append(name)
     except FileNotFoundError:
         pass
     return records, job_files, jobs
+
+
+def _changed(entry: os.DirEntry, after_ns: int) -> bool:
+    """True if the entry changed after ``after_ns`` (ns): its file's change time, and for a link its
+    own too (a link put in a file's place, even to an old file, is a change). One that went away
+    while the scan ran counts as changed: the command reads it, and finds it gone."""
+    try:
+        if entry.stat().st_ctime_ns > after_ns:
+            return True
+        return entry.is_symlink() and entry.stat(follow_symlinks=False).st_ctime_ns > after_ns
+    except FileNotFoundError:
+        return True
 
 
 def encode(found: tuple[list[str], list[str] | None, list[str]]) -> bytes:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import atomic_write_bytes
-from quark_cli.disk import fsync_dir, sync_files, will_need
+from quark_cli.disk import NotRegularFileError, fsync_dir, read_regular, sync_files, will_need
 
 JOURNAL_DIR = ".journal"
 SCHEMA_VERSION = 1
@@ -40,10 +40,6 @@ CHECKPOINT_BYTES = 8 << 20
 #: Retired segments kept (empty) for the next ones to be written into; more are deleted.
 SPARES = 256
 SPARE_SUFFIX = ".spare"
-
-
-class NotRegularFileError(OSError):
-    """A FIFO or a socket where one of our files belongs."""
 
 
 def journaled(relative: str) -> bool:
@@ -200,19 +196,9 @@ def rewrite(path: str, data: bytes) -> bool:
 
 
 def read_locked(path: Path) -> bytes:
-    """A file's content, read under a shared ``flock`` (never half an in-place rewrite). Raises OSError."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in a file's place must not hang us
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-            raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    """A file's content, read under a shared ``flock`` (never half an in-place rewrite). Raises
+    OSError: ``disk.NotRegularFileError`` for a FIFO, socket or device, IsADirectoryError for a folder."""
+    return read_regular(path, shared_lock=True)
 
 
 def replay(root: Path, check: Callable[[Path, bytes], None]) -> int:
@@ -296,11 +282,11 @@ def _writes(segment: Path) -> list[tuple[str, bytes]]:
     from quark_cli.errors import RunDirError
 
     try:
-        value: Any = json.loads(segment.read_bytes())
+        value: Any = json.loads(read_regular(segment))
         writes = [(item["path"], item["content"].encode("utf-8")) for item in value["writes"]]
         if value["schema_version"] > SCHEMA_VERSION or not all(journaled(path) for path, _ in writes):
             raise ValueError("not ours")
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, IsADirectoryError, NotRegularFileError) as error:
         raise RunDirError(
             f"{segment}: damaged journal segment ({type(error).__name__}); restore it or remove the run"
         ) from None

@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
+from quark_cli.disk import NotRegularFileError
 from quark_cli.errors import RunDirError
-from quark_cli.journal import NotRegularFileError, journal_copy, read_locked
+from quark_cli.journal import journal_copy, read_locked
 
 SCHEMA_VERSION = 1
 #: run.json's own version: 2 since job files lie flat, ``jobs/<key>.json``; a run.json of version 1
@@ -56,7 +57,9 @@ def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
     except IsADirectoryError:
         raise RunDirError(f"{path}: is a folder, not a {what} file; restore it or remove the run") from None
     except NotRegularFileError:
-        raise RunDirError(f"{path}: is a FIFO or socket, not a {what} file; restore it or remove the run") from None
+        raise RunDirError(
+            f"{path}: is a FIFO, socket or device, not a {what} file; restore it or remove the run"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise RunDirError(f"{path}: cannot be read ({type(error).__name__}); restore it or remove the run") from None
     return _checked(path, text, what, _parse)

@@ -43,7 +43,7 @@ from quark_cli.atomic import (
     deferred_dir_sync,
     private_dirs,
 )
-from quark_cli.disk import read_ahead
+from quark_cli.disk import NotRegularFileError, read_ahead, read_regular
 from quark_cli.errors import RunDirError, RunLockedError
 from quark_cli.flock import FileLock, LockTimeout
 from quark_cli.group_commit import STAGING_DIR
@@ -266,7 +266,7 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
     def read_parsed_config(self) -> dict[str, Any] | None:
         """The parsed config saved at submit, or None when it is missing or unusable (then parse YAML)."""
         try:
-            value = json.loads((self.path / PARSED_CONFIG_FILE).read_text(encoding="utf-8"))
+            value = json.loads(read_regular(self.path / PARSED_CONFIG_FILE))
         except (OSError, ValueError):
             return None
         config = value.get("config") if isinstance(value, dict) else None
@@ -280,10 +280,16 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
         return read_json(path, MODULES_FILE)["modules"]
 
     def config_text(self) -> str:
+        """The run's config.yml as text. Raises RunDirError if it is missing or not a regular file,
+        UnicodeDecodeError if it is not UTF-8, OSError as the system gives it."""
+        path = self.path / CONFIG_FILE
         try:
-            return (self.path / CONFIG_FILE).read_text(encoding="utf-8")
+            text = read_regular(path).decode("utf-8")
         except FileNotFoundError:
-            raise RunDirError(f"{self.path / CONFIG_FILE}: missing; the run directory is incomplete") from None
+            raise RunDirError(f"{path}: missing; the run directory is incomplete") from None
+        except (IsADirectoryError, NotRegularFileError):
+            raise RunDirError(f"{path}: not a regular file; restore the run's config or remove the run") from None
+        return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as ``Path.read_text``
 
     def add_history(self, command: str, outcome: dict[str, Any]) -> None:
         """Note a command that changed the run in run.json's ``history`` (its last ``HISTORY_LIMIT`` entries)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import shutil
 import threading
 import time
@@ -142,39 +143,81 @@ def test_only_a_regular_file_of_at_most_a_page_is_rewritten_in_place(tmp_path):
         assert not in_place(str(tmp_path / name), content), name
 
 
-def test_a_fifo_in_place_of_a_record_is_an_error_not_a_hang(quark_process, write_config, tmp_path):
+def _not_a_regular_file(path: Path, kind: str) -> None:
+    """Put a FIFO (which blocks whoever opens it to read) or a link to /dev/zero (a device whose read
+    never ends) in place of ``path``."""
+    path.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+
+
+def _memory_capped() -> None:
+    """In the child: 4 GiB of address space, so that a read of /dev/zero (the fault under test) fails
+    the test with a MemoryError instead of filling the machine's memory."""
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+NOT_REGULAR = ["fifo", "device"]
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+@pytest.mark.parametrize("name", ["records/000-r1.json", "jobs/000-r1-Numbers.Double.AsyncSquare-pre.json", "run.json"])
+def test_a_fifo_or_device_in_place_of_a_record_job_or_run_file_is_an_error_not_a_hang(
+    quark_process, write_config, tmp_path, name, kind
+):
     run = tmp_path / "run"
     assert quark_process("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).returncode == 3
-    record = run / "records/000-r1.json"
-    record.unlink()
-    os.mkfifo(record)
+    path = run / name
+    assert path.is_file()
+    _not_a_regular_file(path, kind)
+    what = {"records": "record", "jobs": "job_info"}.get(path.parent.name, "run.json")
     for command in (["status", run], ["collect", run]):
-        result = quark_process(*command, timeout=30)  # blocked on the FIFO, it would time out here
+        # blocked on the FIFO, it would time out here; reading /dev/zero, it would run out of memory
+        result = quark_process(*command, timeout=30, preexec_fn=_memory_capped)
         assert result.returncode == 2, result.stderr
-        expected = f"error: {record}: is a FIFO or socket, not a record file; restore it or remove the run\n"
+        expected = f"error: {path}: is a FIFO, socket or device, not a {what} file; restore it or remove the run\n"
         assert result.stderr == expected
 
 
+@pytest.mark.parametrize("kind", NOT_REGULAR)
 @pytest.mark.parametrize(
-    "name", ["index.json", "open_jobs.json", "open_job_summaries.json", "index.sha256", "results.json"]
+    "name", ["index.json", "open_jobs.json", "open_job_summaries.json", "index.sha256", "results.json", "config.json"]
 )
-def test_a_fifo_in_place_of_an_index_file_or_results_json_is_rebuilt_not_a_hang(
-    quark_process, write_config, tmp_path, name
+def test_a_fifo_or_device_in_place_of_an_index_file_results_json_or_config_json_is_rebuilt_not_a_hang(
+    quark_process, write_config, tmp_path, name, kind
 ):
-    """Caches of the run's files: one that is not a regular file is not trusted, and the command
-    that reads the files writes it anew (reading ahead, mapping or reading it must not block)."""
+    """Caches of the run's files (config.json: of config.yml): one that is not a regular file is not
+    trusted, and the command that reads the files writes it anew (reading ahead, mapping or reading
+    it must not block)."""
     run = tmp_path / "run"
     assert quark_process("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).returncode == 3
     shown = quark_process("status", run, "--json").stdout
-    (run / name).unlink()
-    os.mkfifo(run / name)
-    result = quark_process("status", run, "--json", timeout=30)  # blocked on the FIFO, it would time out here
+    _not_a_regular_file(run / name, kind)
+    result = quark_process("status", run, "--json", timeout=30, preexec_fn=_memory_capped)
     assert result.returncode == 3 and json.loads(result.stdout)["stacks"] == json.loads(shown)["stacks"]
-    result = quark_process("collect", run, timeout=30)
+    result = quark_process("collect", run, timeout=30, preexec_fn=_memory_capped)
     assert result.returncode == 3, result.stderr
-    if name != "open_job_summaries.json":  # collect never reads it: written anew with the next whole index
+    if name not in ("open_job_summaries.json", "config.json"):  # collect never writes these unless it must
         assert (run / name).is_file(), "written anew as a regular file"
-    assert quark_process("status", run, "--json", timeout=30).returncode == 3
+    assert quark_process("status", run, "--json", timeout=30, preexec_fn=_memory_capped).returncode == 3
+
+
+@pytest.mark.parametrize("kind", NOT_REGULAR)
+@pytest.mark.parametrize("name", ["config.yml", f"{JOURNAL_DIR}/00000099.json"])
+def test_a_fifo_or_device_in_place_of_config_yml_or_a_journal_segment_fails_collect_in_a_line(
+    quark_process, write_config, tmp_path, name, kind
+):
+    """What cannot be rebuilt (the run's config, a segment a killed command left) is refused in one
+    line naming it: the run is not collected with a part of it unread."""
+    run = tmp_path / "run"
+    assert quark_process("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).returncode == 3
+    _not_a_regular_file(run / name, kind)
+    result = quark_process("collect", run, timeout=30, preexec_fn=_memory_capped)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {run / name}: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "not a regular file" in result.stderr or "NotRegularFileError" in result.stderr, result.stderr
 
 
 def test_a_job_s_new_status_never_lands_without_the_backend_files_queued_before_it(quark, write_config, tmp_path):

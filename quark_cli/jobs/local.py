@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import json_bytes, private_dirs
+from quark_cli.disk import read_regular
 from quark_cli.group_commit import after_commit, commit_staged, staged_write
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
 from quark_cli.jobs.local_files import (
@@ -141,7 +142,7 @@ def runner_alive(jobs_dir: Path) -> bool:
 def read_runner_info(jobs_dir: Path) -> dict[str, Any] | None:
     """``runner.json`` of the last runner that started in ``jobs_dir`` (it may have exited since)."""
     try:
-        return json.loads((shared_dir(jobs_dir) / RUNNER_INFO_FILE).read_text())
+        return json.loads(read_regular(shared_dir(jobs_dir) / RUNNER_INFO_FILE))
     except (FileNotFoundError, ValueError):
         return None
 

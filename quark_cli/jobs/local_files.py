@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import atomic_write_json, private_dirs
+from quark_cli.disk import read_regular
 from quark_cli.flock import LockTimeout
 from quark_cli.stamps import now_iso
 from quark_cli.state import file_lock
@@ -110,7 +111,7 @@ def load_result(path: Path) -> Any:
     from qat.core import Result
     from qat.core.bits import DefaultRegister
 
-    data = json.loads(path.read_text())
+    data = json.loads(read_regular(path))
     result = Result(lsb_first=data["lsb_first"], nbqbits=data["nbqbits"])
     for state, probability, pair in data["samples"]:
         result.add_sample(state, amplitude=None if pair is None else complex(*pair), probability=probability)
@@ -122,7 +123,7 @@ def load_result(path: Path) -> Any:
 def read_state(job_dir: Path) -> dict[str, Any] | None:
     """The job's ``local.json``, or None when there is none (never submitted, or deleted)."""
     try:
-        return json.loads((job_dir / STATE_FILE).read_text())
+        return json.loads(read_regular(job_dir / STATE_FILE))
     except FileNotFoundError:
         return None
 
