@@ -162,12 +162,18 @@ class JobPoller:
                     futures.extend(
                         pool.submit(self._poll_batch, None, pairs[i : i + size]) for i in range(0, len(pairs), size)
                     )
+            reported = set()
             try:
                 for future in as_completed(futures):
+                    reported.add(future)
                     yield from self._report(future.result(), summary)
-            finally:
+            finally:  # a refused login, a failed walk, Ctrl-C: what the threads answered is saved all the same
                 for other in futures:
                     other.cancel()
+                pool.shutdown(wait=True)
+                for future in futures:
+                    if future not in reported and not future.cancelled() and future.exception() is None:
+                        self._save(future.result())
 
     def _report(
         self, outcomes: list[tuple[dict[str, Any], Any, bool]], summary: Summary
@@ -179,10 +185,9 @@ class JobPoller:
         hundred threads waking for the interpreter lock that commit held its thread's next polls up
         for over half a second (collect of 1,000 jobs at 50 ms a poll).
         """
+        self._save(outcomes)  # all of them first: a refused login below ends the poll part-way
         answered = []
-        for job, outcome, save in outcomes:
-            if save:
-                self.run.write_job(job)
+        for job, outcome, _ in outcomes:
             if outcome is not False:  # most polls: nothing new
                 if isinstance(outcome, ServiceAuthError):
                     if answered:
@@ -196,6 +201,12 @@ class JobPoller:
                     log.info("job %s is now %s", job["key"], job["status"])
             answered.append(job)
         yield answered
+
+    def _save(self, outcomes: list[tuple[dict[str, Any], Any, bool]]) -> None:
+        """Save each job of ``_poll_batch``'s outcomes that must be saved."""
+        for job, _, save in outcomes:
+            if save:
+                self.run.write_job(job)
 
     def _rebuilt(
         self, cls: type[AsyncJobManager], jobs: list[dict[str, Any]]

@@ -344,3 +344,23 @@ def test_no_write_lands_after_a_batch_that_failed(tmp_path, monkeypatch):
     assert (tmp_path / "first" / "a.json").read_bytes() == b"{}"  # queued before the failure
     assert not (tmp_path / "later").exists()
     assert not [p for p in (tmp_path / ".staging").iterdir()]
+
+
+def test_answers_polled_before_a_refused_login_are_saved(quark, write_config, tmp_path):
+    """A refused login ends a collect's poll; the statuses other threads had already received are
+    saved all the same, not polled again as if they never came (a54cc1c lost them)."""
+    config = write_config(
+        "application:\n  module: toy_modules:Numbers\n  config: {start: [1, 2, 3]}\n  submodules:\n"
+        "    - module: toy_modules:TokenExpiringSquare\n      config: {auto_finish: [false]}\nrepetitions: 2\n"
+    )
+    run = tmp_path / "run"
+    assert quark("submit", config, "-o", run).exit_code == 3
+    job_files = sorted(run.glob("jobs/*.json"))
+    assert len(job_files) == 6
+    for job_file in job_files:
+        finish_job(job_file.with_suffix(""))
+    result = quark("collect", run)
+    assert result.exit_code != 0 and "token expired" in result.stderr
+    statuses = {path.name[:6]: json.loads(path.read_text())["status"] for path in job_files}
+    assert statuses.pop("002-r1") == "SUBMITTED"
+    assert statuses == dict.fromkeys(["000-r1", "000-r2", "001-r1", "001-r2", "002-r2"], "DONE")

@@ -420,3 +420,24 @@ class ReusableSquare(AsyncSquare):
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name)
         BUILT.append(type(self).__name__)
+
+
+class TokenExpiringJobManager(ControlledJobManager):
+    """A remote service (each status call takes 0.3 s, so the jobs are polled on threads) whose token
+    is refused after 0.05 s for the job of stack ``002-r1``: the refusal comes back once every poll
+    has started, while the others' answers are still on their way."""
+
+    def get_status(self) -> AsyncStatus:
+        if self.context.key.startswith("002-r1-"):
+            from quark_cli.errors import ServiceAuthError
+
+            time.sleep(0.05)
+            raise ServiceAuthError("token expired")
+        time.sleep(0.3)
+        return super().get_status()
+
+
+class TokenExpiringSquare(AsyncSquare):
+    """AsyncSquare on a service whose token expires while it is polled."""
+
+    JobManager = TokenExpiringJobManager
