@@ -18,21 +18,29 @@ class NotRegularFileError(OSError):
     until a writer comes; read, a device such as ``/dev/zero`` never ends."""
 
 
-def read_regular(path: Path | str, shared_lock: bool = False) -> bytes:
-    """The whole content of the regular file at ``path`` (a link to one is followed), read under a
-    shared ``flock`` with ``shared_lock``.
-
-    Opened without blocking and refused before any read unless it is a regular file: raises
-    NotRegularFileError for a FIFO, socket or device, IsADirectoryError for a folder, and OSError as
-    the system gives it (FileNotFoundError for a missing file).
-    """
+def open_regular(path: Path | str) -> int:
+    """``path`` opened for reading without blocking, if it is a regular file (a link to one is
+    followed): its file descriptor, for the caller to close. Checked before anything is read:
+    raises NotRegularFileError for a FIFO, socket or device, IsADirectoryError for a folder, and
+    OSError as the system gives it (FileNotFoundError for a missing file)."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         if not stat.S_ISREG(mode):
-            if stat.S_ISDIR(mode):
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
             raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: Path | str, shared_lock: bool = False) -> bytes:
+    """The whole content of the regular file at ``path`` (``open_regular``, whose errors it raises),
+    read under a shared ``flock`` with ``shared_lock``."""
+    fd = open_regular(path)
+    try:
         if shared_lock:
             fcntl.flock(fd, fcntl.LOCK_SH)
         chunks = []
@@ -83,12 +91,11 @@ def read_ahead(paths: Iterable[Path]) -> None:
     regular file is left as it is."""
     for path in paths:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place does not hang us
+            fd = open_regular(path)
         except OSError:
             continue
         try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                will_need(fd)
+            will_need(fd)
         finally:
             os.close(fd)
 

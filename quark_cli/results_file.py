@@ -8,13 +8,13 @@ from __future__ import annotations
 import mmap
 import os
 import re
-import stat
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import FileSpan, atomic_write_bytes, file_stamp, json_bytes
+from quark_cli.disk import open_regular
 from quark_cli.errors import RunDirError
 from quark_cli.schema import parse_trusted
 
@@ -164,13 +164,12 @@ def _mapped(path: Path) -> Iterator[tuple[int, Buffer] | None]:
     """results.json at ``path``, open and mapped (read whole where it cannot be mapped): ``(its file
     descriptor, its content)``, or None if it cannot be opened or is too short to hold a record."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place does not hang us
+        fd = open_regular(path)  # a FIFO put in its place does not hang us
     except OSError:
         yield None
         return
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size < len(b"[\n{}\n]\n"):
+        if os.fstat(fd).st_size < len(b"[\n{}\n]\n"):
             yield None
             return
         try:
