@@ -63,13 +63,14 @@ def scan(
 
 def _changed(entry: os.DirEntry, after_ns: int) -> bool:
     """True if the entry changed after ``after_ns`` (ns): its file's change time, and for a link its
-    own too (a link put in a file's place, even to an old file, is a change). One that went away
-    while the scan ran counts as changed: the command reads it, and finds it gone."""
+    own too (a link put in a file's place, even to an old file, is a change). One that cannot be
+    looked at (gone while the scan ran, a link in a loop) counts as changed: the command reads it,
+    and says what is wrong with it."""
     try:
         if entry.stat().st_ctime_ns > after_ns:
             return True
         return entry.is_symlink() and entry.stat(follow_symlinks=False).st_ctime_ns > after_ns
-    except FileNotFoundError:
+    except OSError:
         return True
 
 

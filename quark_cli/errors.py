@@ -31,13 +31,14 @@ OS_ERRORS = {
     errno.ENFILE: "the system has too many open files",
     errno.ENOLCK: "its file system gives no file locks (flock), which quark needs; keep the run on a local disk",
 }
-#: Operating-system errors of a path that cannot be a file (an ``-o`` under a file, into a folder): the
-#: path given is wrong, so bad input (exit 2).
+#: Operating-system errors of a path that cannot be a file (an ``-o`` under a file, into a folder, a link
+#: in a loop): the path given is wrong, so bad input (exit 2).
 PATH_ERRORS = {
     errno.ENOENT: "no such file or folder there, and none can be made; check the path",
     errno.ENOTDIR: "a part of its path is a file, not a folder; check the path",
     errno.EISDIR: "is a folder; give a file name",
     errno.EEXIST: "already exists and is not a folder; check the path",
+    errno.ELOOP: "is a link in a loop (too many levels of symbolic links); check the path",
 }
 
 

@@ -346,6 +346,38 @@ def test_no_write_lands_after_a_batch_that_failed(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / ".staging").iterdir()]
 
 
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_something_other_than_a_file_in_place_of_logging_log_fails_collect_in_a_line(
+    quark_process, write_config, tmp_path, kind
+):
+    """Opened to append, a FIFO nobody reads would block the command's first log line for good."""
+    run = tmp_path / "run"
+    assert quark_process("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).returncode == 3
+    log = run / "logging.log"
+    log.unlink()
+    {"fifo": os.mkfifo, "folder": Path.mkdir, "device": lambda path: path.symlink_to("/dev/null")}[kind](log)
+    result = quark_process("collect", run, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: {log}: is a FIFO, socket, device or folder, not the run's log file; restore it or remove the run\n"
+    )
+
+
+@pytest.mark.parametrize("name", ["records/000-r1.json", "config.yml", "logging.log"])
+def test_a_link_in_a_loop_in_place_of_a_run_file_is_an_error_in_a_line_not_exit_70(
+    quark_process, write_config, tmp_path, name
+):
+    run = tmp_path / "run"
+    assert quark_process("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).returncode == 3
+    path = run / name
+    path.unlink()
+    path.symlink_to(path.name)
+    result = quark_process("collect", run, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and str(path) in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "internal error" not in result.stderr
+
+
 def test_answers_polled_before_a_refused_login_are_saved(quark, write_config, tmp_path):
     """A refused login ends a collect's poll; the statuses other threads had already received are
     saved all the same, not polled again as if they never came (a54cc1c lost them)."""

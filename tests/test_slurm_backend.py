@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_journal import _memory_capped
 from test_local_async_cli import metrics
 
 from quark_cli.jobs.base import AsyncStatus, JobContext
@@ -342,3 +343,30 @@ def test_a_job_past_its_time_limit_is_recorded_as_timeout(quark, hung_job):
     (record,) = records(run)
     assert record["quark_job_status"] == "FAILED"
     assert record["error"] == f"job {job['key']} failed: TIMEOUT (time limit 1:00)"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_device_in_place_of_a_failed_job_s_log_does_not_hang_collect(tmp_path, kind):
+    """The reason of a failed job quotes its log's last line: a FIFO there (opened, it blocks) or a
+    link to /dev/zero (read, it never ends) gives the reason without it, not a hung collect."""
+    run, job_dir, job_id = submit_held(tmp_path)
+    (job_dir / "slurm.job").write_bytes(b"not a myQLM job")
+    slurm("scontrol", "release", job_id)
+    assert wait_for_final_state(job_id, 120) == "FAILED"
+    log = job_dir / "slurm.log"
+    log.unlink()
+    if kind == "fifo":
+        os.mkfifo(log)
+    else:
+        log.symlink_to("/dev/zero")
+    collected = subprocess.run(
+        [sys.executable, "-m", "quark_cli.cli", "collect", run],
+        capture_output=True,
+        text=True,
+        timeout=60,  # blocked on the FIFO or reading /dev/zero, it would time out here
+        env=os.environ,
+        preexec_fn=_memory_capped,
+    )
+    assert collected.returncode == 1, collected.stderr
+    (job,) = jobs(run)
+    assert job["status"] == "FAILED" and job["error"] == "FAILED (exit code 1)"

@@ -43,6 +43,7 @@ answers read in ``quark_cli.jobs.slurm_commands``. Importing this module does no
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
 import sys
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from quark_cli.atomic import atomic_write_bytes
+from quark_cli.disk import open_regular, read_regular
 from quark_cli.errors import NotSubmittedError, QuarkError
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError, TransientServiceError
 from quark_cli.jobs.slurm_commands import (
@@ -193,7 +195,7 @@ class SlurmAsyncJobManager(AsyncJobManager):
             raise SubmissionUnknownError("the intent has no submission_id (saved by an older quark-cli)")
         tag = f"{SUBMISSION_TAG}{wanted}"
         try:
-            script = (self.job_dir / SCRIPT_FILE).read_text()
+            script = read_regular(self.job_dir / SCRIPT_FILE).decode()
         except FileNotFoundError:
             return None
         if f"--comment={tag}\n" not in script:
@@ -318,22 +320,33 @@ class SlurmAsyncJobManager(AsyncJobManager):
 
 
 def _first_line(path: Path) -> str | None:
+    """The job log's first line (at most 1,024 bytes of it); None if there is no such regular file."""
     try:
-        with path.open("rb") as handle:
-            return handle.readline(1024).decode(errors="replace").strip()
+        fd = open_regular(path)  # a FIFO in the log's place does not hang the poll, a device is not read on
     except OSError:
         return None
+    try:
+        return os.read(fd, 1024).split(b"\n", 1)[0].decode(errors="replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _last_line(path: Path, limit: int = 300) -> str | None:
-    """The job log's last non-empty line (the worker ends a failure with its one-line error)."""
+    """The job log's last non-empty line (the worker ends a failure with its one-line error), out
+    of its last 4,096 bytes; None if there is none or no such regular file."""
     try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(0, handle.tell() - 4096))
-            lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+        fd = open_regular(path)
     except OSError:
         return None
+    try:
+        tail = os.pread(fd, 4096, max(0, os.fstat(fd).st_size - 4096))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    lines = [line.strip() for line in tail.decode(errors="replace").splitlines() if line.strip()]
     if not lines:
         return None
     return lines[-1] if len(lines[-1]) <= limit else lines[-1][: limit - 3] + "..."
