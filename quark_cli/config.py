@@ -226,18 +226,37 @@ def parse_config_text(text: str, source: str, rules: str = "1.2") -> ParsedYaml:
         raise ConfigError(source, error.where, str(error)) from None
 
 
-def load_config(
-    path: str | Path, module_entries: list[dict[str, Any]] | None = None, backlog_order: str = "quark2"
-) -> BenchmarkConfig:
-    """Read, validate and expand the config file at ``path`` (module names resolved in ``module_entries``)."""
-    path = Path(path)
+def read_config_text(path: str | Path) -> str:
+    """The config file at ``path`` as text, read once (a pipe too: ``quark submit <(...)``).
+
+    At most ``MAX_CONFIG_BYTES`` + 1 characters are read: a larger file, or a device such as
+    ``/dev/zero``, is then refused by ``parse_config_text``'s size check instead of filling memory.
+    Raises ConfigError naming the file.
+    """
+    from quark_cli.config_yaml import MAX_CONFIG_BYTES
+
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            return handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(source, "", "no such file; give the path of a config.yml") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(source, "", f"cannot be read ({error.__class__.__name__}: {error})") from None
+
+
+def load_config(
+    path: str | Path,
+    module_entries: list[dict[str, Any]] | None = None,
+    backlog_order: str = "quark2",
+    text: str | None = None,
+) -> BenchmarkConfig:
+    """Read, validate and expand the config file at ``path`` (module names resolved in
+    ``module_entries``); ``text``, if given, is its content as ``read_config_text`` read it."""
+    path = Path(path)
+    source = str(path)
+    if text is None:
+        text = read_config_text(path)
     parsed = parse_config_text(text, source)
     return build_config(
         parsed.raw,

@@ -12,18 +12,21 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-
-class NotRegularFileError(OSError):
-    """A FIFO, a socket or a device where one of our files belongs: opened for reading, a FIFO blocks
-    until a writer comes; read, a device such as ``/dev/zero`` never ends."""
+from quark_cli.errors import NotRegularFileError
 
 
-def open_regular(path: Path | str) -> int:
-    """``path`` opened for reading without blocking, if it is a regular file (a link to one is
-    followed): its file descriptor, for the caller to close. Checked before anything is read:
-    raises NotRegularFileError for a FIFO, socket or device, IsADirectoryError for a folder, and
-    OSError as the system gives it (FileNotFoundError for a missing file)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+def open_regular(path: Path | str, flags: int = os.O_RDONLY) -> int:
+    """``path`` opened without blocking (``flags``: reading; ``os.O_WRONLY | os.O_CREAT | os.O_APPEND``
+    to append, created user-only), if it is a regular file (a link to one is followed): its file
+    descriptor, for the caller to close. Checked before anything is read or written: raises
+    NotRegularFileError for a FIFO, socket or device, IsADirectoryError for a folder, and OSError
+    as the system gives it (FileNotFoundError for a missing file)."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK, 0o600)
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a socket; a FIFO opened to write that nobody reads
+            raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path)) from None
+        raise
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):

@@ -39,7 +39,13 @@ PATH_ERRORS = {
     errno.EISDIR: "is a folder; give a file name",
     errno.EEXIST: "already exists and is not a folder; check the path",
     errno.ELOOP: "is a link in a loop (too many levels of symbolic links); check the path",
+    errno.ENXIO: "is a socket or a device with nothing behind it, not a file; check the path",
 }
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, a socket or a device where one of our files belongs: opened for reading, a FIFO blocks
+    until a writer comes; read, a device such as ``/dev/zero`` never ends. Bad input (exit 2)."""
 
 
 class QuarkError(Exception):
@@ -94,7 +100,10 @@ def describe_os_error(error: BaseException) -> str | None:
 
 
 def describe_path_error(error: BaseException) -> str | None:
-    """One line naming the path and what is wrong with it, for an error of ``PATH_ERRORS``; else None."""
+    """One line naming the path and what is wrong with it, for an error of ``PATH_ERRORS`` or a
+    NotRegularFileError; else None."""
+    if isinstance(error, NotRegularFileError):
+        return f"{_where(error)}: is a FIFO, socket or device, not a file; check the path"
     if not isinstance(error, OSError) or error.errno not in PATH_ERRORS:
         return None
     return f"{_where(error)}: {PATH_ERRORS[error.errno]}"

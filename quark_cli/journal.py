@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import atomic_write_bytes
-from quark_cli.disk import NotRegularFileError, fsync_dir, read_regular, sync_files, will_need
+from quark_cli.disk import fsync_dir, read_regular, sync_files, will_need
+from quark_cli.errors import NotRegularFileError
 
 JOURNAL_DIR = ".journal"
 SCHEMA_VERSION = 1

@@ -29,6 +29,8 @@ import orjson
 
 from quark_cli import index_changes
 from quark_cli.atomic import atomic_write_bytes, atomic_write_json, file_stamp, fsync_dir, json_bytes
+from quark_cli.disk import open_regular
+from quark_cli.errors import NotRegularFileError, RunDirError
 from quark_cli.journal import read_locked
 from quark_cli.schema import SCHEMA_VERSION
 
@@ -421,8 +423,13 @@ class RunIndex:
         if self._changing:
             return
         self._was_current = self.index_current(self.read_index_detail())
-        fd = os.open(self.path / CHANGING_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.close(fd)
+        mark = self.path / CHANGING_FILE
+        try:
+            os.close(open_regular(mark, os.O_WRONLY | os.O_CREAT))  # a FIFO there must not block us
+        except (NotRegularFileError, IsADirectoryError):
+            raise RunDirError(
+                f"{mark}: is a FIFO, socket, device or folder, not the run's change mark; remove it"
+            ) from None
         fsync_dir(self.path)
         self._changing = True
 

@@ -3,17 +3,16 @@ found nothing to do, and dropped after a full disk rather than a traceback a lin
 
 from __future__ import annotations
 
-import errno
 import logging
 import logging.handlers
 import os
-import stat
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from quark_cli import __version__
-from quark_cli.errors import RunDirError
+from quark_cli.disk import open_regular
+from quark_cli.errors import NotRegularFileError, RunDirError
 from quark_cli.state import RunDir
 
 
@@ -83,19 +82,11 @@ def _create_log(path: Path) -> None:
     """Create the run's log user-only, like the run, unless it exists. RunDirError if something other
     than a regular file is in its place: a FIFO would block the command's first log line for good."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o600)
-    except OSError as error:
-        if error.errno not in (errno.ENXIO, errno.EISDIR):  # a FIFO nobody reads; a folder
-            raise
-    else:
-        try:
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                return
-        finally:
-            os.close(fd)
-    raise RunDirError(
-        f"{path}: is a FIFO, socket, device or folder, not the run's log file; restore it or remove the run"
-    )
+        os.close(open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND))
+    except (NotRegularFileError, IsADirectoryError):
+        raise RunDirError(
+            f"{path}: is a FIFO, socket, device or folder, not the run's log file; restore it or remove the run"
+        ) from None
 
 
 @contextmanager

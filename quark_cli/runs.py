@@ -21,7 +21,14 @@ from typing import Any, Protocol
 
 from quark_cli import __version__
 from quark_cli.cancelling import Cancellation
-from quark_cli.config import BenchmarkConfig, build_config, config_hash, load_config, parse_config_text
+from quark_cli.config import (
+    BenchmarkConfig,
+    build_config,
+    config_hash,
+    load_config,
+    parse_config_text,
+    read_config_text,
+)
 from quark_cli.defaults import POLL_WORKERS, SUBMIT_WORKERS
 from quark_cli.engine import BenchmarkManager
 from quark_cli.errors import (
@@ -114,9 +121,9 @@ def start(
     anything is written when the config or module file is bad.
     """
     entries = read_module_file(modules_file) if modules_file else None
-    config = load_config(config_path, module_entries=entries)
+    config_text = read_config_text(config_path)  # once: a pipe (``<(...)``) gives its content once
+    config = load_config(config_path, module_entries=entries, text=config_text)
     path = Path(out) if out else new_run_path(Path(config_path))
-    config_text = Path(config_path).read_text(encoding="utf-8")
     modules_source = str(Path(modules_file).resolve()) if modules_file else None
     run = RunDir.create(
         path,

@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 
-from quark_cli.disk import NotRegularFileError
-from quark_cli.errors import RunDirError
+from quark_cli.errors import NotRegularFileError, RunDirError
 from quark_cli.journal import journal_copy, read_locked
 
 SCHEMA_VERSION = 1

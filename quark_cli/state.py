@@ -43,8 +43,8 @@ from quark_cli.atomic import (
     deferred_dir_sync,
     private_dirs,
 )
-from quark_cli.disk import NotRegularFileError, read_ahead, read_regular
-from quark_cli.errors import RunDirError, RunLockedError
+from quark_cli.disk import read_ahead, read_regular
+from quark_cli.errors import NotRegularFileError, RunDirError, RunLockedError
 from quark_cli.flock import FileLock, LockTimeout
 from quark_cli.group_commit import STAGING_DIR
 from quark_cli.index_changes import CHANGES_FILE

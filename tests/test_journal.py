@@ -8,6 +8,8 @@ import math
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -396,3 +398,56 @@ def test_answers_polled_before_a_refused_login_are_saved(quark, write_config, tm
     statuses = {path.name[:6]: json.loads(path.read_text())["status"] for path in job_files}
     assert statuses.pop("002-r1") == "SUBMITTED"
     assert statuses == dict.fromkeys(["000-r1", "000-r2", "001-r1", "001-r2", "002-r2"], "DONE")
+
+
+def _socket_at(path: Path) -> None:
+    """A Unix socket in place of ``path``: opening it fails with ENXIO before its type can be checked."""
+    import socket
+
+    path.unlink(missing_ok=True)
+    with socket.socket(socket.AF_UNIX) as bound:
+        bound.bind(str(path))
+
+
+@pytest.mark.parametrize("name", ["config.yml", ".lock", ".changing"])
+@pytest.mark.parametrize("kind", ["socket", "fifo"])
+def test_a_socket_or_fifo_in_place_of_the_lock_config_or_change_mark_is_an_error_in_a_line(
+    quark_process, write_config, tmp_path, name, kind
+):
+    """``cancel`` changes the run at once (it marks the index as lagging in ``.changing``): a socket
+    there ended it with exit 70, a FIFO blocked it for good. A FIFO as ``.lock`` works as a lock."""
+    run = tmp_path / "run"
+    assert quark_process("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).returncode == 3
+    path = run / name
+    if kind == "socket":
+        _socket_at(path)
+    else:
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+    result = quark_process("cancel", run, "000-r1", "--forget", timeout=30, preexec_fn=_memory_capped)
+    if kind == "fifo" and name == ".lock":
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {path}: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_config_given_through_a_pipe_is_read_once_and_saved_whole(write_config, tmp_path):
+    """``quark submit <(...)``: the config was read twice, and the run saved the empty second read
+    as its config.yml."""
+    config = _config(write_config, TWO_ITEMS_ASYNC)
+    run = tmp_path / "run"
+    command = f'"{sys.executable}" -m quark_cli.cli submit <(cat "{config}") -o "{run}"'
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 3, done.stderr
+    assert (run / "config.yml").read_text() == config.read_text()
+
+
+def test_a_device_as_the_config_is_refused_by_its_size_not_read_without_end(quark_process, tmp_path):
+    config = tmp_path / "zero.yml"
+    config.symlink_to("/dev/zero")
+    for command in (["validate", config], ["submit", config, "-o", tmp_path / "run"]):
+        result = quark_process(*command, timeout=30, preexec_fn=_memory_capped)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == f"error: {config}: file is larger than 1000000 bytes; a benchmark config is small\n"

@@ -76,7 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import json_bytes, private_dirs
-from quark_cli.disk import read_regular
+from quark_cli.disk import open_regular, read_regular
 from quark_cli.group_commit import after_commit, commit_staged, staged_write
 from quark_cli.jobs.base import AsyncJobManager, AsyncStatus, SubmissionUnknownError
 from quark_cli.jobs.local_files import (
@@ -165,7 +165,8 @@ def ensure_runner(jobs_dir: Path, workers: int) -> bool:
     package_root = str(Path(__file__).resolve().parents[2])  # the same quark_cli as ours, even uninstalled
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     command = [sys.executable, "-m", "quark_cli.jobs.local_worker", "runner", str(jobs_dir), "--workers", str(workers)]
-    with os.fdopen(os.open(shared / RUNNER_LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
+    # a FIFO in the log's place must not block the command: refused (NotRegularFileError) instead
+    with os.fdopen(open_regular(shared / RUNNER_LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as log:
         proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from quark_cli.atomic import atomic_write_json
+from quark_cli.disk import open_regular
 from quark_cli.flock import LockTimeout
 from quark_cli.jobs.local_files import (
     DONE,
@@ -90,8 +91,8 @@ def output_to(path: Path) -> Iterator[None]:
     """Send fds 1 and 2 (Python and C prints alike) to ``path`` for the duration of one job."""
     sys.stdout.flush()
     sys.stderr.flush()
+    target = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # a FIFO there would block the worker
     saved = os.dup(1), os.dup(2)
-    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.dup2(target, 1)
         os.dup2(target, 2)
