@@ -12,7 +12,6 @@ from contextlib import suppress
 from pathlib import Path
 
 import typer
-from rich.text import Text
 
 from quark_cli import __version__, cli_guard, interrupts
 from quark_cli.cli_collect import collect_each
@@ -449,6 +448,8 @@ def modules(
 
     Examples: quark modules --json; quark modules mypkg.coins:Coins; quark modules -m module_db.json
     """
+    from rich.text import Text
+
     from quark_cli.catalog import describe
     from quark_cli.parameters import range_text
 

@@ -41,7 +41,7 @@ def show_log(ctx: typer.Context, level: int) -> None:
     from rich.logging import RichHandler
 
     logger = logging.getLogger("quark_cli")
-    handler = RichHandler(console=err, level=level, show_path=False, markup=False, log_time_format="[%X]")
+    handler = RichHandler(console=err.console, level=level, show_path=False, markup=False, log_time_format="[%X]")
     previous = logger.level
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > level:
@@ -56,9 +56,11 @@ def show_log(ctx: typer.Context, level: int) -> None:
 
 def progress_display(quiet: bool, title: str) -> Progress:
     """The progress display of a long command: live on a terminal, lines otherwise, none if quiet."""
-    from quark_cli.progress import Progress, mode_for
+    from quark_cli.progress import OFF, Progress, mode_for
 
-    return Progress(err, mode_for(err, quiet), title)
+    if quiet:  # nothing to draw: rich is not even loaded
+        return Progress(None, OFF, title)
+    return Progress(err.console, mode_for(err.console, quiet), title)
 
 
 def combine_exit_codes(codes: list[int]) -> int:

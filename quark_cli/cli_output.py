@@ -9,16 +9,12 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from quark_cli.runs import Outcome
+    from rich.console import Console
 
-# markup=False: module names, metric values and service messages are printed as they are, never
-# read as rich markup ("[/data/x]" in an error message broke the tables)
-out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+    from quark_cli.runs import Outcome
 
 
 class OutputClosed(Exception):
@@ -37,10 +33,57 @@ def output_closed() -> None:
     raise OutputClosed
 
 
-out.on_broken_pipe = output_closed
+#: ``print`` options under which rich prints one line of plain text exactly as it is.
+_AS_IS = {"markup": (False,), "soft_wrap": (True,), "highlight": (False,)}
 
 
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+class LazyConsole:
+    """stdout's or stderr's rich ``Console``, made on first use; its attributes are the console's.
+
+    The console never reads rich markup, highlights or emoji codes, and never wraps a line: module
+    names, metric values and service messages are printed as they are ("[/data/x]" in an error
+    message broke the tables). rich takes 20 ms to import, a tenth of a cron ``collect`` that prints
+    one line: ``print`` of one printable line, before the console is made, writes it as rich would,
+    without rich. Anything else (tabs and control characters, which rich expands and strips, tables,
+    a live display) goes through the console.
+    """
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        """The rich console itself (made now if it was not yet), for what takes a ``Console``."""
+        if self._console is None:
+            from rich.console import Console
+
+            console = Console(stderr=self._stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+            if not self._stderr:
+                console.on_broken_pipe = output_closed
+            self._console = console
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """``Console.print``; a reader of stdout that went away raises ``OutputClosed``."""
+        line = objects[0] if len(objects) == 1 else None
+        as_is = all(value in _AS_IS.get(name, ()) for name, value in options.items())
+        if self._console is not None or type(line) is not str or not line.isprintable() or not as_is:
+            self.console.print(*objects, **options)
+            return
+        stream = sys.stderr if self._stderr else sys.stdout
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            self.console.on_broken_pipe()
+
+
+out = LazyConsole(stderr=False)
+err = LazyConsole(stderr=True)
 
 
 def print_warnings(warnings: list[str]) -> None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.text import Text
-
-from quark_cli.summary import Summary
 from quark_cli.walk import FAILED, FINISHED
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group
+    from rich.live import Live
+
+    from quark_cli.summary import Summary
 
 LIVE, LINES, OFF = "live", "lines", "off"
 HEARTBEAT_SECONDS = 60.0
@@ -45,7 +46,7 @@ class Progress:
     collect pass of ``--wait`` ended with stacks still pending).
     """
 
-    def __init__(self, console: Console, mode: str, title: str) -> None:
+    def __init__(self, console: Console | None, mode: str, title: str) -> None:
         self.console = console
         self.mode = mode
         self.title = title
@@ -61,6 +62,8 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.mode == LIVE:
+            from rich.live import Live
+
             self._live = Live(self, console=self.console, refresh_per_second=8, transient=False)
             self._live.__enter__()
         return self
@@ -135,9 +138,11 @@ class Progress:
 
     def __rich__(self) -> Group:
         """The live display: a status line with a bar, then the activity line."""
+        from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.spinner import Spinner
         from rich.table import Table
+        from rich.text import Text
 
         now = time.monotonic()
         head = Table.grid(padding=(0, 1))

@@ -1,0 +1,103 @@
+"""What the commands print without rich: a line of plain text is written as rich writes it, and a
+cron ``collect`` does not pay rich's import for the one line it prints."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from quark_cli.cli_output import LazyConsole, OutputClosed
+
+TESTS = Path(__file__).resolve().parent
+PENDING = """
+application:
+  module: toy_modules:Numbers
+  config: {start: [1, 2]}
+  submodules: [{name: AsyncSquare, config: {auto_finish: [false]}}]
+repetitions: 1
+"""
+
+LINES = [
+    "run: 2 finished, 0 pending, 0 failed (2 changed)",
+    "",
+    "error: /data/[bold]x[/bold]: :smile: is not a file",
+    "  000-r1: Größe ≠ 3 — 量子",
+    "a\ttab",
+    "a line\nand another",
+    "bell \x07 and carriage \r return",
+    "a\u00a0no-break space and a zero-width\u200bspace",
+    "\x1b[31mred\x1b[0m",
+]
+
+
+def _printed(console: LazyConsole | Console, text: str, stderr: bool, **options) -> str:
+    buffer = io.StringIO()
+    with redirect_stdout(buffer) if not stderr else redirect_stderr(buffer):
+        console.print(text, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("stderr", [False, True], ids=["stdout", "stderr"])
+@pytest.mark.parametrize("options", [{}, {"markup": False}, {"soft_wrap": True}, {"markup": False, "highlight": False}])
+@pytest.mark.parametrize("text", LINES)
+def test_a_line_is_printed_as_rich_prints_it(text: str, options: dict, stderr: bool, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    rich_console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+    assert _printed(LazyConsole(stderr), text, stderr, **options) == _printed(rich_console, text, stderr, **options)
+
+
+def test_options_rich_must_apply_go_through_rich(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    text = "[bold]x[/bold] " + "word " * 40
+    for options in ({"markup": True}, {"soft_wrap": False}, {"style": "bold"}, {"end": ""}):
+        lazy = _printed(LazyConsole(False), text, False, **options)
+        rich_console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False, width=80)
+        assert lazy == _printed(rich_console, text, False, **options), options
+    assert "[bold]" not in _printed(LazyConsole(False), text, False, markup=True)
+
+
+def test_a_reader_of_stdout_that_went_away_is_output_closed():
+    class Gone(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    with redirect_stdout(Gone()), pytest.raises(OutputClosed):
+        LazyConsole(False).print("a line")
+
+
+@pytest.mark.parametrize("command", ["collect", "status"])
+def test_the_commands_a_cron_job_runs_do_not_load_rich(command: str, tmp_path):
+    config = tmp_path / "pending.yml"
+    config.write_text(PENDING)
+    run = tmp_path / "run"
+    code = (
+        "import json, sys\n"
+        "from quark_cli.cli import main\n"
+        "sys.argv = ['quark', *json.loads(sys.argv[1])]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as stop:\n"
+        "    rich = sorted(m for m in sys.modules if m.split('.')[0] == 'rich')\n"
+        "    print(json.dumps({'exit': stop.code, 'rich': rich}), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONHASHSEED": "0"}
+    submitted = subprocess.run(
+        [sys.executable, "-m", "quark_cli", "submit", str(config), "-o", str(run)], env=env, capture_output=True
+    )
+    assert submitted.returncode == 3, submitted.stderr
+    args = {"collect": ["collect", str(run)], "status": ["status", str(run), "--json"]}[command]
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)], env=env, capture_output=True, text=True, timeout=120
+    )
+    outcome = json.loads(done.stderr.strip().splitlines()[-1])
+    assert outcome == {"exit": 3, "rich": []}, done.stderr
+    if command == "collect":
+        assert done.stdout == f"{run}: 0 finished, 2 pending, 0 failed (0 changed)\n"
