@@ -119,6 +119,8 @@ def print_collect(outcome: Outcome, quiet: bool) -> None:
         f"{summary.count('FAILED')} failed ({len(set(summary.changed))} changed)",
         markup=False,
     )
+    if not summary.errors and not summary.uncertain:
+        return
     from quark_cli.report_tables import one_line
 
     for key, message in summary.errors.items():

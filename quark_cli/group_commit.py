@@ -377,7 +377,7 @@ def group_commit(root: Path) -> Iterator[GroupCommit]:
     group.close()
 
 
-def staged_write(path: Path, data: bytes, sync_dir: bool = True) -> None:
+def staged_write(path: Path | str, data: bytes, sync_dir: bool = True) -> None:
     """An atomic write, staged in the active ``group_commit`` when ``path`` is under its root."""
     group = _group
     if group is not None and os.fspath(path).startswith(group.prefix):

@@ -23,6 +23,7 @@ class StackFiles:
     path: Path
     jobs_dir: Path
     records_dir: Path
+    _records_prefix: str
     flat_jobs: bool
     fresh: bool
     written_jobs: dict[str, dict[str, Any] | None]
@@ -174,7 +175,7 @@ class StackFiles:
         line (without its newline), which is also the record's line of results.json."""
         data = json_bytes({"schema_version": SCHEMA_VERSION, **record}, compact=True)
         self.changing()
-        staged_write(self.record_file(key), data)
+        staged_write(f"{self._records_prefix}{key}.json", data)  # the path as text: no Path made a stack
         return data[:-1]
 
     def read_records(self) -> dict[str, dict[str, Any]]:

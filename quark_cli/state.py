@@ -133,6 +133,10 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        #: Made once: a collect asks for them a few times a stack.
+        self.jobs_dir = self.path / "jobs"
+        self.records_dir = self.path / "records"
+        self._records_prefix = os.path.join(self.records_dir, "")
         #: Stacks whose open mark this object saw or made (marks are made by the lock holder only).
         self._known_open: set[str] = set()
         #: Jobs saved (or, as None, removed) through this object, by key: what the index learns at
@@ -217,14 +221,6 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
         run = cls(path)
         run.read_run()
         return run
-
-    @property
-    def jobs_dir(self) -> Path:
-        return self.path / "jobs"
-
-    @property
-    def records_dir(self) -> Path:
-        return self.path / "records"
 
     def item_dir(self, index: int) -> Path:
         """``benchmarks/benchmark_<index>``: a backlog item's own folder, made user-only when first asked for.

@@ -189,3 +189,34 @@ def test_status_counts_many_pending_jobs_by_module_and_still_lists_the_failed_on
 
     every = quark("status", run, "--all")
     assert every.stdout.count("SUBMITTED") == 59 and every.stdout.count("FAILED") == 1
+
+
+def test_only_quark_cli_own_log_records_skip_their_caller():
+    """quark-cli's log lines skip the frame walk for their caller (half a line's cost); a module's
+    own logger keeps file and line, and a quark-cli line asked for its stack still has it."""
+    import io
+    import logging
+
+    import quark_cli.run_log  # noqa: F401 (sets the quark_cli logger's caller look-up)
+
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("%(name)s %(filename)s:%(lineno)d %(funcName)s %(message)s"))
+    loggers = [logging.getLogger("quark_cli"), logging.getLogger("quark_cli_test_module")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        loggers[0].info("engine line")
+        loggers[0].info("engine stack", stack_info=True)
+        loggers[1].info("module line")
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    lines = buffer.getvalue().splitlines()
+    this = "test_only_quark_cli_own_log_records_skip_their_caller"
+    assert lines[0] == "quark_cli (unknown file):0 (unknown function) engine line"
+    assert lines[1].startswith("quark_cli test_cli_commands.py:") and lines[1].endswith(f"{this} engine stack")
+    assert lines[2] == "Stack (most recent call last):" and f"in {this}" in buffer.getvalue()
+    assert lines[-1].startswith("quark_cli_test_module test_cli_commands.py:")
+    assert lines[-1].endswith(f"{this} module line")
