@@ -67,6 +67,10 @@ def as_instruction(value: Any) -> Instruction | None:
 # module files
 
 
+#: Longest module file read (``-m/--modules``); QUARK 2's own module_db.json is a few kB.
+MAX_MODULE_FILE_CHARS = 1_000_000
+
+
 def read_module_file(path: str | Path) -> list[dict[str, Any]]:
     """The module entries of a QUARK 2 module file, with every ``dir`` made absolute.
 
@@ -75,17 +79,23 @@ def read_module_file(path: str | Path) -> list[dict[str, Any]]:
     holds that list). An entry is ``{name, module, class?, args?, dir?, requirements?,
     submodules?}`` (other keys are ignored, as QUARK 2 ignores them); ``dir`` is relative to the file
     and inherited by the entry's submodules. Raises ConfigError naming the file and the entry when
-    an entry lacks these or has them of the wrong type.
+    an entry lacks these or has them of the wrong type, and naming the file when it is longer than
+    ``MAX_MODULE_FILE_CHARS`` characters (a link to ``/dev/zero`` among them).
     """
     path = Path(path)
     source = str(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        with open(path, encoding="utf-8") as handle:  # bounded: a link to /dev/zero must not fill memory
+            text = handle.read(MAX_MODULE_FILE_CHARS + 1)
     except FileNotFoundError:
         raise ConfigError(source, "", "no such module file; give a QUARK 2 module JSON or module_db.json") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(source, "", f"cannot be read ({type(error).__name__}: {error})") from None
-    text = "".join(line for line in lines if not line.lstrip().startswith("#"))
+    if len(text) > MAX_MODULE_FILE_CHARS:
+        raise ConfigError(
+            source, "", f"longer than {MAX_MODULE_FILE_CHARS} characters; a module file is a short list of modules"
+        )
+    text = "".join(line for line in text.splitlines(keepends=True) if not line.lstrip().startswith("#"))
     try:
         value = json.loads(text)
     except ValueError as error:

@@ -451,3 +451,16 @@ def test_a_device_as_the_config_is_refused_by_its_size_not_read_without_end(quar
         result = quark_process(*command, timeout=30, preexec_fn=_memory_capped)
         assert result.returncode == 2, result.stderr
         assert result.stderr == f"error: {config}: file is larger than 1000000 bytes; a benchmark config is small\n"
+
+
+def test_a_device_as_the_module_file_is_refused_by_its_size_not_read_without_end(quark_process, write_config, tmp_path):
+    """``-m`` names a QUARK 2 module file: a link to /dev/zero there was read until memory ran out."""
+    modules = tmp_path / "module_db.json"
+    modules.symlink_to("/dev/zero")
+    config = _config(write_config, TWO_ITEMS_ASYNC)
+    expected = f"error: {modules}: longer than 1000000 characters; a module file is a short list of modules\n"
+    for command in (["validate", config], ["submit", config, "-o", tmp_path / "run"], ["modules"]):
+        result = quark_process(*command, "-m", modules, timeout=30, preexec_fn=_memory_capped)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == expected, command
+    assert not (tmp_path / "run").exists()
