@@ -46,7 +46,7 @@ def collect_each(paths: list[Path], sweep: bool, quiet: bool, as_json: bool, wai
                 if not quiet:
                     err.print(f"skipped: {message.removeprefix('error: ')}", markup=False)
             else:
-                if not isinstance(error, QuarkError):
+                if not isinstance(error, QuarkError) and f" {path}" not in message:  # which run, of several
                     message = f"{message.split(': ', 1)[0]}: {path}: {message.split(': ', 1)[1]}"
                 err.print(message, markup=False)
             codes.append(code)

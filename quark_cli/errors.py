@@ -36,7 +36,7 @@ OS_ERRORS = {
 PATH_ERRORS = {
     errno.ENOENT: "no such file or folder there, and none can be made; check the path",
     errno.ENOTDIR: "a part of its path is a file, not a folder; check the path",
-    errno.EISDIR: "is a folder; give a file name",
+    errno.EISDIR: "is a folder, not a file; check the path",
     errno.EEXIST: "already exists and is not a folder; check the path",
     errno.ELOOP: "is a link in a loop (too many levels of symbolic links); check the path",
     errno.ENXIO: "is a socket or a device with nothing behind it, not a file; check the path",

@@ -8,6 +8,7 @@ quark-cli, with a RunDirError naming the file and the field, before any command 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,23 @@ def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
         raise RunDirError(
             f"{path}: is a FIFO, socket or device, not a {what} file; restore it or remove the run"
         ) from None
+    except NotADirectoryError:
+        raise RunDirError(f"{_file_in_the_way(path)}: is a file, not a folder; restore it or remove the run") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise RunDirError(f"{path}: cannot be read ({type(error).__name__}); restore it or remove the run") from None
+        why = type(error).__name__
+        if isinstance(error, OSError) and error.strerror:  # a link in a loop says so
+            why = f"{why}: {error.strerror}"
+        raise RunDirError(f"{path}: cannot be read ({why}); restore it or remove the run") from None
     return _checked(path, text, what, _parse)
+
+
+def _file_in_the_way(path: Path) -> Path:
+    """The first of ``path``'s folders that is something else (a ``records`` folder replaced by a
+    file), for the message of a NotADirectoryError; its parent if none is found any more."""
+    for folder in reversed(path.parents):
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            return folder
+    return path.parent
 
 
 def parse_trusted(path: Path, data: bytes, what: str) -> Any:

@@ -214,10 +214,12 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
             raise RunDirError(f"{path}: is a file, not a run directory; give the folder 'quark submit' printed")
         if not path.is_dir():
             raise RunDirError(f"{path}: no such run directory")
-        if not (path / RUN_FILE).exists():
+        try:
+            os.lstat(path / RUN_FILE)  # a link that leads nowhere, or in a loop, is read and named below
+        except FileNotFoundError:
             raise RunDirError(
                 f"{path}: not a quark run directory (no {RUN_FILE}); give the folder 'quark submit' printed"
-            )
+            ) from None
         run = cls(path)
         run.read_run()
         return run
@@ -330,6 +332,10 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
         lock = file_lock(self.path / LOCK_FILE)
         try:
             lock.acquire(timeout=wait_seconds, poll_interval=0.05)
+        except IsADirectoryError:
+            raise RunDirError(
+                f"{self.path / LOCK_FILE}: is a folder, not the run's lock file; remove it (it holds nothing)"
+            ) from None
         except LockTimeout:
             holder = lock_holder(self.path / LOCK_FILE)
             who = f"pid {holder}" if holder else "another process"

@@ -176,6 +176,14 @@ def replace_with_file(relative: str) -> callable:
     return mutate
 
 
+def link_to_itself(relative: str) -> callable:
+    def mutate(run: Path) -> None:
+        (run / relative).unlink()
+        (run / relative).symlink_to(Path(relative).name)
+
+    return mutate
+
+
 # (case, how the run is damaged, command, the file the message names, what it says after the file)
 BAD_RUNS = [
     ("run.json truncated", truncate("run.json"), "collect", "run.json", ": damaged JSON at line"),
@@ -313,6 +321,21 @@ BAD_RUNS = [
     ("job_info nested 100000 deep", write(JOB, "[" * 100_000 + "]" * 100_000), "collect", JOB, ": damaged JSON"),
     ("job_info a folder", replace_with_folder(JOB), "collect", JOB, ": is a folder, not a job_info file"),
     (".staging a file", replace_with_file(".staging"), "collect", ".staging", ": is a file, not a folder; move it out"),
+    (
+        "records a file",
+        replace_with_file("records"),
+        "collect",
+        "records",
+        ": a part of its path is a file, not a folder",
+    ),
+    (".lock a folder", replace_with_folder(".lock"), "collect", ".lock", ": is a folder, not the run's lock file"),
+    (
+        "run.json a link in a loop",
+        link_to_itself("run.json"),
+        "status",
+        "run.json",
+        ": cannot be read (OSError: Too many",
+    ),
     (
         "job_info key twice",
         write(JOB, '{"schema_version": 1, "status": "DONE", "status": "FAILED"}'),
