@@ -40,6 +40,8 @@ class NotJSON(ValueError):
 MAX_DEPTH = 64
 #: Largest integer written as a number; JSON allows more, but Python will not print one of 4,300 digits.
 MAX_INT_DIGITS = 4000
+#: Integers below this in size need no check of their digits.
+SMALL_INT = 1 << 64
 
 
 def plain(value: Any, path: str, nonfinite: dict[str, str], depth: int = 0) -> Any:
@@ -55,7 +57,9 @@ def plain(value: Any, path: str, nonfinite: dict[str, str], depth: int = 0) -> A
         return _text(value)
     if kind is float:
         return value if math.isfinite(value) else _number(value, path, nonfinite)
-    if value is None or isinstance(value, bool):
+    if value is None or kind is bool:
+        return value
+    if kind is int and -SMALL_INT < value < SMALL_INT:
         return value
     if isinstance(value, str):
         return _text(value)
