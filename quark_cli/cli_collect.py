@@ -3,6 +3,7 @@ fault reported and the others collected all the same; the exit code is the worst
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,9 @@ def collect_each(paths: list[Path], sweep: bool, quiet: bool, as_json: bool, wai
                 if not quiet:
                     err.print(f"skipped: {message.removeprefix('error: ')}", markup=False)
             else:
-                if not isinstance(error, QuarkError) and f" {path}" not in message:  # which run, of several
-                    message = f"{message.split(': ', 1)[0]}: {path}: {message.split(': ', 1)[1]}"
+                prefix, _, described = message.partition(": ")
+                if not isinstance(error, QuarkError) and not described.startswith((f"{path}{os.sep}", f"{path}:")):
+                    message = f"{prefix}: {path}: {described}"  # which run, of several
                 err.print(message, markup=False)
             codes.append(code)
             reports.append(

@@ -71,10 +71,17 @@ class LazyConsole:
         """``Console.print``; a reader of stdout that went away raises ``OutputClosed``."""
         line = objects[0] if len(objects) == 1 else None
         as_is = all(value in _AS_IS.get(name, ()) for name, value in options.items())
-        if self._console is not None or type(line) is not str or not line.isprintable() or not as_is:
+        stream = sys.stderr if self._stderr else sys.stdout
+        if (
+            self._console is not None
+            or type(line) is not str
+            or not line.isprintable()
+            or not as_is
+            or stream is None  # closed (``2>&-``): rich writes to nothing, without an error
+            or type(stream).__module__.startswith("rich")  # a live display's stand-in, which rich sees through
+        ):
             self.console.print(*objects, **options)
             return
-        stream = sys.stderr if self._stderr else sys.stdout
         try:
             stream.write(line + "\n")
             stream.flush()

@@ -203,6 +203,7 @@ def test_only_quark_cli_own_log_records_skip_their_caller():
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(logging.Formatter("%(name)s %(filename)s:%(lineno)d %(funcName)s %(message)s"))
     loggers = [logging.getLogger("quark_cli"), logging.getLogger("quark_cli_test_module")]
+    levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -211,8 +212,9 @@ def test_only_quark_cli_own_log_records_skip_their_caller():
         loggers[0].info("engine stack", stack_info=True)
         loggers[1].info("module line")
     finally:
-        for logger in loggers:
+        for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(handler)
+            logger.setLevel(level)
     lines = buffer.getvalue().splitlines()
     this = "test_only_quark_cli_own_log_records_skip_their_caller"
     assert lines[0] == "quark_cli (unknown file):0 (unknown function) engine line"

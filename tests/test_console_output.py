@@ -101,3 +101,25 @@ def test_the_commands_a_cron_job_runs_do_not_load_rich(command: str, tmp_path):
     assert outcome == {"exit": 3, "rich": []}, done.stderr
     if command == "collect":
         assert done.stdout == f"{run}: 0 finished, 2 pending, 0 failed (0 changed)\n"
+
+
+def test_a_line_printed_under_a_live_display_goes_where_rich_sends_it():
+    """A live display puts a stand-in on sys.stdout that rich sees through: the line goes to stdout,
+    not through the stand-in to the display's console (stderr)."""
+    from rich.file_proxy import FileProxy
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(FileProxy(Console(file=stderr), stdout)):
+        LazyConsole(False).print("a line")
+    assert (stdout.getvalue(), stderr.getvalue()) == ("a line\n", "")
+
+
+def test_an_error_with_stderr_closed_keeps_its_exit_code():
+    """``quark collect RUN 2>&-`` (Python's sys.stderr is then None): the exit code still says why."""
+    done = subprocess.run(
+        [sys.executable, "-m", "quark_cli", "collect", "/nonexistent/run"],
+        preexec_fn=lambda: os.close(2),
+        stdout=subprocess.PIPE,
+        timeout=120,
+    )
+    assert done.returncode == 2
