@@ -7,6 +7,7 @@ another process, 70 internal error (a bug: please report it with the ``--debug``
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from contextlib import suppress
 from pathlib import Path
@@ -484,11 +485,26 @@ def print_results(outcome, as_json: bool) -> None:
 GC_YOUNG_THRESHOLD = 50_000
 
 
+def _fill_closed_standard_streams() -> None:
+    """Put /dev/null on stdin, stdout or stderr if the command was started with it closed (``>&-``).
+
+    Else the first file the command opens gets that descriptor, and what a module's native code
+    writes to its stdout (or ``module_output_to_stderr`` copies there) lands in a run's file.
+    ``sys.stdout`` and ``sys.stderr`` stay None: what quark prints there goes nowhere.
+    """
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+
+
 def main() -> None:
     """Console-script entry point."""
     # A command holds up to millions of parsed JSON values at once (100,000 stacks) and frees few
     # cycles: collected every 700 allocations, the young generation took a fifth of a large collect.
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
+    _fill_closed_standard_streams()
     interrupts.install()
     for stream in (sys.stdout, sys.stderr):  # a service's lone surrogate is printed escaped, not exit 70
         with suppress(AttributeError, ValueError):

@@ -106,7 +106,8 @@ def stopped(error: KeyboardInterrupt) -> None:
 def module_output_to_stderr():
     """While modules and job managers run, what they print goes to stderr (Python's ``print`` and
     native code's alike): stdout carries quark's own results and ``--json`` documents only."""
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None: started with stdout closed (``>&-``)
+        sys.stdout.flush()
     try:
         real = sys.stdout.fileno() == 1
     except (AttributeError, OSError, ValueError):  # not a file (a test runner's buffer)

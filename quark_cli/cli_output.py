@@ -296,6 +296,8 @@ def write_out(text: str) -> None:
     Written to the file descriptor until every byte is out: a buffered write of a large document
     into a pipe whose reader left returned short without an error, and the command exited 0.
     """
+    if sys.stdout is None:  # started with stdout closed (``>&-``): nowhere to write, as rich does
+        return
     sys.stdout.flush()
     try:
         descriptor = sys.stdout.fileno()

@@ -123,3 +123,48 @@ def test_an_error_with_stderr_closed_keeps_its_exit_code():
         timeout=120,
     )
     assert done.returncode == 2
+
+
+CHATTY = '''
+import os
+from quark_cli import Core
+
+
+class Chatty(Core):
+    """Writes to stdout from Python and from "native" code (the file descriptor) in each phase."""
+
+    def preprocess(self, input_data, config, **kwargs):
+        print("python says pre")
+        os.write(1, b"native says pre\\n")
+        return 1, 0.0
+
+    def postprocess(self, input_data, config, **kwargs):
+        self.metrics.add_metric("value", input_data)
+        print("python says post")
+        os.write(1, b"native says post\\n")
+        return input_data, 0.0
+'''
+
+
+@pytest.mark.parametrize("closed", [1, 2], ids=["stdout", "stderr"])
+def test_module_output_with_a_closed_standard_stream_lands_in_no_file_of_the_run(closed: int, tmp_path):
+    """Started with stdout or stderr closed, the command's first open file would take that
+    descriptor, and a module's output written there would land in it."""
+    (tmp_path / "chatty.py").write_text(CHATTY)
+    config = tmp_path / "chatty.yml"
+    config.write_text("application:\n  module: chatty:Chatty\n")
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "quark_cli", "run", str(config), "-o", str(run), "--quiet"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONHASHSEED": "0"},
+        preexec_fn=lambda: os.close(closed),
+        stdout=subprocess.DEVNULL if closed == 2 else None,
+        stderr=subprocess.DEVNULL if closed == 1 else None,
+        timeout=120,
+    )
+    assert done.returncode == 0
+    records = json.loads((run / "results.json").read_text())
+    assert [record["quark_job_status"] for record in records] == ["FINISHED"]
+    for path in [run, *run.rglob("*")]:
+        if path.is_file():
+            assert b"says" not in path.read_bytes(), path
