@@ -100,6 +100,8 @@ def read_module_file(path: str | Path) -> list[dict[str, Any]]:
         value = json.loads(text)
     except ValueError as error:
         raise ConfigError(source, "", f"not valid JSON ({error})") from None
+    except RecursionError:
+        raise ConfigError(source, "", "nested too deeply; a module file is a list of module entries") from None
     if isinstance(value, dict) and isinstance(value.get("modules"), list):
         value = value["modules"]
     if not isinstance(value, list):

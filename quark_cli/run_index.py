@@ -103,7 +103,10 @@ def _index_value(raw: bytes) -> Any:
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            value = json.loads(raw)
+            try:
+                value = json.loads(raw)
+            except RecursionError:  # nested past what the parser follows: damaged, as any bad JSON
+                raise ValueError("nested too deeply") from None
         gc.freeze()
         return value
 
@@ -401,7 +404,7 @@ class RunIndex:
         them, and ``results``: results.json's stamp (``index.sha256``); {} if missing or damaged."""
         try:
             value = json.loads(read_locked(self.path / DIGEST_FILE))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return {}
         if not isinstance(value, dict):
             return {}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from quark_cli.errors import QuarkError, RunDirError, describe_os_error
+from quark_cli.errors import QuarkError, RunDirError, describe_os_error, describe_path_error
 from quark_cli.run_index import job_summary
 from quark_cli.stamps import age_seconds
 from quark_cli.state import RUN_FILE, SCHEMA_VERSION, RunDir
@@ -219,9 +219,10 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
                 error=None,
             )
         except (QuarkError, OSError) as error:
-            if isinstance(error, OSError) and not describe_os_error(error):
+            described = describe_os_error(error) or describe_path_error(error) if isinstance(error, OSError) else None
+            if isinstance(error, OSError) and not described:
                 raise
             entry.update(created=None, config=None, config_source=None, stack_totals=None, last_command=None)
-            entry["error"] = describe_os_error(error) or str(error)
+            entry["error"] = described or str(error)
         listed.append(entry)
     return sorted(listed, key=lambda entry: (entry["created"] is None, entry["created"] or "", entry["run_dir"]))

@@ -59,6 +59,7 @@ from quark_cli.schema import (
     RUN_SCHEMA_VERSION,
     SCHEMA_VERSION,
     check_journaled,
+    file_in_the_way,
     read_json,
 )
 from quark_cli.stack_files import StackFiles
@@ -240,7 +241,12 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
                 except FileNotFoundError:
                     self._item_names = set()
             if self._item_names is None or folder.name not in self._item_names:
-                private_dirs(folder)  # a stat when it is there
+                try:
+                    private_dirs(folder)  # a stat when it is there
+                except (NotADirectoryError, FileExistsError):  # the run's fault, not the stack's modules'
+                    raise RunDirError(
+                        f"{file_in_the_way(folder)}: is a file, not a folder; restore it or remove the run"
+                    ) from None
             self._item_dirs.add(index)
         return folder
 

@@ -378,6 +378,66 @@ def test_damaged_run(quark, tmp_path, monkeypatch, damage, command, named, messa
     assert not (tmp_path / "imported").exists(), "a job_info.json never makes quark import a module"
 
 
+def test_a_file_in_place_of_the_benchmarks_folder_fails_the_run_not_its_stacks(quark, tmp_path):
+    """A module's store_dir cannot be made: the run is damaged (exit 2, naming ``benchmarks``); the
+    stacks stay pending, and the done job's answer is kept for the collect after the repair."""
+    from toy_modules import finish_job
+
+    config = tmp_path / "config.yml"
+    config.write_text(RUN_CONFIG)
+    run = tmp_path / "run"
+    assert quark("submit", config, "-o", run).exit_code == 3
+    shutil.rmtree(run / "benchmarks")
+    (run / "benchmarks").write_text("x")
+    finish_job(run / JOB.removesuffix(".json"))
+
+    result = quark("collect", run)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {run / 'benchmarks'}: is a file, not a folder; restore it or remove the run\n"
+    status = json.loads(quark("status", run, "--json").stdout)
+    assert status["stack_totals"]["FAILED"] == 0 and status["stack_totals"]["INTERRUPTED"] == 2
+    assert json.loads((run / JOB).read_text())["status"] == "DONE"
+
+    (run / "benchmarks").unlink()
+    assert quark("collect", run).exit_code == 3
+    assert json.loads(quark("status", run, "--json").stdout)["stack_totals"]["FINISHED"] == 1
+
+
+@pytest.mark.parametrize("damage", ["records", "jobs"])
+def test_runs_lists_a_run_with_a_file_for_a_folder_as_damaged_and_the_others_too(quark, tmp_path, damage):
+    config = tmp_path / "config.yml"
+    config.write_text(RUN_CONFIG)
+    root = tmp_path / "runs"
+    for name in ("good", "bad"):
+        assert quark("submit", config, "-o", root / name).exit_code == 3
+    replace_with_file(damage)(root / "bad")
+    result = quark("runs", root, "--json")
+    assert result.exit_code == 0, result.stderr
+    entries = {entry["name"]: entry for entry in json.loads(result.stdout)["runs"]}
+    assert entries["good"]["error"] is None and entries["good"]["stack_totals"]["INTERRUPTED"] == 2
+    assert entries["bad"]["error"].startswith(f"{root / 'bad' / damage}: ")
+
+
+@pytest.mark.parametrize("name", ["index.json", "index.sha256"])
+def test_an_index_file_nested_past_the_parser_is_rebuilt_like_any_damaged_one(quark, tmp_path, name):
+    config = tmp_path / "config.yml"
+    config.write_text(RUN_CONFIG)
+    run = tmp_path / "run"
+    assert quark("submit", config, "-o", run).exit_code == 3
+    (run / name).write_text("[" * 100_000 + "]" * 100_000)
+    for command in ("status", "collect", "status"):
+        result = quark(command, run)
+        assert result.exit_code == 3, result.stderr
+
+
+def test_a_module_file_nested_past_the_parser_is_bad_input(quark, write_config, tmp_path):
+    modules = tmp_path / "module_db.json"
+    modules.write_text("[" * 1000 + "]" * 1000)
+    result = quark("modules", "-m", modules)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {modules}: nested too deeply; a module file is a list of module entries\n"
+
+
 NOT_RUNS = [
     (
         "empty folder",
