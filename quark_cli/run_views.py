@@ -219,9 +219,11 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
                 error=None,
             )
         except (QuarkError, OSError) as error:
-            described = describe_os_error(error) or describe_path_error(error) if isinstance(error, OSError) else None
-            if isinstance(error, OSError) and not described:
-                raise
+            described = None
+            if isinstance(error, OSError):  # the machine's or a path's fault, said in a line; else our bug
+                described = describe_os_error(error) or describe_path_error(error)
+                if not described:
+                    raise
             entry.update(created=None, config=None, config_source=None, stack_totals=None, last_command=None)
             entry["error"] = described or str(error)
         listed.append(entry)

@@ -61,7 +61,7 @@ def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
             f"{path}: is a FIFO, socket or device, not a {what} file; restore it or remove the run"
         ) from None
     except NotADirectoryError:
-        raise RunDirError(f"{file_in_the_way(path)}: is a file, not a folder; restore it or remove the run") from None
+        raise not_a_folder(path) from None
     except (OSError, UnicodeDecodeError) as error:
         why = type(error).__name__
         if isinstance(error, OSError) and error.strerror:  # a link in a loop says so
@@ -70,13 +70,14 @@ def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
     return _checked(path, text, what, _parse)
 
 
-def file_in_the_way(path: Path) -> Path:
-    """The first of ``path``'s folders that is something else (a ``records`` folder replaced by a
-    file), for the message of a NotADirectoryError; its parent if none is found any more."""
-    for folder in reversed(path.parents):
-        if os.path.lexists(folder) and not os.path.isdir(folder):
-            return folder
-    return path.parent
+def not_a_folder(path: Path) -> RunDirError:
+    """The error for a NotADirectoryError at ``path``, naming the first of its folders that is
+    something else (a ``records`` folder replaced by a file); its parent if none is found any more."""
+    in_the_way = next(
+        (folder for folder in reversed(path.parents) if os.path.lexists(folder) and not os.path.isdir(folder)),
+        path.parent,
+    )
+    return RunDirError(f"{in_the_way}: is a file, not a folder; restore it or remove the run")
 
 
 def parse_trusted(path: Path, data: bytes, what: str) -> Any:

@@ -59,7 +59,7 @@ from quark_cli.schema import (
     RUN_SCHEMA_VERSION,
     SCHEMA_VERSION,
     check_journaled,
-    file_in_the_way,
+    not_a_folder,
     read_json,
 )
 from quark_cli.stack_files import StackFiles
@@ -244,9 +244,7 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
                 try:
                     private_dirs(folder)  # a stat when it is there
                 except (NotADirectoryError, FileExistsError):  # the run's fault, not the stack's modules'
-                    raise RunDirError(
-                        f"{file_in_the_way(folder)}: is a file, not a folder; restore it or remove the run"
-                    ) from None
+                    raise not_a_folder(folder) from None
             self._item_dirs.add(index)
         return folder
 

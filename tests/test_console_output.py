@@ -13,17 +13,11 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from test_cli_commands import PENDING
 
 from quark_cli.cli_output import LazyConsole, OutputClosed
 
 TESTS = Path(__file__).resolve().parent
-PENDING = """
-application:
-  module: toy_modules:Numbers
-  config: {start: [1, 2]}
-  submodules: [{name: AsyncSquare, config: {auto_finish: [false]}}]
-repetitions: 1
-"""
 
 LINES = [
     "run: 2 finished, 0 pending, 0 failed (2 changed)",
