@@ -55,14 +55,18 @@ def read_regular(path: Path | str, shared_lock: bool = False) -> bytes:
 
 
 def private_dirs(directory: Path) -> None:
-    """``mkdir -p`` with every folder it creates user-only (``Path.mkdir`` gives parents the umask's)."""
+    """``mkdir -p`` with every folder it creates user-only (``Path.mkdir`` gives parents the umask's).
+
+    FileExistsError, as ``mkdir -p``, when something other than a folder is in the way.
+    """
     if directory.is_dir():
         return
     private_dirs(directory.parent)
     try:
         directory.mkdir(mode=0o700)
     except FileExistsError:
-        pass
+        if not directory.is_dir():  # else another process made it meanwhile
+            raise
 
 
 def fsync_dir(directory: Path) -> None:

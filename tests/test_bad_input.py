@@ -378,27 +378,28 @@ def test_damaged_run(quark, tmp_path, monkeypatch, damage, command, named, messa
     assert not (tmp_path / "imported").exists(), "a job_info.json never makes quark import a module"
 
 
-def test_a_file_in_place_of_the_benchmarks_folder_fails_the_run_not_its_stacks(quark, tmp_path):
-    """A module's store_dir cannot be made: the run is damaged (exit 2, naming ``benchmarks``); the
-    stacks stay pending, and the done job's answer is kept for the collect after the repair."""
+@pytest.mark.parametrize("folder", ["benchmarks", "benchmarks/benchmark_0"])
+def test_a_file_in_place_of_the_benchmarks_folder_fails_the_run_not_its_stacks(quark, tmp_path, folder):
+    """A module's store_dir cannot be made: the run is damaged (exit 2, naming the file in the way);
+    the stacks stay pending, and the done job's answer is kept for the collect after the repair."""
     from toy_modules import finish_job
 
     config = tmp_path / "config.yml"
     config.write_text(RUN_CONFIG)
     run = tmp_path / "run"
     assert quark("submit", config, "-o", run).exit_code == 3
-    shutil.rmtree(run / "benchmarks")
-    (run / "benchmarks").write_text("x")
+    shutil.rmtree(run / folder)
+    (run / folder).write_text("x")
     finish_job(run / JOB.removesuffix(".json"))
 
     result = quark("collect", run)
     assert result.exit_code == 2
-    assert result.stderr == f"error: {run / 'benchmarks'}: is a file, not a folder; restore it or remove the run\n"
+    assert result.stderr == f"error: {run / folder}: is a file, not a folder; restore it or remove the run\n"
     status = json.loads(quark("status", run, "--json").stdout)
     assert status["stack_totals"]["FAILED"] == 0 and status["stack_totals"]["INTERRUPTED"] == 2
     assert json.loads((run / JOB).read_text())["status"] == "DONE"
 
-    (run / "benchmarks").unlink()
+    (run / folder).unlink()
     assert quark("collect", run).exit_code == 3
     assert json.loads(quark("status", run, "--json").stdout)["stack_totals"]["FINISHED"] == 1
 
