@@ -57,7 +57,8 @@ def read_regular(path: Path | str, shared_lock: bool = False) -> bytes:
 def private_dirs(directory: Path) -> None:
     """``mkdir -p`` with every folder it creates user-only (``Path.mkdir`` gives parents the umask's).
 
-    FileExistsError, as ``mkdir -p``, when something other than a folder is in the way.
+    NotADirectoryError when something other than a folder is in the way (what writing into it would
+    raise), at the last folder as at the others.
     """
     if directory.is_dir():
         return
@@ -66,7 +67,7 @@ def private_dirs(directory: Path) -> None:
         directory.mkdir(mode=0o700)
     except FileExistsError:
         if not directory.is_dir():  # else another process made it meanwhile
-            raise
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory)) from None
 
 
 def fsync_dir(directory: Path) -> None:

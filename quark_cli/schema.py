@@ -71,8 +71,8 @@ def read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
 
 
 def not_a_folder(path: Path) -> RunDirError:
-    """The error for a NotADirectoryError or FileExistsError at ``path``, naming the first of it and
-    its folders that is something else (a ``records`` folder replaced by a file); its parent if none
+    """The error for a NotADirectoryError at ``path``, naming the first of it and its folders that
+    is something else (a ``records`` folder replaced by a file); its parent if none
     is found any more."""
     in_the_way = next(
         (folder for folder in [*reversed(path.parents), path] if os.path.lexists(folder) and not os.path.isdir(folder)),

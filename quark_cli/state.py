@@ -243,7 +243,7 @@ class RunDir(RunIndex, IndexEdits, ResultsFile, StackFiles):
             if self._item_names is None or folder.name not in self._item_names:
                 try:
                     private_dirs(folder)  # a stat when it is there
-                except (NotADirectoryError, FileExistsError):  # the run's fault, not the stack's modules'
+                except NotADirectoryError:  # the run's fault, not the stack's modules'
                     raise not_a_folder(folder) from None
             self._item_dirs.add(index)
         return folder
