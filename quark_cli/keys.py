@@ -10,10 +10,12 @@ def stack_key(item: int, repetition: int) -> str:
 
 def stack_keys(items: int, repetitions: int) -> dict[str, tuple[int, int]]:
     """Every stack's key (``stack_key``'s form) with its (backlog item index, repetition), in backlog
-    order: ``items`` items of ``repetitions`` repetitions each. One comprehension, not a call per
-    stack: the calls took a third of this at 100,000 stacks."""
-    reps = range(1, repetitions + 1)
-    return {f"{i:03d}-r{rep}": (i, rep) for i in range(items) for rep in reps}
+    order: ``items`` items of ``repetitions`` repetitions each. The names are joined from parts made
+    once (an item's number, a repetition's suffix), not formatted a stack at a time: formatting took
+    0.15 s at 100,000 stacks, twice this."""
+    numbers = [str(i) if i >= 100 else f"{i:03d}" for i in range(items)]
+    suffixes = [(f"-r{rep}", rep) for rep in range(1, repetitions + 1)]
+    return {number + suffix: (i, rep) for i, number in enumerate(numbers) for suffix, rep in suffixes}
 
 
 def is_job_key(name: str) -> bool:

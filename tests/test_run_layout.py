@@ -205,3 +205,14 @@ def test_a_module_that_writes_though_it_said_it_would_not_is_told_why_it_found_n
         "(store_dir is not made for this stack: its modules all set uses_store_dir = False; "
         "the module that writes there must not)"
     )
+
+
+def test_stack_names_pad_items_to_three_digits_and_follow_the_backlog():
+    """Every stack's name as its record and job files carry it, whatever the backlog's size."""
+    from quark_cli.keys import stack_key, stack_keys
+
+    names = stack_keys(1001, 2)
+    assert list(names)[:3] == ["000-r1", "000-r2", "001-r1"]
+    assert names["099-r2"] == (99, 2) and names["100-r1"] == (100, 1) and names["1000-r2"] == (1000, 2)
+    assert list(names) == [stack_key(item, rep) for item in range(1001) for rep in (1, 2)]
+    assert stack_keys(0, 3) == {} and list(stack_keys(2, 1)) == ["000-r1", "001-r1"]
