@@ -117,9 +117,9 @@ class CollectReads:
         kept = self._candidates_kept
         if kept is not None and kept[0] is index and kept[1] == opened and kept[2] == retry_failed:
             return kept[3]
-        candidates = opened | {key for key in stacks if index.get(key) not in CLOSED}
+        candidates = {key for key in stacks if index.get(key) not in CLOSED}
+        candidates.update(key for key in opened if key in stacks)
         if retry_failed:
-            candidates |= {key for key, status in index.items() if status == FAILED}
-        candidates &= set(stacks)
+            candidates.update(key for key, status in index.items() if status == FAILED and key in stacks)
         self._candidates_kept = (index, opened, retry_failed, candidates)
         return candidates

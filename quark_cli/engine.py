@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from contextlib import nullcontext
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -230,21 +230,34 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         if candidates:
             prefetch_revision()
         checked, self._checked = self._checked, None
-        if checked and checked[0] == candidates:
+        if checked and (checked[0] is candidates or checked[0] == candidates):
             candidate_jobs, self._records, self._ahead = checked[1], dict(checked[2]), dict(checked[3])
         else:
             candidate_jobs, self._records, self._ahead = self._jobs_of(candidates), {}, {}
-        jobs_by_stack: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for job in candidate_jobs:
-            jobs_by_stack[job["stack"]].append(job)
-        self._resolve_uncertain([job for job in candidate_jobs if job.get("status") == SUBMITTING], summary)
         # one pass over the jobs, not a generator per stack: 100,000 stacks wait in a large sweep
+        jobs_by_stack: dict[str, list[dict[str, Any]]] = {}
         waiting = dict.fromkeys(candidates, 0)
-        pending = []
+        pending, uncertain = [], []
         for job in candidate_jobs:
-            if job.get("status") in PENDING_JOB_STATES:
+            stack = job["stack"]
+            same = jobs_by_stack.get(stack)
+            if same is None:
+                jobs_by_stack[stack] = [job]
+            else:
+                same.append(job)
+            status = job.get("status")
+            if status in PENDING_JOB_STATES:
                 pending.append(job)
+                waiting[stack] += 1
+            elif status == SUBMITTING:
+                uncertain.append(job)
+        if uncertain:
+            self._resolve_uncertain(uncertain, summary)
+            adopted = [job for job in uncertain if job.get("status") in PENDING_JOB_STATES]
+            for job in adopted:
                 waiting[job["stack"]] += 1
+            if adopted:
+                pending = sorted(pending + adopted, key=itemgetter("key"))
 
         def settle(key: str) -> None:
             position, repetition = stacks[key]
@@ -423,7 +436,8 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         return self._index.get(key) in CLOSED
 
     def _context(self, job: dict[str, Any]) -> JobContext:
-        return self.job_context(job["key"], job.get("module_config", {}))
+        """``job_context`` of a saved job (called for each of 100,000 polled jobs: no call between)."""
+        return LazyJobContext(job["key"], self._jobs_dir or self._absolute_jobs_dir(), job.get("module_config", {}))
 
     def job_context(self, key: str, config: dict[str, Any]) -> JobContext:
         """Job ``key``'s context: ``config`` and its absolute folder (a path, made by its backend when it

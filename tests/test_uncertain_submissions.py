@@ -67,6 +67,22 @@ def test_stopped_after_the_service_took_the_job_collect_adopts_it(quark, write_c
     assert [r["quark_job_status"] for r in _results(run)] == ["FINISHED"] * 4
 
 
+def test_a_job_adopted_done_is_collected_in_the_same_pass(quark, write_config, tmp_path, monkeypatch):
+    """The service ran the job while nobody knew it had it: the collect that adopts it also polls it."""
+    run = tmp_path / "run"
+    stop_at(monkeypatch, walk._JobRecorder, "submitted", call=3)
+    one_at_a_time = ("--submit-workers", "1")
+    assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run, *one_at_a_time).exit_code == 130
+    monkeypatch.undo()
+    (uncertain,) = [key for key, job in _jobs(run).items() if job["status"] == "SUBMITTING"]
+    finish_all(run)
+
+    assert quark("collect", run).exit_code == 3, "the fourth stack's job, submitted by this collect, waits"
+    assert _jobs(run)[uncertain]["status"] == "DONE"
+    statuses = [r["quark_job_status"] for r in _results(run)]
+    assert statuses == ["FINISHED", "FINISHED", "FINISHED", "INTERRUPTED"] and submissions(run) == 4
+
+
 def test_stopped_before_the_service_took_the_job_collect_submits_it_once(quark, write_config, tmp_path, monkeypatch):
     run = tmp_path / "run"
     stop_at(monkeypatch, ControlledJobManager, "submit", call=2)
