@@ -2,7 +2,7 @@
 
 A reader of a current index (``quark_cli.run_index``) reads these from the files all the same. The
 check is one ``stat`` a file: 200,000 at 100,000 stacks, half a second of system time, so on a large
-run it runs in two processes of its own (``quark_cli.edit_scan``) while the command parses the index.
+run it runs in processes of its own (``quark_cli.edit_scan``) while the command parses the index.
 
 ``IndexEdits`` is a part of ``quark_cli.state.RunDir`` (which sets the attributes it uses).
 """
@@ -30,6 +30,14 @@ SCAN_APART_BYTES = 1 << 20
 STAMP_TICK_NS = 20_000_000
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 class IndexEdits:
     """The hand-edit part of ``RunDir``: the files changed since the index, scanned here or beside."""
 
@@ -41,8 +49,9 @@ class IndexEdits:
     _digests: Callable[[], dict[str, str]]
 
     def start_edit_scan(self) -> None:
-        """Begin ``changed_since_index``'s scan in two processes of their own (``quark_cli.edit_scan``:
-        one for the records, one for the job files) if the run is large (its index files over
+        """Begin ``changed_since_index``'s scan in processes of their own (``quark_cli.edit_scan``:
+        one for the records and one for the job files where the machine has more than two cores,
+        else one for both) if the run is large (its index files over
         ``SCAN_APART_BYTES``), so that they run while this one parses the index. Nothing if the run
         has no index or its jobs are not flat files, or if such a scan runs already for this index."""
         try:
@@ -58,7 +67,11 @@ class IndexEdits:
             return
         processes = []
         listed = self._listed()
-        for folders in ([os.fspath(self.records_dir), ""], ["", os.fspath(self.jobs_dir)]):
+        records, jobs = os.fspath(self.records_dir), os.fspath(self.jobs_dir)
+        # a process a folder where a core is left for each beside this one; else one for both: on two
+        # cores, three busy processes slowed this one's parse more than a second scanner gained
+        groups = ([records, ""], ["", jobs]) if _cores() > 2 else ([records, jobs],)
+        for folders in groups:
             try:
                 processes.append(
                     subprocess.Popen(
@@ -79,7 +92,7 @@ class IndexEdits:
             except OSError:  # no process to be had: the scan is done in this one
                 break
         self._edit_scan = (written, processes)
-        if len(processes) < 2:
+        if len(processes) < len(groups):
             self.drop_edit_scan()
 
     def drop_edit_scan(self) -> None:
@@ -100,11 +113,16 @@ class IndexEdits:
             answers = [process.communicate()[0] for process in processes]
             if after == written and all(process.returncode == 0 for process in processes):
                 try:
-                    records, _, _ = edit_scan.decode(answers[0])
-                    _, job_files, jobs = edit_scan.decode(answers[1])
-                    return records, job_files, jobs
+                    parts = [edit_scan.decode(answer) for answer in answers]
                 except ValueError:
                     pass
+                else:  # a process scanned the records, the job files, or both
+                    listings = [job_files for _, job_files, _ in parts]
+                    return (
+                        [name for records, _, _ in parts for name in records],
+                        None if None in listings else [name for listing in listings for name in listing or ()],
+                        [name for _, _, jobs in parts for name in jobs],
+                    )
         return edit_scan.scan(os.fspath(self.records_dir), os.fspath(self.jobs_dir), written, self._listed())
 
     def _listed(self) -> int | None:

@@ -113,11 +113,14 @@ def test_reading_an_index_leaves_the_garbage_collector_as_it_found_it(content):
     gc.enable()
 
 
-@pytest.fixture(params=["in this process", "in a process of its own"])
+@pytest.fixture(params=["in this process", "in one process of its own", "in a process for each folder"])
 def edit_scan_where(request, monkeypatch):
-    """The hand-edit scan done here, or (as on a run of over 3,000 stacks) beside the command."""
-    if request.param == "in a process of its own":
+    """The hand-edit scan done here, or (as on a run of over 3,000 stacks) beside the command: in one
+    process on two cores, in one for the records and one for the job files on more."""
+    if request.param != "in this process":
         monkeypatch.setattr("quark_cli.index_edits.SCAN_APART_BYTES", 0)
+        cores = 2 if request.param == "in one process of its own" else 4
+        monkeypatch.setattr("quark_cli.index_edits._cores", lambda: cores)
     return request.param
 
 
