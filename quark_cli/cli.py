@@ -17,6 +17,7 @@ import typer
 from quark_cli import __version__, cli_guard, interrupts
 from quark_cli.cli_collect import collect_each
 from quark_cli.cli_guard import (
+    explain,
     fail,
     guarded,
     hoist_global_flags,
@@ -26,6 +27,8 @@ from quark_cli.cli_guard import (
     shown,
 )
 from quark_cli.cli_output import (
+    STDERR_NAME,
+    STDOUT_NAME,
     OutputClosed,
     err,
     out,
@@ -58,7 +61,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"quark-cli {__version__}")
+        out.print(f"quark-cli {__version__}", markup=False)
         raise typer.Exit()
 
 
@@ -514,6 +517,13 @@ def main() -> None:
     except OutputClosed:  # printed outside a command's guard (``quark modules | head -1``)
         silence_stdout()
         sys.exit(EXIT_OUTPUT_CLOSED)
+    except OSError as error:  # the same for a full disk behind ``> out.txt``: one line, exit 74
+        if error.filename not in (STDOUT_NAME, STDERR_NAME):
+            raise
+        message, code = explain(error)
+        with suppress(OSError):
+            err.print(message, markup=False)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,29 @@ class OutputClosed(Exception):
     """Whoever read stdout went away (``quark status | head``)."""
 
 
+#: The file an OSError of a write to stdout or stderr names (a full disk behind ``> out.txt``).
+STDOUT_NAME = "standard output"
+STDERR_NAME = "standard error"
+
+
+def output_failed(error: OSError, stderr: bool = False) -> OSError:
+    """``error``, raised writing to stdout (or ``stderr``), naming that stream as its file: the
+    message then says where the write failed (exit 74), not "a file of the run". The stream writes
+    nothing more (what its buffer kept would fail again in Python's flush at exit, exit 120)."""
+    if error.filename is None:
+        error.filename = STDERR_NAME if stderr else STDOUT_NAME
+    _silence(sys.stderr if stderr else sys.stdout)
+    return error
+
+
 def silence_stdout() -> None:
     """After its reader went away, nothing more goes to stdout (not even Python's flush at exit)."""
-    with suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _silence(sys.stdout)
+
+
+def _silence(stream: Any) -> None:
+    with suppress(AttributeError, OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def output_closed() -> None:
@@ -68,7 +87,16 @@ class LazyConsole:
         return getattr(self.console, name)
 
     def print(self, *objects: Any, **options: Any) -> None:
-        """``Console.print``; a reader of stdout that went away raises ``OutputClosed``."""
+        """``Console.print``; a reader of stdout that went away raises ``OutputClosed``, any other
+        failed write an OSError naming the stream (``output_failed``)."""
+        try:
+            self._print(objects, options)
+        except BrokenPipeError:  # from the line written here: rich's own writes answer it themselves
+            self.console.on_broken_pipe()
+        except OSError as error:
+            raise output_failed(error, self._stderr) from None
+
+    def _print(self, objects: tuple[Any, ...], options: dict[str, Any]) -> None:
         line = objects[0] if len(objects) == 1 else None
         as_is = all(value in _AS_IS.get(name, ()) for name, value in options.items())
         stream = sys.stderr if self._stderr else sys.stdout
@@ -82,11 +110,8 @@ class LazyConsole:
         ):
             self.console.print(*objects, **options)
             return
-        try:
-            stream.write(line + "\n")
-            stream.flush()
-        except BrokenPipeError:
-            self.console.on_broken_pipe()
+        stream.write(line + "\n")
+        stream.flush()
 
 
 out = LazyConsole(stderr=False)
@@ -306,8 +331,13 @@ def write_out(text: str) -> None:
         sys.stdout.flush()
         return
     view = memoryview(text.encode(sys.stdout.encoding or "utf-8", errors="backslashreplace"))
-    while view:
-        view = view[os.write(descriptor, view) :]
+    try:
+        while view:
+            view = view[os.write(descriptor, view) :]
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise output_failed(error) from None
 
 
 def json_document(document: Any) -> str:

@@ -3,6 +3,7 @@ on stderr: not a traceback, not exit 70."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_async_engine import TWO_ITEMS_ASYNC, _config
+from toy_modules import SERVICE_FILE, finish_job
 
 TESTS = Path(__file__).resolve().parent
 
@@ -67,3 +69,57 @@ def test_a_reader_that_leaves_in_the_middle_of_a_large_document_is_exit_141(quar
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=60) == 141, stderr
     assert stderr == ""
+
+
+FULL = "/dev/full"  # every write fails with ENOSPC, as a full disk behind ``> out.txt`` does
+NO_SPACE = "error: standard output: no space left on its file system"
+
+
+def _quark_into_full_disk(*arguments: str, stderr_full: bool = False) -> tuple[int, str]:
+    """``quark ARGUMENTS > /dev/full`` (and ``2> /dev/full`` with ``stderr_full``): exit code and stderr."""
+    with open(FULL, "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "quark_cli.cli", *arguments],
+            stdout=full,
+            stderr=full if stderr_full else subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(TESTS)},
+            timeout=120,
+        )
+    return done.returncode, "" if stderr_full else done.stderr.decode()
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="no /dev/full")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["--version"],
+        ["--help"],
+        ["status", "--help"],
+        ["modules"],
+        ["validate", "CONFIG"],
+        ["status", "RUN"],
+        ["status", "RUN", "--json"],
+        ["report", "RUN"],
+        ["runs", "DIR"],
+    ],
+)
+def test_a_full_disk_behind_stdout_is_one_line_naming_it_and_exit_74(quark, write_config, tmp_path, command):
+    config = _config(write_config, TWO_ITEMS_ASYNC)
+    run = tmp_path / "run"
+    assert quark("submit", config, "-o", run).exit_code == 3
+    given = {"CONFIG": str(config), "RUN": str(run), "DIR": str(tmp_path)}
+    code, stderr = _quark_into_full_disk(*(given.get(part, part) for part in command))
+    assert code == 74, stderr
+    assert stderr.startswith(NO_SPACE) and stderr.count("\n") == 1, stderr
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="no /dev/full")
+def test_a_submit_and_a_collect_that_cannot_print_their_summary_keep_their_work(quark, write_config, tmp_path):
+    run = tmp_path / "run"
+    code, stderr = _quark_into_full_disk("submit", str(_config(write_config, TWO_ITEMS_ASYNC)), "-o", str(run))
+    assert code == 74 and stderr.startswith(NO_SPACE), stderr
+    assert json.loads(quark("status", run, "--json").stdout)["stack_totals"]["INTERRUPTED"] == 4
+    for path in run.glob(f"jobs/*/{SERVICE_FILE}"):
+        finish_job(path.parent)
+    assert _quark_into_full_disk("collect", str(run), stderr_full=True) == (74, ""), "stderr full too: no hang"
+    assert json.loads(quark("status", run, "--json").stdout)["stack_totals"]["FINISHED"] == 4
