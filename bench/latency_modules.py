@@ -29,17 +29,23 @@ DONE_LIST = "bench-service-done.txt"
 
 
 def finish_all(run_dir: Path, limit: int | None = None) -> int:
-    """Play the service: every job of the run (the first ``limit`` in key order) is done now.
+    """Play the service: every job of the run not done yet (the first ``limit`` of those, in key
+    order) is done now.
 
     Each job's own file says DONE, and its key is added to the service's list of finished jobs,
-    which ``BatchLatencyJobManager.get_statuses`` reads. Returns how many.
+    which ``BatchLatencyJobManager.get_statuses`` reads. Returns how many were done now.
     """
-    paths = sorted(Path(run_dir).glob(f"jobs/*/{STATE}"))[:limit]
-    for path in paths:
-        path.write_text(json.dumps({**json.loads(path.read_text()), "state": "DONE"}))
+    done = []
+    for path in sorted(Path(run_dir).glob(f"jobs/*/{STATE}")):
+        if limit is not None and len(done) == limit:
+            break
+        state = json.loads(path.read_text())
+        if state.get("state") != "DONE":
+            path.write_text(json.dumps({**state, "state": "DONE"}))
+            done.append(path)
     with open(Path(run_dir) / DONE_LIST, "a", encoding="utf-8") as listing:
-        listing.writelines(f"{path.parent.name}\n" for path in paths)
-    return len(paths)
+        listing.writelines(f"{path.parent.name}\n" for path in done)
+    return len(done)
 
 
 class LatencyJobManager(AsyncJobManager):
