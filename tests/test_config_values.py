@@ -270,3 +270,20 @@ def test_a_run_made_before_the_yaml_1_2_rules_keeps_its_values(quark, write_conf
     collected = quark("collect", run)
     assert collected.exit_code == 0, collected.stderr
     assert "changed since the run was made" not in collected.stderr
+
+
+@pytest.mark.parametrize(
+    ("last", "problem"),
+    [(2, None), (True, "`true` is not a number"), ("x", "'x' is not a number"), ([1.0], "[1.0] is not a number")],
+)
+def test_a_long_sweep_is_checked_value_by_value_up_to_its_last(quark, write_config, last, problem):
+    """A sweep of 3,000 numbers: each is as written in the backlog, or the one that is not a number
+    is refused, quoted (a whole number for a number is taken, true is not)."""
+    sweep = [0.5 * (i + 1) for i in range(2999)] + [last]
+    config = write_config(f"application:\n  module: toy_modules:Sleepy\n  config: {{seconds: {json.dumps(sweep)}}}\n")
+    if problem is None:
+        assert [item.levels[0].config["seconds"] for item in load_config(config).backlog] == sweep
+        return
+    result = quark("validate", config)
+    assert result.exit_code == 2
+    assert f"application.config.seconds: {problem}; give a number" in result.stderr, result.stderr
