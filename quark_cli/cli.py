@@ -11,6 +11,7 @@ import os
 import sys
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -128,7 +129,7 @@ def run(
             failfast=failfast,
         )
     print_warnings(outcome.warnings)
-    shown(print_results, outcome, as_json)
+    shown(_print_for_run, outcome, print_results, outcome, as_json)
     stopped = outcome.summary.stopped_at
     if stopped:
         left = int(outcome.run.read_run().get("stacks", 0)) - len(outcome.summary.stacks)
@@ -169,7 +170,7 @@ def submit(
         )
     print_warnings(outcome.warnings)
     summary = outcome.summary
-    out.print(str(outcome.run.path))
+    _print_for_run(outcome, out.print, str(outcome.run.path))
     err.print(
         f"{len(summary.stacks)} stacks: {summary.count('FINISHED')} finished, "
         f"{summary.count('INTERRUPTED')} waiting for jobs, {summary.count('FAILED')} failed"
@@ -471,6 +472,20 @@ def modules(
             bounds = f"; {range_text(option)}" if range_text(option) else ""
             text = f"  {name}: default {option.get('default')!r}; values {values}{custom}{bounds}."
             out.print(f"{text} {option.get('description', '')}", markup=False)
+
+
+def _print_for_run(outcome, function, *args: Any) -> None:
+    """``function(*args)``, printing what ``run`` or ``submit`` made: a failed write to stdout or
+    stderr ends the command with its line saying where the run is (its output is all that was lost)."""
+    try:
+        function(*args)
+    except OSError as error:
+        if error.filename not in (STDOUT_NAME, STDERR_NAME):
+            raise
+        message, code = explain(error)
+        with suppress(OSError):
+            err.print(f"{message}; the run is {outcome.run.path}", markup=False)
+        raise typer.Exit(code) from None
 
 
 def print_results(outcome, as_json: bool) -> None:

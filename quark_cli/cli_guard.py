@@ -7,12 +7,20 @@ import os
 import signal
 import sys
 import traceback
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stdout, suppress
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from quark_cli.cli_output import OutputClosed, err, json_document, silence_stdout, write_out
+from quark_cli.cli_output import (
+    STDERR_NAME,
+    STDOUT_NAME,
+    OutputClosed,
+    err,
+    json_document,
+    silence_stdout,
+    write_out,
+)
 from quark_cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -77,6 +85,11 @@ def explain(error: BaseException) -> tuple[str, int]:
         traceback.print_exception(error, file=sys.stderr)
     if isinstance(error, QuarkError):
         return f"error: {error}", error.exit_code
+    if isinstance(error, OSError) and error.filename in (STDOUT_NAME, STDERR_NAME):  # ``output_failed``'s
+        reason = error.strerror or f"errno {error.errno}"
+        return f"error: {error.filename}: {reason[:1].lower()}{reason[1:]}: the output is lost, not the work", (
+            EXIT_OS_ERROR
+        )
     described = describe_os_error(error)
     if described:
         return f"error: {described}", EXIT_OS_ERROR
@@ -88,7 +101,8 @@ def explain(error: BaseException) -> tuple[str, int]:
 
 def fail(error: BaseException) -> None:
     message, code = explain(error)
-    err.print(message, markup=False)
+    with suppress(OSError):  # stderr itself failed (``2> /dev/full``): the exit code still tells
+        err.print(message, markup=False)
     raise typer.Exit(code)
 
 

@@ -72,7 +72,7 @@ def test_a_reader_that_leaves_in_the_middle_of_a_large_document_is_exit_141(quar
 
 
 FULL = "/dev/full"  # every write fails with ENOSPC, as a full disk behind ``> out.txt`` does
-NO_SPACE = "error: standard output: no space left on its file system"
+NO_SPACE = "error: standard output: no space left on device: the output is lost, not the work"
 
 
 def _quark_into_full_disk(*arguments: str, stderr_full: bool = False) -> tuple[int, str]:
@@ -117,9 +117,26 @@ def test_a_full_disk_behind_stdout_is_one_line_naming_it_and_exit_74(quark, writ
 def test_a_submit_and_a_collect_that_cannot_print_their_summary_keep_their_work(quark, write_config, tmp_path):
     run = tmp_path / "run"
     code, stderr = _quark_into_full_disk("submit", str(_config(write_config, TWO_ITEMS_ASYNC)), "-o", str(run))
-    assert code == 74 and stderr.startswith(NO_SPACE), stderr
+    assert code == 74 and stderr.startswith(f"{NO_SPACE}; the run is {run}\n"), "its path is said where it can be"
     assert json.loads(quark("status", run, "--json").stdout)["stack_totals"]["INTERRUPTED"] == 4
     for path in run.glob(f"jobs/*/{SERVICE_FILE}"):
         finish_job(path.parent)
     assert _quark_into_full_disk("collect", str(run), stderr_full=True) == (74, ""), "stderr full too: no hang"
     assert json.loads(quark("status", run, "--json").stdout)["stack_totals"]["FINISHED"] == 4
+
+
+def test_any_failed_write_to_stdout_is_exit_74_and_a_message_that_cannot_be_written_keeps_its_code(write_config):
+    """stdout open read-only (EBADF, an errno no file of a run meets) is not "a bug in quark-cli";
+    an error whose line cannot be written to a full stderr still exits with its own code."""
+    config = _config(write_config, TWO_ITEMS_ASYNC)
+    with open(config) as read_only:
+        done = subprocess.run(
+            [sys.executable, "-m", "quark_cli.cli", "validate", str(config)],
+            stdout=read_only,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(TESTS)},
+        )
+    assert done.returncode == 74
+    assert done.stderr.decode() == "error: standard output: bad file descriptor: the output is lost, not the work\n"
+    code, _ = _quark_into_full_disk("status", str(config.parent / "no-such-run"), stderr_full=True)
+    assert code == 2
