@@ -10,8 +10,8 @@ under ``/usr/bin/time -v`` (wall clock and peak resident memory), the disk settl
 
 1. ``quark submit`` (exit 3: every stack waits on its job);
 2. ``quark status RUN`` and ``quark status RUN --json``, five times each (the median is the figure);
-3. five times: 100 more jobs done, then ``quark collect RUN`` (the usual cron pass: a few ready,
-   most waiting; the median is the figure);
+3. five times (once at 1,000 stacks: ``collect_rounds``): 100 more jobs done, then ``quark collect
+   RUN`` (the usual cron pass: a few ready, most waiting; the median is the figure);
 4. every job done, then ``quark collect RUN``;
 5. ``quark report RUN`` (the plain table, stdout to a file).
 
@@ -74,6 +74,13 @@ def timed_quark(*args: Any, expect: int, stdout: Any = subprocess.PIPE) -> dict[
     return {"wall_s": round(seconds, 2), "peak_mb": peak_mb, "exit": done.returncode, "out": done.stdout}
 
 
+def collect_rounds(stacks: int) -> int:
+    """How many collects with READY ready to time at ``stacks`` stacks: ROUNDS while they finish at
+    most a tenth of the stacks (the full collect after them then collects about nine tenths or more
+    at every size, and its growth from one size to the next stays a measure of linearity)."""
+    return max(1, min(ROUNDS, stacks // (10 * READY)))
+
+
 def median_of(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """One cell for repeated runs of a command: the median wall time, the largest peak, each run's
     wall time (``samples``) and the last one's output."""
@@ -118,11 +125,11 @@ def measure(stacks: int, tmp: Path) -> dict[str, dict[str, Any]]:
     totals = json.loads(cells["status --json"]["out"])["stack_totals"]
     expect_totals(totals, "after submit", total=stacks, INTERRUPTED=stacks)
     collects = []
-    for _ in range(ROUNDS):  # cron's passes: each finds the next READY jobs done
+    for _ in range(collect_rounds(stacks)):  # cron's passes: each finds the next READY jobs done
         assert finish_all(run, READY) == READY
         collects.append(timed_quark("collect", run, expect=3))
     cells[f"collect, {READY} ready"] = median_of(collects)
-    ready = READY * ROUNDS
+    ready = READY * len(collects)
     expect_totals(stack_totals(run), f"after collects with {READY} ready", FINISHED=ready, INTERRUPTED=stacks - ready)
     assert finish_all(run) == stacks - ready
     cells["collect, all ready"] = timed_quark("collect", run, expect=0)
