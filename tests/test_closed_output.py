@@ -140,3 +140,25 @@ def test_any_failed_write_to_stdout_is_exit_74_and_a_message_that_cannot_be_writ
     assert done.stderr.decode() == "error: standard output: bad file descriptor: the output is lost, not the work\n"
     code, _ = _quark_into_full_disk("status", str(config.parent / "no-such-run"), stderr_full=True)
     assert code == 2
+
+
+@pytest.mark.skipif(not os.path.exists(FULL), reason="no /dev/full")
+def test_a_sweep_whose_error_lines_cannot_be_written_still_collects_every_run(quark, write_config, tmp_path):
+    """``quark collect --all ROOT 2>/dev/full`` from cron: a damaged run's line is lost, not the next run."""
+    root = tmp_path / "runs"
+    config = _config(write_config, TWO_ITEMS_ASYNC)
+    for name in ("a-damaged", "b-good"):
+        assert quark("submit", config, "-o", root / name).exit_code == 3
+    (root / "a-damaged" / "run.json").write_text("{not json")
+    for path in (root / "b-good").glob(f"jobs/*/{SERVICE_FILE}"):
+        finish_job(path.parent)
+    with open(FULL, "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "quark_cli.cli", "collect", "--all", str(root)],
+            stdout=subprocess.PIPE,
+            stderr=full,
+            env={**os.environ, "PYTHONPATH": str(TESTS)},
+            timeout=120,
+        )
+    assert done.returncode == 2, "the damaged run's code, though its line could not be written"
+    assert json.loads(quark("status", root / "b-good", "--json").stdout)["stack_totals"]["FINISHED"] == 4
