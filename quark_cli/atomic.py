@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from quark_cli.disk import fsync_dir, private_dirs
+from quark_cli.errors import NotRegularFileError
 from quark_cli.plain import finite
 
 __all__ = ["fsync_dir", "private_dirs"]  # with the writes here, as backends import them
@@ -154,8 +156,20 @@ def atomic_write_shared(path: Path, data: bytes) -> None:
     """``atomic_write_bytes`` for a file meant for people (a report to mail), not run state.
 
     Its missing folders and the file itself get the user's usual permissions (what the umask
-    leaves of 0777 / 0666), not user-only. Raises OSError as ``atomic_write_bytes`` does.
+    leaves of 0777 / 0666), not user-only. A symbolic link is written through (the file it names
+    is replaced, as ``>`` would write it), never replaced itself. Raises OSError as
+    ``atomic_write_bytes`` does; NotRegularFileError for a device, FIFO or socket there (replaced,
+    ``-o /dev/full`` made the system's device a plain file) and IsADirectoryError for a folder.
     """
+    try:
+        kind = os.stat(path).st_mode  # through a link: what it names
+    except FileNotFoundError:
+        kind = None
+    if kind is not None and stat.S_ISDIR(kind):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if kind is not None and not stat.S_ISREG(kind):
+        raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
+    path = Path(os.path.realpath(path))
     umask = os.umask(0o022)
     os.umask(umask)
     path.parent.mkdir(parents=True, exist_ok=True)

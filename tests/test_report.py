@@ -278,3 +278,24 @@ def test_jobs_still_waiting_are_drawn_hatched_up_to_now(quark, write_config, tmp
     assert legend[1].startswith("hatched: still pending at ") and legend[1].endswith("\n(drawn up to then)")
     assert len(legend) == 2
     assert "SUBMITTED" in [t.get_text() for t in axis.texts][0]
+
+
+def test_a_report_written_with_o_goes_through_a_link_and_never_replaces_what_is_not_a_file(quark, noisy_run, tmp_path):
+    """``-o`` at a link writes the file it names; at a FIFO (a device alike: ``-o /dev/full`` made the
+    system's device a plain file) or a folder it is refused, exit 2, and left as it was."""
+    import os
+    import stat
+
+    real, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    real.write_text("old")
+    link.symlink_to(real.name)
+    assert quark("report", noisy_run, "--format", "csv", "-o", link).exit_code == 0
+    assert link.is_symlink() and real.read_text().startswith("stack,")
+
+    fifo, folder = tmp_path / "fifo", tmp_path / "folder"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    for target, what in ((fifo, "is a FIFO, socket or device, not a file"), (folder, "is a folder, not a file")):
+        refused = quark("report", noisy_run, "--format", "csv", "-o", target)
+        assert refused.exit_code == 2 and refused.stderr == f"error: {target}: {what}; check the path\n"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and folder.is_dir() and not any(folder.iterdir())
