@@ -28,7 +28,6 @@ from quark_cli.cli_guard import (
     shown,
 )
 from quark_cli.cli_output import (
-    STDERR_NAME,
     STDOUT_NAME,
     OutputClosed,
     err,
@@ -475,16 +474,15 @@ def modules(
 
 
 def _print_for_run(outcome, function, *args: Any) -> None:
-    """``function(*args)``, printing what ``run`` or ``submit`` made: a failed write to stdout or
-    stderr ends the command with its line saying where the run is (its output is all that was lost)."""
+    """``function(*args)``, printing what ``run`` or ``submit`` made: a failed write to stdout ends
+    the command with its line saying where the run is (its output is all that was lost)."""
     try:
         function(*args)
     except OSError as error:
-        if error.filename not in (STDOUT_NAME, STDERR_NAME):
+        if error.filename != STDOUT_NAME:
             raise
         message, code = explain(error)
-        with suppress(OSError):
-            err.print(f"{message}; the run is {outcome.run.path}", markup=False)
+        err.print(f"{message}; the run is {outcome.run.path}", markup=False)
         raise typer.Exit(code) from None
 
 
@@ -532,12 +530,11 @@ def main() -> None:
     except OutputClosed:  # printed outside a command's guard (``quark modules | head -1``)
         silence_stdout()
         sys.exit(EXIT_OUTPUT_CLOSED)
-    except OSError as error:  # the same for a full disk behind ``> out.txt``: one line, exit 74
-        if error.filename not in (STDOUT_NAME, STDERR_NAME):
+    except OSError as error:  # stdout on a full disk (``> out.txt``): one line, exit 74
+        if error.filename != STDOUT_NAME:
             raise
         message, code = explain(error)
-        with suppress(OSError):
-            err.print(message, markup=False)
+        err.print(message, markup=False)
         sys.exit(code)
 
 

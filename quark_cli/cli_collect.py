@@ -4,7 +4,6 @@ fault reported and the others collected all the same; the exit code is the worst
 from __future__ import annotations
 
 import os
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from quark_cli.cli_guard import (
     shown,
     stopped,
 )
-from quark_cli.cli_output import STDERR_NAME, STDOUT_NAME, collect_report, err, print_collect
+from quark_cli.cli_output import STDOUT_NAME, collect_report, err, print_collect
 from quark_cli.errors import EXIT_LOCKED, EXIT_PENDING, QuarkError
 
 
@@ -49,12 +48,11 @@ def collect_each(paths: list[Path], sweep: bool, quiet: bool, as_json: bool, wai
                     err.print(f"skipped: {message.removeprefix('error: ')}", markup=False)
             else:
                 prefix, _, described = message.partition(": ")
-                # a QuarkError names its run, a failed write to stdout or stderr none
-                named = isinstance(error, QuarkError) or getattr(error, "filename", None) in (STDOUT_NAME, STDERR_NAME)
+                # a QuarkError names its run, a failed write to stdout none
+                named = isinstance(error, QuarkError) or getattr(error, "filename", None) == STDOUT_NAME
                 if not named and not described.startswith((f"{path}{os.sep}", f"{path}:")):
                     message = f"{prefix}: {path}: {described}"  # which run, of several
-                with suppress(OSError):  # stderr failed (full): the other runs are collected all the same
-                    err.print(message, markup=False)
+                err.print(message, markup=False)
             codes.append(code)
             reports.append(
                 {"schema_version": 1, "run_dir": str(path), "skipped": skipped, "error": message, "exit_code": code}

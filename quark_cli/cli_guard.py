@@ -7,13 +7,12 @@ import os
 import signal
 import sys
 import traceback
-from contextlib import contextmanager, redirect_stdout, suppress
+from contextlib import contextmanager, redirect_stdout
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from quark_cli.cli_output import (
-    STDERR_NAME,
     STDOUT_NAME,
     OutputClosed,
     err,
@@ -85,7 +84,7 @@ def explain(error: BaseException) -> tuple[str, int]:
         traceback.print_exception(error, file=sys.stderr)
     if isinstance(error, QuarkError):
         return f"error: {error}", error.exit_code
-    if isinstance(error, OSError) and error.filename in (STDOUT_NAME, STDERR_NAME):  # ``output_failed``'s
+    if isinstance(error, OSError) and error.filename == STDOUT_NAME:  # ``output_failed``'s
         reason = error.strerror or f"errno {error.errno}"
         return f"error: {error.filename}: {reason[:1].lower()}{reason[1:]}: the output is lost, not the work", (
             EXIT_OS_ERROR
@@ -101,8 +100,7 @@ def explain(error: BaseException) -> tuple[str, int]:
 
 def fail(error: BaseException) -> None:
     message, code = explain(error)
-    with suppress(OSError):  # stderr itself failed (``2> /dev/full``): the exit code still tells
-        err.print(message, markup=False)
+    err.print(message, markup=False)  # as far as stderr can be written: the exit code still tells
     raise typer.Exit(code)
 
 

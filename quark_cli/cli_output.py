@@ -21,18 +21,17 @@ class OutputClosed(Exception):
     """Whoever read stdout went away (``quark status | head``)."""
 
 
-#: The file an OSError of a write to stdout or stderr names (a full disk behind ``> out.txt``).
+#: The file an OSError of a write to stdout names (a full disk behind ``> out.txt``).
 STDOUT_NAME = "standard output"
-STDERR_NAME = "standard error"
 
 
-def output_failed(error: OSError, stderr: bool = False) -> OSError:
-    """``error``, raised writing to stdout (or ``stderr``), naming that stream as its file: the
-    message then says where the write failed (exit 74), not "a file of the run". The stream writes
-    nothing more (what its buffer kept would fail again in Python's flush at exit, exit 120)."""
+def output_failed(error: OSError) -> OSError:
+    """``error``, raised writing to stdout, naming it as its file: the message then says where the
+    write failed (exit 74), not "a file of the run". stdout writes nothing more (what its buffer
+    kept would fail again in Python's flush at exit, exit 120)."""
     if error.filename is None:
-        error.filename = STDERR_NAME if stderr else STDOUT_NAME
-    _silence(sys.stderr if stderr else sys.stdout)
+        error.filename = STDOUT_NAME
+    _silence(sys.stdout)
     return error
 
 
@@ -50,6 +49,42 @@ def output_closed() -> None:
     """Rich's answer to a closed stdout (its own raises SystemExit(1), which would read as our bug)."""
     silence_stdout()
     raise OutputClosed
+
+
+class _StderrBestEffort:
+    """``sys.stderr`` as quark's messages, progress display and log lines are written to it: none
+    of them is worth a command stopped half-way, so a write that fails (its reader went away, a
+    full disk) silences stderr for the rest of the command, which goes on; its exit code still
+    tells how it ended. Writes go to the stream under a live display's stand-in (``FileProxy``,
+    which would hand them back to the console)."""
+
+    @staticmethod
+    def _stream() -> Any:
+        stream = sys.stderr
+        return getattr(stream, "rich_proxied_file", stream)
+
+    def write(self, text: str) -> int:
+        stream = self._stream()
+        if stream is None:  # started with stderr closed (``2>&-``)
+            return len(text)
+        try:
+            return stream.write(text)
+        except OSError:
+            _silence(stream)
+            return len(text)
+
+    def flush(self) -> None:
+        stream = self._stream()
+        try:
+            if stream is not None:
+                stream.flush()
+        except OSError:
+            _silence(stream)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "rich_proxied_file":  # rich would write around this object
+            raise AttributeError(name)
+        return getattr(self._stream(), name)
 
 
 #: ``print`` options under which rich prints one line of plain text exactly as it is.
@@ -77,7 +112,13 @@ class LazyConsole:
         if self._console is None:
             from rich.console import Console
 
-            console = Console(stderr=self._stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+            console = Console(
+                file=_StderrBestEffort() if self._stderr else None,
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+                emoji=False,
+            )
             if not self._stderr:
                 console.on_broken_pipe = output_closed
             self._console = console
@@ -88,13 +129,17 @@ class LazyConsole:
 
     def print(self, *objects: Any, **options: Any) -> None:
         """``Console.print``; a reader of stdout that went away raises ``OutputClosed``, any other
-        failed write an OSError naming the stream (``output_failed``)."""
+        failed write to stdout an OSError naming it (``output_failed``); stderr is written as far
+        as it can be (``_StderrBestEffort``)."""
         try:
             self._print(objects, options)
-        except BrokenPipeError:  # from the line written here: rich's own writes answer it themselves
-            self.console.on_broken_pipe()
-        except OSError as error:
-            raise output_failed(error, self._stderr) from None
+        except OSError as error:  # of the line written here: the console's own writes answer for themselves
+            if self._stderr:
+                _silence(sys.stderr)
+            elif isinstance(error, BrokenPipeError):
+                self.console.on_broken_pipe()
+            else:
+                raise output_failed(error) from None
 
     def _print(self, objects: tuple[Any, ...], options: dict[str, Any]) -> None:
         line = objects[0] if len(objects) == 1 else None

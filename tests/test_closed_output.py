@@ -162,3 +162,30 @@ def test_a_sweep_whose_error_lines_cannot_be_written_still_collects_every_run(qu
         )
     assert done.returncode == 2, "the damaged run's code, though its line could not be written"
     assert json.loads(quark("status", root / "b-good", "--json").stdout)["stack_totals"]["FINISHED"] == 4
+
+
+@pytest.mark.parametrize("stderr_gone", ["full", "reader left"])
+def test_a_stderr_that_cannot_be_written_never_stops_a_collect_half_way(quark, write_config, tmp_path, stderr_gone):
+    """Progress, log lines and messages are given up, not the work: ``quark -v collect --wait RUN
+    2>&1 >log | head -c 10`` was exit 70 with the run half collected (rich's own answer to the
+    closed pipe), ``2>/dev/full`` exit 74 before anything was collected."""
+    if stderr_gone == "full" and not os.path.exists(FULL):
+        pytest.skip("no /dev/full")
+    run = tmp_path / "run"
+    assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", run).exit_code == 3
+    for path in run.glob(f"jobs/*/{SERVICE_FILE}"):
+        finish_job(path.parent)
+    command = [sys.executable, "-m", "quark_cli.cli", "-v", "collect", "--wait", str(run)]
+    environment = {**os.environ, "PYTHONPATH": str(TESTS)}
+    if stderr_gone == "full":
+        with open(FULL, "w") as full:
+            code = subprocess.run(
+                command, stdout=subprocess.DEVNULL, stderr=full, env=environment, timeout=120
+            ).returncode
+    else:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
+        assert process.stderr.read(1)  # the first byte of the log, then the reader goes
+        process.stderr.close()
+        code = process.wait(timeout=120)
+    assert code == 0
+    assert json.loads(quark("status", run, "--json").stdout)["stack_totals"]["FINISHED"] == 4
