@@ -17,8 +17,8 @@ from quark_cli.cli_guard import (
     shown,
     stopped,
 )
-from quark_cli.cli_output import STDOUT_NAME, collect_report, err, print_collect
-from quark_cli.errors import EXIT_LOCKED, EXIT_PENDING, QuarkError
+from quark_cli.cli_output import STDOUT_NAME, OutputClosed, collect_report, err, print_collect, silence_stdout
+from quark_cli.errors import EXIT_LOCKED, EXIT_OUTPUT_CLOSED, EXIT_PENDING, QuarkError
 
 
 def collect_each(paths: list[Path], sweep: bool, quiet: bool, as_json: bool, wait: bool, **options: Any) -> int:
@@ -26,12 +26,13 @@ def collect_each(paths: list[Path], sweep: bool, quiet: bool, as_json: bool, wai
 
     With ``sweep`` (several runs, or ``--all``) a run locked by another quark is skipped with a line,
     counted as pending: the next cron pass collects it. Prints each run's summary, or with
-    ``as_json`` one list of them.
+    ``as_json`` one list of them; a stdout lost on the way stops the printing, not the collecting.
     """
     from quark_cli import runs
 
     codes = []
     reports = []
+    output_lost: int | None = None
     for path in paths:
         try:
             with interrupts.caught(), progress_display(quiet or not wait, f"collect {Path(path).name}") as progress:
@@ -60,8 +61,33 @@ def collect_each(paths: list[Path], sweep: bool, quiet: bool, as_json: bool, wai
             continue
         codes.append(outcome.exit_code)
         reports.append(collect_report(outcome))
-        if not as_json:
-            shown(print_collect, outcome, quiet)
+        if not as_json and output_lost is None:
+            output_lost = _printed(outcome, quiet)
     if as_json:
         print_json(reports)
-    return combine_exit_codes(codes)
+    if output_lost == EXIT_OUTPUT_CLOSED:
+        return output_lost
+    return combine_exit_codes(codes if output_lost is None else [*codes, output_lost])
+
+
+def _printed(outcome: Any, quiet: bool) -> int | None:
+    """Print one run's collect (``print_collect``, any other fault one line as ``shown`` makes it);
+    None, or the exit code of stdout lost on the way (141 its reader went away, 74 a failed write,
+    said on stderr): the next runs are collected all the same, and not printed."""
+    lost: list[int] = []
+
+    def attempt() -> None:
+        try:
+            print_collect(outcome, quiet)
+        except (OutputClosed, BrokenPipeError):
+            silence_stdout()
+            lost.append(EXIT_OUTPUT_CLOSED)
+        except OSError as error:
+            if error.filename != STDOUT_NAME:
+                raise
+            message, code = explain(error)
+            err.print(message, markup=False)
+            lost.append(code)
+
+    shown(attempt)
+    return lost[0] if lost else None

@@ -189,3 +189,27 @@ def test_a_stderr_that_cannot_be_written_never_stops_a_collect_half_way(quark, w
         code = process.wait(timeout=120)
     assert code == 0
     assert json.loads(quark("status", run, "--json").stdout)["stack_totals"]["FINISHED"] == 4
+
+
+@pytest.mark.parametrize("stdout_gone", ["full", "reader left"])
+def test_a_sweep_whose_stdout_is_lost_still_collects_every_run(quark, write_config, tmp_path, stdout_gone):
+    """``quark collect --all ROOT > /dev/full`` (or ``| true``) stopped after the first run's line."""
+    if stdout_gone == "full" and not os.path.exists(FULL):
+        pytest.skip("no /dev/full")
+    root = tmp_path / "runs"
+    for name in ("a", "b", "c"):
+        assert quark("submit", _config(write_config, TWO_ITEMS_ASYNC), "-o", root / name).exit_code == 3
+        for path in (root / name).glob(f"jobs/*/{SERVICE_FILE}"):
+            finish_job(path.parent)
+    command = [sys.executable, "-m", "quark_cli.cli", "collect", "--all", str(root)]
+    environment = {**os.environ, "PYTHONPATH": str(TESTS)}
+    if stdout_gone == "full":
+        with open(FULL, "w") as full:
+            done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, env=environment, timeout=120)
+        assert (done.returncode, done.stderr.decode()) == (74, NO_SPACE + "\n")
+    else:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+        process.stdout.close()
+        assert process.wait(timeout=120) == 141 and process.stderr.read() == b""
+    for name in ("a", "b", "c"):
+        assert json.loads(quark("status", root / name, "--json").stdout)["stack_totals"]["FINISHED"] == 4, name
