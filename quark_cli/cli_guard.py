@@ -86,9 +86,8 @@ def explain(error: BaseException) -> tuple[str, int]:
         return f"error: {error}", error.exit_code
     if isinstance(error, OSError) and error.filename == STDOUT_NAME:  # ``output_failed``'s
         reason = error.strerror or f"errno {error.errno}"
-        return f"error: {error.filename}: {reason[:1].lower()}{reason[1:]}: the output is lost, not the work", (
-            EXIT_OS_ERROR
-        )
+        reason = reason[:1].lower() + reason[1:]
+        return f"error: {error.filename}: {reason}: the output is lost, not the work", EXIT_OS_ERROR
     described = describe_os_error(error)
     if described:
         return f"error: {described}", EXIT_OS_ERROR
