@@ -219,7 +219,7 @@ def test_names_too_long_for_a_file_are_shortened_the_same_way_every_time(quark, 
     ("command", "where", "why"),
     [
         (("submit", "CONFIG", "-o", "FILE/run"), "FILE/run", "a part of its path is a file, not a folder"),
-        (("report", "RUN", "-f", "csv", "-o", "FILE/report.csv"), "FILE", "already exists and is not a folder"),
+        (("report", "RUN", "-f", "csv", "-o", "FILE/report.csv"), "FILE/report.csv", "a part of its path is a file"),
         (("report", "RUN", "-f", "markdown", "-o", "DIR"), "DIR", "is a folder, not a file; check the path"),
         (("report", "RUN", "-f", "html", "-o", "/proc/report.html"), "/proc/report.html", "no such file or folder"),
     ],
