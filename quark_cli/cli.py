@@ -28,8 +28,8 @@ from quark_cli.cli_guard import (
     shown,
 )
 from quark_cli.cli_output import (
-    STDOUT_NAME,
     OutputClosed,
+    OutputFailed,
     err,
     out,
     print_report,
@@ -478,9 +478,7 @@ def _print_for_run(outcome, function, *args: Any) -> None:
     the command with its line saying where the run is (its output is all that was lost)."""
     try:
         function(*args)
-    except OSError as error:
-        if error.filename != STDOUT_NAME:
-            raise
+    except OutputFailed as error:
         message, code = explain(error)
         err.print(f"{message}; the run is {outcome.run.path}", markup=False)
         raise typer.Exit(code) from None
@@ -530,9 +528,7 @@ def main() -> None:
     except OutputClosed:  # printed outside a command's guard (``quark modules | head -1``)
         silence_stdout()
         sys.exit(EXIT_OUTPUT_CLOSED)
-    except OSError as error:  # stdout on a full disk (``> out.txt``): one line, exit 74
-        if error.filename != STDOUT_NAME:
-            raise
+    except OutputFailed as error:  # stdout on a full disk (``> out.txt``): one line, exit 74
         message, code = explain(error)
         err.print(message, markup=False)
         sys.exit(code)

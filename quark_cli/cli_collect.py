@@ -17,7 +17,7 @@ from quark_cli.cli_guard import (
     shown,
     stopped,
 )
-from quark_cli.cli_output import STDOUT_NAME, OutputClosed, collect_report, err, print_collect, silence_stdout
+from quark_cli.cli_output import OutputClosed, OutputFailed, collect_report, err, print_collect, silence_stdout
 from quark_cli.errors import EXIT_LOCKED, EXIT_OUTPUT_CLOSED, EXIT_PENDING, QuarkError
 
 
@@ -49,8 +49,7 @@ def collect_each(paths: list[Path], sweep: bool, quiet: bool, as_json: bool, wai
                     err.print(f"skipped: {message.removeprefix('error: ')}", markup=False)
             else:
                 prefix, _, described = message.partition(": ")
-                # a QuarkError names its run, a failed write to stdout none
-                named = isinstance(error, QuarkError) or getattr(error, "filename", None) == STDOUT_NAME
+                named = isinstance(error, QuarkError | OutputFailed)  # its run, or no file of it
                 if not named and not described.startswith((f"{path}{os.sep}", f"{path}:")):
                     message = f"{prefix}: {path}: {described}"  # which run, of several
                 err.print(message, markup=False)
@@ -82,9 +81,7 @@ def _printed(outcome: Any, quiet: bool) -> int | None:
         except (OutputClosed, BrokenPipeError):
             silence_stdout()
             lost.append(EXIT_OUTPUT_CLOSED)
-        except OSError as error:
-            if error.filename != STDOUT_NAME:
-                raise
+        except OutputFailed as error:
             message, code = explain(error)
             err.print(message, markup=False)
             lost.append(code)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from quark_cli.cli_output import (
-    STDOUT_NAME,
     OutputClosed,
+    OutputFailed,
     err,
     json_document,
     silence_stdout,
@@ -84,7 +84,7 @@ def explain(error: BaseException) -> tuple[str, int]:
         traceback.print_exception(error, file=sys.stderr)
     if isinstance(error, QuarkError):
         return f"error: {error}", error.exit_code
-    if isinstance(error, OSError) and error.filename == STDOUT_NAME:  # ``output_failed``'s
+    if isinstance(error, OutputFailed):
         reason = error.strerror or f"errno {error.errno}"
         reason = reason[:1].lower() + reason[1:]
         return f"error: {error.filename}: {reason}: the output is lost, not the work", EXIT_OS_ERROR

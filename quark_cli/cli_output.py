@@ -21,18 +21,16 @@ class OutputClosed(Exception):
     """Whoever read stdout went away (``quark status | head``)."""
 
 
-#: The file an OSError of a write to stdout names (a full disk behind ``> out.txt``).
-STDOUT_NAME = "standard output"
+class OutputFailed(OSError):
+    """A write to stdout failed, other than by its reader going away (a full disk behind
+    ``> out.txt``); its file is ``standard output``, so that no message blames a file of the run."""
 
 
-def output_failed(error: OSError) -> OSError:
-    """``error``, raised writing to stdout, naming it as its file: the message then says where the
-    write failed (exit 74), not "a file of the run". stdout writes nothing more (what its buffer
-    kept would fail again in Python's flush at exit, exit 120)."""
-    if error.filename is None:
-        error.filename = STDOUT_NAME
+def output_failed(error: OSError) -> OutputFailed:
+    """``error``, raised writing to stdout, as an OutputFailed (exit 74). stdout writes nothing more
+    (what its buffer kept would fail again in Python's flush at exit, exit 120)."""
     _silence(sys.stdout)
-    return error
+    return OutputFailed(error.errno, error.strerror, "standard output")
 
 
 def silence_stdout() -> None:
