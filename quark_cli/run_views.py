@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from quark_cli.errors import QuarkError, RunDirError, describe_os_error, describe_path_error
 from quark_cli.run_index import job_summary
-from quark_cli.stamps import age_seconds
+from quark_cli.stamps import AgeClock
 from quark_cli.state import RUN_FILE, SCHEMA_VERSION, RunDir
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, awaited_jobs
 
@@ -64,9 +64,30 @@ def status(path: Path) -> dict[str, Any]:
     """
     run = RunDir.open(path)
     info = run.read_run()
-    run.start_edit_scan()  # beside the index parse: ``_stack_states`` asks for it
+    run.start_edit_scan()  # beside the index parse and the report: ``_stack_states`` asks for it
     index, summaries = _read_index(run)
-    states, fresh, named = _stack_states(run, index, summaries)
+    edited = None
+    if run.index_current(index):
+        # the report as the index tells it is made while the scan for files edited since runs (at
+        # 100,000 stacks the scan takes the longer); made again, from the files, if it finds any
+        report = _report(run, info, summaries, *_stack_states(run, index, summaries, set()))
+        edited = run.changed_since_index(summaries.keys())
+        if not edited:
+            return report
+        del report  # not two of them held at once
+    return _report(run, info, summaries, *_stack_states(run, index, summaries, edited))
+
+
+def _report(
+    run: RunDir,
+    info: dict[str, Any],
+    summaries: dict[str, dict[str, Any]],
+    states: dict[str, tuple[Any, Any]],
+    fresh: set[str],
+    named: dict[str, list[str]],
+) -> dict[str, Any]:
+    """``status``'s answer: ``_stack_states``'s, the index's job ``summaries`` (those of the stacks
+    in ``fresh`` read from their files instead) and ``info`` (run.json)."""
     stacks = []
     problems = _missing_jobs(run, named)
     for key, (state, error) in sorted(states.items()):
@@ -79,12 +100,12 @@ def status(path: Path) -> dict[str, Any]:
     stack_counts[NOT_STARTED] = max(0, total - len(stacks))
     jobs = [job for job in summaries.values() if job.get("stack") not in fresh]
     jobs += [job_summary(job) for job in run.jobs_of(fresh)]
-    now = datetime.now(UTC)
-    ages = {}  # by stamp: a sweep's jobs share few submission times (ms), each parsed once
+    clock = AgeClock()
+    ages = {}  # by stamp: jobs submitted in the same millisecond share one
     for job in jobs:
         stamp = job.get("submitted_at")
         if stamp not in ages:
-            ages[stamp] = _rounded(age_seconds(stamp, now))
+            ages[stamp] = _rounded(clock.age(stamp))
     job_rows = [
         {
             "key": job["key"],
@@ -100,7 +121,7 @@ def status(path: Path) -> dict[str, Any]:
             "error": job.get("error"),
             "warning": job.get("warning"),
         }
-        for job in sorted(jobs, key=lambda job: job["key"])
+        for job in sorted(jobs, key=itemgetter("key"))
     ]
     return {
         "schema_version": SCHEMA_VERSION,
@@ -149,13 +170,15 @@ def _read_index(run: RunDir) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]
 
 
 def _stack_states(
-    run: RunDir, index: dict[str, Any], summaries: dict[str, dict[str, Any]]
+    run: RunDir, index: dict[str, Any], summaries: dict[str, dict[str, Any]], edited: set[str] | None = None
 ) -> tuple[dict[str, tuple[Any, Any]], set[str], dict[str, list[str]]]:
     """Each started stack's ``(status, error)``, the stacks read from their own files, and the jobs
     their records await (``walk.awaited_jobs``, by stack).
 
     Closed stacks come from the index; open stacks, and any the index does not show as closed, from
-    their records, so the answer is current even after a command was killed before the index.
+    their records, so the answer is current even after a command was killed before the index. While
+    the index is current, only the stacks whose files changed since are read: ``edited`` if given
+    (``RunIndex.changed_since_index``), else as the files say now.
     """
     states: dict[str, tuple[Any, Any]] = {}
     named: dict[str, list[str]] = {}
@@ -169,7 +192,8 @@ def _stack_states(
 
     if run.index_current(index):  # the last command ended and none changed the run since: all is in the index
         states.update((key, (status, index["errors"].get(key))) for key, status in index["stacks"].items())
-        edited = run.changed_since_index(summaries.keys())  # but for files changed by hand since, which are read
+        if edited is None:  # but for files changed by hand since, which are read
+            edited = run.changed_since_index(summaries.keys())
         for key in sorted(edited):
             read(key)
         return states, edited, named

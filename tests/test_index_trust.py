@@ -132,8 +132,14 @@ def test_files_edited_or_deleted_by_hand_are_seen_wherever_the_scan_runs(
     job = json.loads(jobs[0].read_text())
     job["info"]["id"] = "restored-id"
     _edit_keeping_times(jobs[0], json.dumps(job))
+    first = run / "records" / "000-r1.json"
+    _edit_keeping_times(
+        first, json.dumps({**json.loads(first.read_text()), "quark_job_status": "FAILED", "error": "E"})
+    )
     shown = json.loads(quark("status", run, "--json").stdout)
     assert {j["key"]: j["id"] for j in shown["jobs"]}[job["key"]] == "restored-id"
+    assert {s["stack"]: (s["status"], s["error"]) for s in shown["stacks"]}["000-r1"] == ("FAILED", "E")
+    assert shown["stack_totals"]["FAILED"] == 1
 
     record = run / "records" / "001-r1.json"
     _edit_keeping_times(record, record.read_text()[:20])
