@@ -43,10 +43,13 @@ def merged(
     ``changed_jobs``: ``(summary, whole job if not final)`` by key, ``(None, None)`` if removed.
     A new dict; none of the arguments is changed."""
     new = {part: dict(changes[part]) for part in PARTS}
+    # the statuses differ where the (key, status) pairs do: a set difference in C (a loop over
+    # 100,000 stacks took 0.07 s); the errors, few, by a loop
+    new["stacks"].update(sorted(stacks.items() - before["stacks"].items()))
+    old = before["errors"]
+    new["errors"].update((key, value) for key, value in errors.items() if old.get(key) != value)
     for part, now in (("stacks", stacks), ("errors", errors)):
-        old = before[part]
-        new[part].update((key, value) for key, value in now.items() if old.get(key) != value)
-        new[part].update((key, None) for key in old.keys() - now.keys())
+        new[part].update((key, None) for key in sorted(before[part].keys() - now.keys()))
     for key, (summary, whole) in changed_jobs.items():
         new["jobs"][key] = summary
         new["open_jobs"][key] = whole
