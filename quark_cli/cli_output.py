@@ -230,9 +230,11 @@ def print_status(report: dict[str, Any], show_all: bool = False) -> None:
     shown = [job for job in report["jobs"] if show_all or job["status"] != "DONE"]
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if not show_all and len(shown) > STATUS_ROWS:
-        listed = [job for job in shown if job["status"] in NEEDS_DECISION or job.get("warning")]
-        for job in shown:
-            if job not in listed:
+        listed = []
+        for job in shown:  # one pass: "not in listed" compared each job with every listed one
+            if job["status"] in NEEDS_DECISION or job.get("warning"):
+                listed.append(job)
+            else:
                 grouped.setdefault((job["module"], job["status"]), []).append(job)
         shown = listed
     blocks: list[Any] = []
