@@ -48,6 +48,17 @@ def finish_all(run_dir: Path, limit: int | None = None) -> int:
     return len(done)
 
 
+def fail_every(run_dir: Path, nth: int) -> int:
+    """Play the service: every ``nth`` job of the run (in key order, the first included) fails.
+    Returns how many failed."""
+    failed = 0
+    for position, path in enumerate(sorted(Path(run_dir).glob(f"jobs/*/{STATE}"))):
+        if position % nth == 0:
+            path.write_text(json.dumps({**json.loads(path.read_text()), "state": "FAILED"}))
+            failed += 1
+    return failed
+
+
 class LatencyJobManager(AsyncJobManager):
     """File-backed jobs; every status call waits like a network round trip."""
 
