@@ -60,6 +60,9 @@ from quark_cli.state import file_lock
 
 RUNNER_IDLE_SECONDS = 3.0  # linger a little: the next submissions of a burst find the pool warm
 TICK_SECONDS = 0.05  # how often the runner looks at the queue folder: a new job waits at most this
+#: How long the runner hands out the entries of one listing of the queue folder before it lists it
+#: again (sooner once they are all handed out): a job put back in the queue waits at most this.
+RELIST_SECONDS = 2.0
 MAX_JOBS_PER_WORKER = 200  # then a fresh process, so that a leak in a simulator cannot pile up
 RUN_LOCK_WAIT_SECONDS = 1.0  # a probe holds a run lock for microseconds; a worker holds it for a job
 
@@ -227,8 +230,9 @@ class _Pool:
     def busy(self) -> bool:
         return any(w.current for w in self.workers.values())
 
-    def has_room(self) -> bool:
-        return len(self.workers) < self.size or any(self._idle())
+    def room(self) -> int:
+        """How many queue entries ``dispatch`` can hand out now: idle workers and workers to start."""
+        return self.size - len(self.workers) + sum(1 for _ in self._idle())
 
     def _idle(self) -> Iterator[_Worker]:
         return (w for w in self.workers.values() if w.current is None and not w.retiring)
@@ -323,6 +327,36 @@ def pending(jobs_dir: Path, skip: set[str]) -> list[str]:
     return sorted(name for name in os.listdir(queue_dir(jobs_dir)) if not name.startswith(".") and name not in skip)
 
 
+class _Queue:
+    """The runner's view of the queue folder: the entries to hand out, oldest first.
+
+    The folder is listed again once every entry of the last listing was handed out, or
+    ``RELIST_SECONDS`` after it (a job a collect puts back in the queue keeps its old name). Listed
+    at every tick with a free worker, as it was, a queue of 100,000 jobs cost 0.1 s a tick (the
+    listing and its sort), and handing out n jobs took time in n squared.
+    """
+
+    def __init__(self, jobs_dir: Path) -> None:
+        self.jobs_dir = jobs_dir
+        self.folder = os.fspath(queue_dir(jobs_dir))
+        self.names: list[str] = []
+        self.next = 0  # the position in ``names`` of the first entry not handed out
+        self.listed_at = float("-inf")  # time.monotonic() of the listing, seconds
+
+    def take(self, room: int, skip: set[str]) -> list[str]:
+        """Up to ``room`` entries to hand out now, oldest first: still in the folder (not run,
+        cancelled or removed since the listing) and not in ``skip`` (those workers hold)."""
+        if self.next >= len(self.names) or time.monotonic() - self.listed_at >= RELIST_SECONDS:
+            self.names, self.next, self.listed_at = pending(self.jobs_dir, skip), 0, time.monotonic()
+        taken: list[str] = []
+        while len(taken) < room and self.next < len(self.names):
+            name = self.names[self.next]
+            self.next += 1
+            if name not in skip and os.path.exists(os.path.join(self.folder, name)):
+                taken.append(name)
+        return taken
+
+
 def run_runner(jobs_dir: Path, workers: int, idle_seconds: float = RUNNER_IDLE_SECONDS) -> int:
     """Serve the queue of ``jobs_dir`` with at most ``workers`` processes until it stays empty."""
     shared = shared_dir(jobs_dir)
@@ -342,11 +376,13 @@ def run_runner(jobs_dir: Path, workers: int, idle_seconds: float = RUNNER_IDLE_S
     )
     log(f"runner serves {jobs_dir} with at most {workers} workers")
     pool = _Pool(jobs_dir, workers)
+    queue = _Queue(jobs_dir)
     idle_since: float | None = None
     try:
         while True:
-            if pool.has_room():
-                pool.dispatch(pending(jobs_dir, pool.in_flight))
+            room = pool.room()
+            if room:
+                pool.dispatch(queue.take(room, pool.in_flight))
             if pool.busy():
                 idle_since = None
             elif idle_since is None:
