@@ -333,25 +333,54 @@ def cancel(path: Path, keys: list[str] | None = None, wait_lock: float = 0.0, fo
 
 
 class _Distinct:
-    """Appends to ``values`` each value not equal to one in it: a set for the values that can be
-    hashed (a scan of 30,000 values compared each with the list: 4.3 s), the list for the others
-    (YAML's lists and maps, which equal no hashable value)."""
+    """Appends to ``values`` each value not equal to one in it, found in a set (a scan of 30,000
+    values compared each with the list: 4.3 s). YAML's lists and maps go in as hashable stand-ins
+    (``_hashable``) that are equal where they are."""
 
     def __init__(self, values: list[Any]) -> None:
         self.values = values
-        self.hashable: set[Any] = set()
-        self.others: list[Any] = []
+        self.seen: set[Any] = set()
 
     def add(self, value: Any) -> None:
-        try:
-            if value in self.hashable:
-                return
-            self.hashable.add(value)
-        except TypeError:
-            if value in self.others:
-                return
-            self.others.append(value)
-        self.values.append(value)
+        key = _hashable(value)
+        if key not in self.seen:
+            self.seen.add(key)
+            self.values.append(value)
+
+
+class _List(tuple):
+    """A list's items as ``_hashable``: equal only to another ``_List``, as a list is to no tuple."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _List and tuple.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return hash(("list", tuple.__hash__(self)))
+
+
+class _Map(frozenset):
+    """A map's ``(key, _hashable(value))`` pairs: equal only to another ``_Map``."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Map and frozenset.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return hash(("map", frozenset.__hash__(self)))
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` itself if it can be hashed, else (a list or a map of a config) a hashable stand-in
+    that equals another's exactly when the values are equal. TypeError for other unhashable values."""
+    if isinstance(value, list):
+        return _List(map(_hashable, value))
+    if isinstance(value, dict):
+        return _Map((key, _hashable(item)) for key, item in value.items())
+    hash(value)
+    return value
 
 
 def validate(config_path: Path, modules_file: Path | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,39 @@ def test_validate_describes_a_good_config_and_names_the_field_of_a_bad_one(quark
         "error": f"{bad}: application.submodules[0].config.p: 7 is not allowed; choose from [1, 2, 3]",
     }
     assert list(tmp_path.iterdir()) == [bad], "validate writes nothing"
+
+
+def test_validate_lists_each_distinct_value_once_lists_and_maps_too(quark, write_config, tmp_path):
+    (tmp_path / "angles_module.py").write_text(
+        textwrap.dedent(
+            """
+            from quark_cli import Core
+
+            class Angles(Core):
+                def get_parameter_options(self):
+                    return {
+                        "angles": {"values": [[0.1]], "default": [0.1], "custom_input": True, "description": "-"},
+                        "mix": {"values": [{"a": 1}], "default": {"a": 1}, "custom_input": True, "description": "-"},
+                    }
+            """
+        )
+    )
+    config = write_config(
+        """
+        application:
+          module: angles_module:Angles
+          config:
+            angles: [[0.1, 0.2], [0.1, 0.2], [0.2], [0.1, 0.2]]
+            mix: [{a: 1}, {a: [1, 2]}, {a: 1.0}, {a: [1, 2]}]
+        """
+    )
+    document = json.loads(quark("validate", config, "--json").stdout)
+    (branch,) = document["branches"]
+    assert document["backlog_items"] == 16
+    assert branch["parameters"] == {
+        "Angles.angles": [[0.1, 0.2], [0.2]],
+        "Angles.mix": [{"a": 1}, {"a": [1, 2]}],  # {a: 1.0} equals {a: 1}, as in the config's own check
+    }
 
 
 def test_validate_loads_no_simulator():
