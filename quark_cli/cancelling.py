@@ -52,7 +52,8 @@ class Cancelling:
                     f"{self.run.jobs_dir}: no job or stack with jobs is called {unknown[0]!r}; "
                     f"'quark status {self.run.path}' lists the job keys"
                 )
-            jobs = [job for job in jobs if job["key"] in selected or job["stack"] in selected]
+            wanted = set(selected)  # a list given by a script can name thousands of the 100,000 jobs
+            jobs = [job for job in jobs if job["key"] in wanted or job["stack"] in wanted]
         for job in jobs:
             if job.get("status") not in PENDING_JOB_STATES:
                 result.skipped[job["key"]] = f"not pending ({job.get('status')})"
