@@ -348,37 +348,18 @@ class _Distinct:
             self.values.append(value)
 
 
-class _List(tuple):
-    """A list's items as ``_hashable``: equal only to another ``_List``, as a list is to no tuple."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is _List and tuple.__eq__(self, other)
-
-    def __hash__(self) -> int:
-        return hash(("list", tuple.__hash__(self)))
-
-
-class _Map(frozenset):
-    """A map's ``(key, _hashable(value))`` pairs: equal only to another ``_Map``."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is _Map and frozenset.__eq__(self, other)
-
-    def __hash__(self) -> int:
-        return hash(("map", frozenset.__hash__(self)))
+#: Tags of ``_hashable``'s stand-ins: objects no config value holds, so a stand-in equals only another of its kind.
+_LIST, _MAP = object(), object()
 
 
 def _hashable(value: Any) -> Any:
     """``value`` itself if it can be hashed, else (a list or a map of a config) a hashable stand-in
-    that equals another's exactly when the values are equal. TypeError for other unhashable values."""
+    that equals another's exactly when the values are equal: ``[1, 2]`` is not ``(1, 2)``, and
+    ``{a: 1}`` is ``{a: 1.0}``. TypeError for other unhashable values."""
     if isinstance(value, list):
-        return _List(map(_hashable, value))
+        return (_LIST, tuple(map(_hashable, value)))
     if isinstance(value, dict):
-        return _Map((key, _hashable(item)) for key, item in value.items())
+        return (_MAP, frozenset((key, _hashable(item)) for key, item in value.items()))
     hash(value)
     return value
 
