@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from quark_cli.errors import QuarkError, RunDirError, describe_os_error, describe_path_error
 from quark_cli.run_index import job_summary
-from quark_cli.stamps import AgeClock
+from quark_cli.stamps import age_seconds
 from quark_cli.state import RUN_FILE, SCHEMA_VERSION, RunDir
 from quark_cli.walk import FAILED, FINISHED, INTERRUPTED, awaited_jobs
 
@@ -100,12 +101,12 @@ def _report(
     stack_counts[NOT_STARTED] = max(0, total - len(stacks))
     jobs = [job for job in summaries.values() if job.get("stack") not in fresh]
     jobs += [job_summary(job) for job in run.jobs_of(fresh)]
-    clock = AgeClock()
+    now = datetime.now(UTC)
     ages = {}  # by stamp: jobs submitted in the same millisecond share one
     for job in jobs:
         stamp = job.get("submitted_at")
         if stamp not in ages:
-            ages[stamp] = _rounded(clock.age(stamp))
+            ages[stamp] = _rounded(age_seconds(stamp, now))
     job_rows = [
         {
             "key": job["key"],

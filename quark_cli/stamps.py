@@ -14,7 +14,7 @@ reports show ``-`` and count it instead of a 0 that looks measured.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -59,44 +59,13 @@ def interval(start: Any, end: Any) -> Interval:
 
 def age_seconds(stamp: str | None, now: datetime | None = None) -> float | None:
     """Seconds from ``stamp`` (written by ``now_iso``) to ``now`` (default: the current time); None when
-    absent, unreadable or in the future."""
+    absent, unreadable, in the future or not comparable (as ``interval``, without its object: ``status``
+    asks for the ages of 100,000 jobs)."""
     first = parse_stamp(stamp)
-    return None if first is None else interval(first, now or datetime.now(UTC)).seconds
-
-
-_MICROSECOND = timedelta(microseconds=1)
-
-
-class AgeClock:
-    """``age_seconds`` of many stamps against one ``now`` (default: the current time), quick.
-
-    A sweep's jobs carry tens of thousands of distinct stamps (``now_iso``: milliseconds), which
-    differ mostly in their last digits: a stamp in that form (``2026-11-29T18:25:01.123+00:00``) is
-    parsed once per second it names, its milliseconds added as a number (100,000 stamps: 0.02 s
-    instead of 0.2 s). Any other text takes ``age_seconds``; the answer is the same either way.
-    """
-
-    def __init__(self, now: datetime | None = None) -> None:
-        self.now = now or datetime.now(UTC)
-        self._seconds: dict[str, int | None] = {}  # "2026-11-29T18:25:01": microseconds from then to now
-
-    def age(self, stamp: Any) -> float | None:
-        """Seconds from ``stamp`` to ``now``; None when absent, unreadable or in the future."""
-        if (
-            isinstance(stamp, str)
-            and len(stamp) == 29
-            and stamp[10] == "T"
-            and stamp[19] == "."
-            and stamp.endswith("+00:00")
-        ):
-            millis = stamp[20:23]
-            if millis.isdigit() and millis.isascii():
-                second = stamp[:19]
-                base = self._seconds.get(second, False)
-                if base is False:
-                    start = parse_stamp(second + "+00:00")
-                    base = self._seconds[second] = None if start is None else (self.now - start) // _MICROSECOND
-                if base is not None:
-                    micros = base - int(millis) * 1000
-                    return micros / 10**6 if micros >= 0 else None
-        return age_seconds(stamp, self.now)
+    if first is None:
+        return None
+    now = now or datetime.now(UTC)
+    if (first.tzinfo is None) != (now.tzinfo is None):
+        return None
+    seconds = (now - first).total_seconds()
+    return seconds if seconds >= 0 else None
