@@ -277,6 +277,19 @@ def test_queued_jobs_of_a_killed_runner_restart_on_the_next_get_status(jobs_dir)
     assert distribution(manager(jobs_dir, "ghz4", infos["ghz4"]).get_result()) == {"|0000>": 0.5, "|1111>": 0.5}
 
 
+def test_a_queue_entry_lost_behind_a_running_job_runs_once_put_back_under_its_old_name(jobs_dir):
+    slow, _ = submit(jobs_dir, "slow", slow_job(), workers=1)
+    infos = {key: submit(jobs_dir, key, ghz_job(3), workers=1)[0] for key in ("first", "lost")}
+    wait_status(jobs_dir, "slow", slow, AsyncStatus.RUNNING)  # the runner has listed the three
+    (jobs_dir / ".local" / "queue" / read_state(jobs_dir / "lost")["queue_name"]).unlink()
+    wait_status(jobs_dir, "first", infos["first"], AsyncStatus.DONE)
+    time.sleep(0.3)  # some ticks: the runner has gone past the lost entry in its listing
+    assert read_state(jobs_dir / "lost")["started"] is None
+    wait_status(jobs_dir, "lost", infos["lost"], AsyncStatus.DONE)  # get_status puts the entry back
+    assert read_state(jobs_dir / "lost")["attempt"] == 1
+    assert distribution(manager(jobs_dir, "lost", infos["lost"]).get_result()) == {"|000>": 0.5, "|111>": 0.5}
+
+
 def test_one_worker_runs_one_job_at_a_time(jobs_dir):
     keys = [f"job{i}" for i in range(4)]
     infos = {key: submit(jobs_dir, key, layered_job(12, 8), workers=1)[0] for key in keys}

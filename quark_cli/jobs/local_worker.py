@@ -346,15 +346,27 @@ class _Queue:
     def take(self, room: int, skip: set[str]) -> list[str]:
         """Up to ``room`` entries to hand out now, oldest first: still in the folder (not run,
         cancelled or removed since the listing) and not in ``skip`` (those workers hold)."""
+        relisted = False
         if self.next >= len(self.names) or time.monotonic() - self.listed_at >= RELIST_SECONDS:
-            self.names, self.next, self.listed_at = pending(self.jobs_dir, skip), 0, time.monotonic()
+            self._list(skip)
+            relisted = True
         taken: list[str] = []
-        while len(taken) < room and self.next < len(self.names):
+        while len(taken) < room:
+            if self.next >= len(self.names):  # run out: what came since is looked for now, not a tick later
+                if relisted:
+                    break
+                self._list(skip | set(taken))
+                relisted = True
+                continue
             name = self.names[self.next]
             self.next += 1
             if name not in skip and os.path.exists(os.path.join(self.folder, name)):
                 taken.append(name)
         return taken
+
+    def _list(self, skip: set[str]) -> None:
+        """List the folder again: its entries but ``skip``, oldest first, none handed out yet."""
+        self.names, self.next, self.listed_at = pending(self.jobs_dir, skip), 0, time.monotonic()
 
 
 def run_runner(jobs_dir: Path, workers: int, idle_seconds: float = RUNNER_IDLE_SECONDS) -> int:
