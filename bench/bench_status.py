@@ -12,6 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency_modules import fail_every, finish_all  # noqa: E402,F811
 
 
+def failed_status(run: Path) -> float:
+    """Seconds of ``quark status RUN`` on a run with failed stacks (RuntimeError unless it exits 1)."""
+    seconds, done = quark("status", run)
+    if done.returncode != 1:
+        raise RuntimeError(f"quark status {run} exited {done.returncode}: {done.stderr[-2000:]}")
+    return seconds
+
+
 def main(jobs: int = 10_000) -> dict:
     with work_dir() as tmp:
         tmp = Path(tmp)
@@ -25,9 +33,11 @@ def main(jobs: int = 10_000) -> dict:
         mixed = tmp / "mixed"
         quark("submit", counter_config(tmp / "c.yml", jobs, "LatencyDevice"), "-o", mixed, check=True)
         failed = fail_every(mixed, 5)
-        quark("collect", mixed, QUARK_BENCH_LATENCY="0")  # exit 1: some failed
+        _, collected = quark("collect", mixed, QUARK_BENCH_LATENCY="0")
+        if collected.returncode != 1:  # 1: some stacks failed, as they must
+            raise RuntimeError(f"quark collect {mixed} exited {collected.returncode}: {collected.stderr[-2000:]}")
         settle_disk()
-        status_mixed = median_of(5, lambda: quark("status", mixed)[0])
+        status_mixed = median_of(5, lambda: failed_status(mixed))
     figures = {
         "jobs": jobs,
         "status_s": round(status, 3),
