@@ -366,18 +366,27 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         open_jobs = self.run.read_open_jobs(previous) if self.run.index_current(previous) else None
         unchanged = previous is not None and not self.run.written_jobs and previous["stacks"] == summary.stacks
         if unchanged and open_jobs is not None and self.run.results_written is None:
-            return
+            return  # files edited by hand since the index stay newer than it: readers still read them
+        edited = sorted(self._edited_stacks or ()) if open_jobs is not None else []
         changed_jobs = None
-        if open_jobs is not None:
+        if open_jobs is not None and not edited:
             final_jobs = previous["final_jobs"]
             changed_jobs = list(self.run.written_jobs)  # the rest is as read: the changes may do
-        else:  # killed before its index, or made by an earlier quark-cli: the jobs from their files
+        else:  # killed before its index, made by an earlier quark-cli, or files edited by hand since it:
+            # the jobs from their files (the index written now vouches for the files as they are)
             known = [] if self.run.fresh else self.run.read_jobs()
             final_jobs = {job["key"]: job_summary(job) for job in known if job.get("status") in FINAL_JOB_STATES}
             open_jobs = {job["key"]: job for job in known if job.get("status") not in FINAL_JOB_STATES}
         errors = {}
         if previous is not None:
             errors = {key: error for key, error in previous["errors"].items() if summary.stacks.get(key) == FAILED}
+        for key in edited:  # a record edited by hand and not walked since: its status and error as it says
+            record = self.run.read_record(key) if key in summary.stacks and key not in summary.errors else None
+            if record and isinstance(record.get("quark_job_status"), str):
+                summary.stacks[key] = record["quark_job_status"]
+                errors.pop(key, None)
+                if record["quark_job_status"] == FAILED and record.get("error"):
+                    errors[key] = str(record["error"])
         errors.update((key, error) for key, error in summary.errors.items() if summary.stacks.get(key) == FAILED)
         for key, job in self.run.written_jobs.items():
             final_jobs.pop(key, None)

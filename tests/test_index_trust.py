@@ -86,6 +86,35 @@ def test_a_job_file_edited_with_its_old_time_is_read(quark, write_config, tmp_pa
     assert {j["key"]: j["id"] for j in shown["jobs"]}[job["key"]] == "restored-id"
 
 
+def test_files_edited_by_hand_stay_as_edited_after_the_next_collect(quark, write_config, tmp_path, edit_scan_where):
+    run = _submitted(quark, write_config, tmp_path / "run")
+    first_job = sorted(run.glob("jobs/*.json"))[0]
+    job = json.loads(first_job.read_text())
+    _edit_keeping_times(first_job, json.dumps({**job, "info": {**job["info"], "note": "by hand"}, "attempt": 7}))
+    record = run / "records" / "001-r1.json"
+    _edit_keeping_times(
+        record, json.dumps({**json.loads(record.read_text()), "quark_job_status": "FAILED", "error": "E"})
+    )
+    for command in ("collect", "status"):  # the collect writes the index anew: it must take the edits in
+        quark(command, run)
+        shown = json.loads(quark("status", run, "--json").stdout)
+        stacks = {s["stack"]: (s["status"], s["error"]) for s in shown["stacks"]}
+        jobs = {j["key"]: j for j in shown["jobs"]}
+        assert stacks["001-r1"] == ("FAILED", "E"), command
+        assert jobs[job["key"]]["attempt"] == 7, command
+    assert json.loads(first_job.read_text())["info"]["note"] == "by hand"
+
+
+def test_a_job_file_edited_by_hand_stays_as_edited_after_a_cancel_of_another_job(quark, write_config, tmp_path):
+    run = _submitted(quark, write_config, tmp_path / "run")
+    edited, *_, other = sorted(run.glob("jobs/*.json"))
+    job = json.loads(edited.read_text())
+    _edit_keeping_times(edited, json.dumps({**job, "attempt": 7}))
+    assert quark("cancel", run, other.stem, "--forget").exit_code == 0
+    jobs = {j["key"]: j for j in json.loads(quark("status", run, "--json").stdout)["jobs"]}
+    assert (jobs[job["key"]]["attempt"], jobs[other.stem]["status"]) == (7, "CANCELLED")
+
+
 def test_a_truncated_job_file_with_its_old_time_is_refused(quark, write_config, tmp_path):
     run = _submitted(quark, write_config, tmp_path / "run")
     path = sorted(run.glob("jobs/*.json"))[0]
