@@ -43,6 +43,7 @@ class Cancelling:
         CANCELLED here with ``abandoned_at``, and the service may still run them.
         """
         result = Cancellation()
+        self._edited()  # files edited by hand since the index: the index written at the end takes them in
         jobs = self.run.read_jobs()
         if selected:
             known = {job["key"] for job in jobs} | {job["stack"] for job in jobs}
