@@ -131,16 +131,18 @@ def test_validate_lists_each_distinct_value_once_lists_and_maps_too(quark, write
           module: angles_module:Angles
           config:
             angles: [[0.1, 0.2], [0.1, 0.2], [0.2], [0.1, 0.2]]
-            mix: [{a: 1}, {a: [1, 2]}, {a: 1.0}, {a: [1, 2]}]
+            mix: [{a: 1}, {a: [1, 2]}, {a: 1.0}, {a: [1, 2]}, {a: true}]
         """
     )
     document = json.loads(quark("validate", config, "--json").stdout)
     (branch,) = document["branches"]
-    assert document["backlog_items"] == 16
+    assert document["backlog_items"] == 20
     assert branch["parameters"] == {
         "Angles.angles": [[0.1, 0.2], [0.2]],
-        "Angles.mix": [{"a": 1}, {"a": [1, 2]}],  # {a: 1.0} equals {a: 1}, as in the config's own check
+        "Angles.mix": [{"a": 1}, {"a": [1, 2]}, {"a": 1.0}, {"a": True}],  # what each stack's module gets
     }
+    as_typed = [type(value["a"]) for value in branch["parameters"]["Angles.mix"]]
+    assert as_typed == [int, list, float, bool]
 
 
 def test_validate_loads_no_simulator():
