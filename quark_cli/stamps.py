@@ -51,10 +51,8 @@ def interval(start: Any, end: Any) -> Interval:
         return Interval(None)
     first = start if isinstance(start, datetime) else parse_stamp(start)
     last = end if isinstance(end, datetime) else parse_stamp(end)
-    if first is None or last is None or (first.tzinfo is None) != (last.tzinfo is None):
-        return Interval(None, unknown=True)
-    seconds = (last - first).total_seconds()
-    return Interval(seconds) if seconds >= 0 else Interval(None, unknown=True)
+    seconds = None if first is None or last is None else _elapsed(first, last)
+    return Interval(seconds) if seconds is not None else Interval(None, unknown=True)
 
 
 def age_seconds(stamp: str | None, now: datetime | None = None) -> float | None:
@@ -62,10 +60,13 @@ def age_seconds(stamp: str | None, now: datetime | None = None) -> float | None:
     absent, unreadable, in the future or not comparable (as ``interval``, without its object: ``status``
     asks for the ages of 100,000 jobs)."""
     first = parse_stamp(stamp)
-    if first is None:
+    return None if first is None else _elapsed(first, now or datetime.now(UTC))
+
+
+def _elapsed(first: datetime, last: datetime) -> float | None:
+    """Seconds from ``first`` to ``last``; None if they cannot be compared (one with a zone, one
+    without) or ``last`` comes first."""
+    if (first.tzinfo is None) != (last.tzinfo is None):
         return None
-    now = now or datetime.now(UTC)
-    if (first.tzinfo is None) != (now.tzinfo is None):
-        return None
-    seconds = (now - first).total_seconds()
+    seconds = (last - first).total_seconds()
     return seconds if seconds >= 0 else None
