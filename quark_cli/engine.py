@@ -381,7 +381,9 @@ class BenchmarkManager(CollectReads, Cancelling, JobRecovery):
         if previous is not None:
             errors = {key: error for key, error in previous["errors"].items() if summary.stacks.get(key) == FAILED}
         for key in edited:  # a record edited by hand and not walked since: its status and error as it says
-            record = self.run.read_record(key) if key in summary.stacks and key not in summary.errors else None
+            if key not in summary.stacks or key in summary.errors:
+                continue
+            record = self.run.read_record(key)
             if record and isinstance(record.get("quark_job_status"), str):
                 summary.stacks[key] = record["quark_job_status"]
                 errors.pop(key, None)
