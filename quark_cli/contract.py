@@ -161,21 +161,28 @@ class ModuleAdapter:
 
     def _normalise(self, result: Any, phase: str) -> tuple[Instruction, Any, float]:
         """``(data, time)`` or ``(Instruction, data, time)``, with QUARK 2's ``Instruction`` matched by name."""
-        where = f"{self.label}.{phase}process"
         if isinstance(result, tuple) and len(result) == 3:
             instruction = as_instruction(result[0])
             if instruction is not None:
-                return instruction, result[1], _duration(result[2], where)
+                return instruction, result[1], self._duration(result[2], phase)
         if isinstance(result, tuple) and len(result) == 2:
-            return Instruction.PROCEED, result[0], _duration(result[1], where)
-        raise TypeError(f"{where} must return (data, time) or (Instruction, data, time), got {type(result).__name__}")
+            return Instruction.PROCEED, result[0], self._duration(result[1], phase)
+        raise TypeError(
+            f"{self.label}.{phase}process must return (data, time) or (Instruction, data, time), "
+            f"got {type(result).__name__}"
+        )
 
-
-def _duration(value: Any, where: str) -> float:
-    """A phase's time as a float; QUARK 2's manager refuses None too (``Metrics.validate``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{where} returned {value!r} as its time; a phase returns (data, time), time a finite number")
-    return float(value)
+    def _duration(self, value: Any, phase: str) -> float:
+        """A phase's time as a float; QUARK 2's manager refuses None too (``Metrics.validate``)."""
+        kind = type(value)
+        if (kind is float or kind is int) and math.isfinite(value):  # most phases: no ABC to ask
+            return float(value)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise TypeError(
+                f"{self.label}.{phase}process returned {value!r} as its time; a phase returns (data, time), "
+                "time a finite number"
+            )
+        return float(value)
 
 
 def build_module(

@@ -10,6 +10,7 @@ which stacks to walk and with which saved jobs.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import traceback
 import uuid
@@ -32,7 +33,7 @@ from quark_cli.jobs.base import (
     can_find_submitted,
     load_job_manager_class,
 )
-from quark_cli.plain import NONFINITE_KEY, NotJSON, plain, plain_key
+from quark_cli.plain import NONFINITE_KEY, SMALL_INT, NotJSON, plain, plain_key
 from quark_cli.quark2 import git_revision, prefetch_git_revision
 from quark_cli.stamps import now_iso
 from quark_cli.state import RunDir
@@ -178,7 +179,9 @@ class StackWalk:
         self.job_keys: list[str] = []
         self.uncertain: list[str] = []  # jobs whose submit raised: they may or may not be on their service
         self.deepest = -1
-        self._where = ""
+        #: Where the walk is: the module and its step (``pre``, ``post`` or ``save``), named by ``_where``.
+        self._at: tuple[ModuleAdapter | None, str] = (None, "")
+        self._paths = manager.module_paths(item)
         self.store_dir = ""
         self._signals = raised_count()  # a signal after this, whatever module code made of it, ends the walk
 
@@ -229,6 +232,14 @@ class StackWalk:
             return FAILED, f"{self._where}: {type(error).__name__}: {error}{self._store_dir_hint(error)}"
         return FINISHED, None
 
+    @property
+    def _where(self) -> str:
+        """The step the walk is at, for messages: ``Module.preprocess``, ``Module.save`` ('' before the first)."""
+        module, step = self._at
+        if module is None:
+            return ""
+        return f"{module.label}.{step if step == 'save' else step + 'process'}"
+
     def _store_dir_hint(self, error: BaseException) -> str:
         """Why a module found no ``store_dir``: every module of the stack said it writes no files."""
         where = getattr(error, "filename", None)
@@ -265,8 +276,8 @@ class StackWalk:
     def _phase(self, level: int, phase: str, data: Any) -> tuple[Instruction, Any]:
         module = self.modules[level]
         config = self.item.levels[level].config
-        self._where = f"{module.label}.{phase}process"
-        module_path, safe_path = self.manager.module_paths(self.item)[level]
+        self._at = (module, phase)
+        module_path, safe_path = self._paths[level]
         job_key = f"{self.key}-{safe_path}-{phase}"
         saved = self.jobs.get((level, phase))
         if self.manager.on_phase:
@@ -321,7 +332,7 @@ class StackWalk:
             if job.get("job_manager"):
                 self.job_keys.append(job_key)
         if level == 0 and phase == "pre":
-            self._where = f"{module.label}.save"
+            self._at = (module, "save")
             module.save(self.store_dir, self.repetition)
         return instruction, output
 
@@ -416,6 +427,20 @@ def _make_plain(module_record: dict[str, Any]) -> list[str]:
         metrics = list(level.items())
         level.clear()
         for name, value in metrics:
+            kind = type(value)
+            if (
+                type(name) is str
+                and name.isascii()
+                and (
+                    (kind is str and value.isascii())
+                    or value is None
+                    or kind is bool
+                    or (kind is int and -SMALL_INT < value < SMALL_INT)
+                    or (kind is float and math.isfinite(value))
+                )
+            ):  # most metrics are already plain: what ``plain`` would return, without the calls
+                level[name] = value
+                continue
             try:
                 key = plain_key(name, "metric name")
                 level[key] = plain(value, key, nonfinite)

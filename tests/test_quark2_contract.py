@@ -338,7 +338,12 @@ from q2lib.core import Core
 
 class Faulty(Core):
     def get_parameter_options(self):
-        return {"fault": {"values": ["none", "none_time", "nan_time", "exit", "raise"], "description": "what"}}
+        return {
+            "fault": {
+                "values": ["none", "none_time", "nan_time", "exit", "raise", "int_time", "bool_time", "save"],
+                "description": "what",
+            }
+        }
 
     def get_default_submodule(self, option):
         raise ValueError("no submodules")
@@ -349,7 +354,14 @@ class Faulty(Core):
             raise SystemExit(0)
         if fault == "raise":
             raise ValueError("bad input data")
-        return 1, {"none": 1.5, "none_time": None, "nan_time": float("nan")}[fault]
+        self.fault = fault
+        return 1, {"none": 1.5, "none_time": None, "nan_time": float("nan"), "int_time": 2, "bool_time": True}.get(
+            fault, 1.5
+        )
+
+    def save(self, path, iter_count):
+        if self.fault == "save":
+            raise OSError("disk full")
 """
 
 
@@ -357,14 +369,21 @@ def test_quark2_module_faults_fail_their_stack_and_only_it(quark, write_config, 
     (tmp_path / "faulty.py").write_text(FAULTY)
     monkeypatch.syspath_prepend(str(LIBRARY))
     config = write_config(
-        "application: {module: 'faulty:Faulty', config: {fault: [none, none_time, nan_time, exit, raise]}}\n"
+        "application: {module: 'faulty:Faulty', config: "
+        "{fault: [none, none_time, nan_time, exit, raise, int_time, bool_time, save]}}\n"
     )
     run = tmp_path / "run"
     result = quark("run", config, "-o", run, "--quiet")
     assert result.exit_code == 1  # not 0 from the SystemExit, and every stack was walked
     records = _results(run)
-    assert [r["quark_job_status"] for r in records] == ["FINISHED", "FAILED", "FAILED", "FAILED", "FAILED"]
+    assert [r["quark_job_status"] for r in records] == ["FINISHED"] + ["FAILED"] * 4 + ["FINISHED"] + ["FAILED"] * 2
     assert records[0]["module"]["preprocessing_time"] == 1.5  # ms, as returned
+    assert records[5]["module"]["preprocessing_time"] == 2.0  # an int time is a time too
+    assert records[6]["error"].endswith(
+        "Faulty.preprocess returned True as its time; a phase returns (data, time), time a finite number"
+    )
+    assert records[7]["error"] == "Faulty.save: OSError: disk full"
+    del records[5:]
     errors = [r["error"] for r in records[1:]]
     assert errors[0] == (
         "Faulty.preprocess: TypeError: Faulty.preprocess returned None as its time; "
