@@ -179,8 +179,9 @@ class StackWalk:
         self.job_keys: list[str] = []
         self.uncertain: list[str] = []  # jobs whose submit raised: they may or may not be on their service
         self.deepest = -1
-        #: Where the walk is: the module and its step (``pre``, ``post`` or ``save``), named by ``_where``.
-        self._at: tuple[ModuleAdapter | None, str] = (None, "")
+        #: Where the walk is: the module's label as the step began and the step (``pre``, ``post`` or
+        #: ``save``), made into text by ``_where`` only when a message needs it.
+        self._at: tuple[str, str] = ("", "")
         self._paths = manager.module_paths(item)
         self.store_dir = ""
         self._signals = raised_count()  # a signal after this, whatever module code made of it, ends the walk
@@ -235,10 +236,10 @@ class StackWalk:
     @property
     def _where(self) -> str:
         """The step the walk is at, for messages: ``Module.preprocess``, ``Module.save`` ('' before the first)."""
-        module, step = self._at
-        if module is None:
+        label, step = self._at
+        if not step:
             return ""
-        return f"{module.label}.{step if step == 'save' else step + 'process'}"
+        return f"{label}.{step if step == 'save' else step + 'process'}"
 
     def _store_dir_hint(self, error: BaseException) -> str:
         """Why a module found no ``store_dir``: every module of the stack said it writes no files."""
@@ -276,7 +277,7 @@ class StackWalk:
     def _phase(self, level: int, phase: str, data: Any) -> tuple[Instruction, Any]:
         module = self.modules[level]
         config = self.item.levels[level].config
-        self._at = (module, phase)
+        self._at = (module.label, phase)  # as the step begins: the module may rename itself, or fail to say its name
         module_path, safe_path = self._paths[level]
         job_key = f"{self.key}-{safe_path}-{phase}"
         saved = self.jobs.get((level, phase))
@@ -332,7 +333,7 @@ class StackWalk:
             if job.get("job_manager"):
                 self.job_keys.append(job_key)
         if level == 0 and phase == "pre":
-            self._at = (module, "save")
+            self._at = (module.label, "save")
             module.save(self.store_dir, self.repetition)
         return instruction, output
 

@@ -397,6 +397,78 @@ def test_quark2_module_faults_fail_their_stack_and_only_it(quark, write_config, 
         assert record["module"]["submodule"] == {} and record["module"]["quark_job_status"] == "FAILED"
 
 
+NAMING = """
+from quark_cli import Core
+
+
+class Renaming(Core):
+    \"\"\"Names itself after its backend in the step that fails.\"\"\"
+
+    def get_parameter_options(self):
+        return {"fail": {"values": [False, True], "default": False, "description": "fail or not"}}
+
+    def preprocess(self, data, config, **kwargs):
+        if config["fail"]:
+            self.name = "Renaming[backend-b]"
+            raise ValueError("backend b refused the circuit")
+        return data, 0.0
+
+
+class Fragile(Core):
+    \"\"\"Cannot say its name once its connection is gone.\"\"\"
+
+    connection = "open"
+
+    @property
+    def name(self):
+        if self.connection is None:
+            raise RuntimeError("connection closed")
+        return "Fragile"
+
+    @name.setter
+    def name(self, value):
+        pass
+
+    def get_parameter_options(self):
+        return {"fail": {"values": [False, True], "default": False, "description": "fail or not"}}
+
+    def preprocess(self, data, config, **kwargs):
+        if config["fail"]:
+            self.connection = None
+            raise ValueError("lost the connection")
+        return data, 0.0
+"""
+
+
+@pytest.mark.parametrize(
+    "module, error",
+    [
+        ("Renaming", "Renaming.preprocess: ValueError: backend b refused the circuit"),
+        ("Fragile", "Fragile.preprocess: ValueError: lost the connection"),
+    ],
+)
+def test_a_failed_step_is_named_as_it_began_whatever_the_module_does_to_its_name(
+    quark, write_config, tmp_path, module, error
+):
+    """The step in a failure's message is the module's name when the step began: a module that
+    renames itself, or whose name cannot be read any more, in the step that fails changes neither
+    the message nor the stacks around it."""
+    (tmp_path / "naming.py").write_text(NAMING)
+    config = write_config(
+        f"application: {{module: 'naming:{module}', config: {{fail: [true, false]}}}}\nrepetitions: 2\n"
+    )
+    run = tmp_path / "run"
+    result = quark("run", config, "-o", run, "--quiet")
+    assert result.exit_code == 1, result.stderr
+    records = _results(run)
+    assert [(r["stack"], r["quark_job_status"], r["error"]) for r in records] == [
+        ("000-r1", "FAILED", error),
+        ("000-r2", "FAILED", error),
+        ("001-r1", "FINISHED", None),
+        ("001-r2", "FINISHED", None),
+    ]
+
+
 def test_a_stack_whose_modules_cannot_be_built_records_its_application_from_the_config(quark, write_config, tmp_path):
     (tmp_path / "fragile.py").write_text(
         "from quark_cli import Core\n\n\nclass Fragile(Core):\n    built = 0\n\n"
