@@ -21,7 +21,7 @@ from quark_cli.async_core import AsyncCore
 from quark_cli.core import Instruction, Metrics
 from quark_cli.errors import ConfigError
 from quark_cli.interrupts import raised_count, reraise_signal
-from quark_cli.plain import copy_tree
+from quark_cli.plain import SMALL_INT, copy_tree
 from quark_cli.quark2 import (
     as_instruction,
     build_from_entry,
@@ -174,15 +174,23 @@ class ModuleAdapter:
 
     def _duration(self, value: Any, phase: str) -> float:
         """A phase's time as a float; QUARK 2's manager refuses None too (``Metrics.validate``)."""
-        kind = type(value)
-        if (kind is float or kind is int) and math.isfinite(value):  # most phases: no ABC to ask
-            return float(value)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            raise TypeError(
-                f"{self.label}.{phase}process returned {value!r} as its time; a phase returns (data, time), "
-                "time a finite number"
-            )
-        return float(value)
+        try:
+            kind = type(value)
+            if (kind is float or kind is int) and math.isfinite(value):  # most phases: no ABC to ask
+                return float(value)
+            if not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value):
+                return float(value)
+        except OverflowError:  # an integer past the largest float: no time either
+            pass
+        shown = (
+            repr(value)
+            if not isinstance(value, int) or abs(value) < SMALL_INT
+            else f"an integer of {value.bit_length()} bits"
+        )
+        raise TypeError(
+            f"{self.label}.{phase}process returned {shown} as its time; a phase returns (data, time), "
+            "time a finite number"
+        )
 
 
 def build_module(

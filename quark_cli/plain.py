@@ -42,6 +42,8 @@ MAX_DEPTH = 64
 MAX_INT_DIGITS = 4000
 #: Integers below this in size need no check of their digits.
 SMALL_INT = 1 << 64
+#: The smallest integer (in size) of more than ``MAX_INT_DIGITS`` digits.
+_TOO_MANY_DIGITS = 10**MAX_INT_DIGITS
 
 
 def plain(value: Any, path: str, nonfinite: dict[str, str], depth: int = 0) -> Any:
@@ -64,7 +66,7 @@ def plain(value: Any, path: str, nonfinite: dict[str, str], depth: int = 0) -> A
     if isinstance(value, str):
         return _text(value)
     if isinstance(value, int):
-        if abs(value).bit_length() > MAX_INT_DIGITS * 3.32:
+        if abs(value) >= _TOO_MANY_DIGITS:
             raise NotJSON(path, value, f"an integer of more than {MAX_INT_DIGITS} digits")
         return int(value)
     if isinstance(value, float):

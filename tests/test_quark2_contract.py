@@ -340,7 +340,9 @@ class Faulty(Core):
     def get_parameter_options(self):
         return {
             "fault": {
-                "values": ["none", "none_time", "nan_time", "exit", "raise", "int_time", "bool_time", "save"],
+                "values": [
+                    "none", "none_time", "nan_time", "exit", "raise", "int_time", "bool_time", "save", "huge_time"
+                ],
                 "description": "what",
             }
         }
@@ -355,9 +357,8 @@ class Faulty(Core):
         if fault == "raise":
             raise ValueError("bad input data")
         self.fault = fault
-        return 1, {"none": 1.5, "none_time": None, "nan_time": float("nan"), "int_time": 2, "bool_time": True}.get(
-            fault, 1.5
-        )
+        times = {"none_time": None, "nan_time": float("nan"), "int_time": 2, "bool_time": True, "huge_time": 10**400}
+        return 1, times.get(fault, 1.5)
 
     def save(self, path, iter_count):
         if self.fault == "save":
@@ -370,19 +371,23 @@ def test_quark2_module_faults_fail_their_stack_and_only_it(quark, write_config, 
     monkeypatch.syspath_prepend(str(LIBRARY))
     config = write_config(
         "application: {module: 'faulty:Faulty', config: "
-        "{fault: [none, none_time, nan_time, exit, raise, int_time, bool_time, save]}}\n"
+        "{fault: [none, none_time, nan_time, exit, raise, int_time, bool_time, save, huge_time]}}\n"
     )
     run = tmp_path / "run"
     result = quark("run", config, "-o", run, "--quiet")
     assert result.exit_code == 1  # not 0 from the SystemExit, and every stack was walked
     records = _results(run)
-    assert [r["quark_job_status"] for r in records] == ["FINISHED"] + ["FAILED"] * 4 + ["FINISHED"] + ["FAILED"] * 2
+    assert [r["quark_job_status"] for r in records] == ["FINISHED"] + ["FAILED"] * 4 + ["FINISHED"] + ["FAILED"] * 3
     assert records[0]["module"]["preprocessing_time"] == 1.5  # ms, as returned
     assert records[5]["module"]["preprocessing_time"] == 2.0  # an int time is a time too
     assert records[6]["error"].endswith(
         "Faulty.preprocess returned True as its time; a phase returns (data, time), time a finite number"
     )
     assert records[7]["error"] == "Faulty.save: OSError: disk full"
+    assert records[8]["error"] == (  # past the largest float: refused as a time, not an OverflowError
+        "Faulty.preprocess: TypeError: Faulty.preprocess returned an integer of 1329 bits as its time; "
+        "a phase returns (data, time), time a finite number"
+    )
     del records[5:]
     errors = [r["error"] for r in records[1:]]
     assert errors[0] == (
