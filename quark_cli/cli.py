@@ -300,8 +300,14 @@ def report(
         if plots or chosen == "html":  # the html file embeds the figures
             from quark_cli.plots import write_plots
 
-            written = guarded(write_plots, data, run_dir)
+            not_drawn: list[tuple[str, str]] = []
+            written = guarded(write_plots, data, run_dir, not_drawn)
             data["plots"] = [{"path": str(path), "shows": shows} for path, shows in written]
+            for name, why in not_drawn:
+                err.print(
+                    f"warning: {run_dir}: {name} not drawn: its values are beyond what a figure can show ({why})",
+                    markup=False,
+                )
         reports.append(data)
     target = output if output is not None or chosen != "html" else run_dirs[0] / "report.html"
     shown(print_report, reports, chosen, aggregated, target)

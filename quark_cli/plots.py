@@ -65,15 +65,24 @@ def draw_figures(report: Report) -> list[Drawn]:
     return drawn + metric_figures(report)
 
 
-def write_plots(report: Report, run_dir: Path) -> list[tuple[Path, str]]:
+def write_plots(
+    report: Report, run_dir: Path, not_drawn: list[tuple[str, str]] | None = None
+) -> list[tuple[Path, str]]:
     """Draw every figure the run has data for into ``run_dir/plots/``; ``(path, what it shows)`` per PNG.
 
-    ``report`` is ``build_report``'s document, or a list of them to draw several runs together.
+    ``report`` is ``build_report``'s document, or a list of them to draw several runs together. A
+    figure matplotlib cannot lay out (values near the largest float, 1.8e308, whose axis range
+    overflows) is left out: ``(its file name, why)`` goes to ``not_drawn``, and the others are drawn.
     """
     written = []
     for drawn in draw_figures(report):
         buffer = io.BytesIO()
-        drawn.figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        try:
+            drawn.figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        except (ValueError, OverflowError) as error:
+            if not_drawn is not None:
+                not_drawn.append((drawn.name, f"{type(error).__name__}: {error}"))
+            continue
         path = Path(run_dir) / PLOTS_DIR / drawn.name
         try:
             atomic_write_bytes(path, buffer.getvalue())

@@ -134,8 +134,18 @@ def _scalar(value: Any) -> bool:
 
 
 def is_number(value: Any) -> bool:
-    """A finite real number (bools are ints to Python, not to us; NaN and Infinity are not measurements)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite real number that a float can hold (bools are ints to Python, not to us; NaN and
+    Infinity are not measurements; an integer past 1.8e308, which a record may hold up to 4,000
+    digits, is shown as it is but not averaged or drawn)."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is bool or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _seconds(milliseconds: Any) -> float | None:
@@ -181,15 +191,32 @@ def _job_row(job: dict[str, Any] | None, key: str) -> dict[str, Any]:
 
 def stats(values: list[Any], of: int | None = None) -> dict[str, Any]:
     """Mean and sample standard deviation (None with fewer than two values) of the finite numbers in
-    ``values``; ``missing`` counts the entries (of ``of``, default all) that had none."""
+    ``values``; ``missing`` counts the entries (of ``of``, default all) that had none. A standard
+    deviation past the largest float (values near 1e308 of both signs) is ``inf``."""
     numbers = [value for value in values if is_number(value)]
     expected = len(values) if of is None else of
     return {
-        "mean": statistics.fmean(numbers) if numbers else None,
-        "std": statistics.stdev(numbers) if len(numbers) > 1 else None,
+        "mean": _mean(numbers) if numbers else None,
+        "std": _std(numbers) if len(numbers) > 1 else None,
         "n": len(numbers),
         "missing": expected - len(numbers),
     }
+
+
+def _mean(numbers: list[Any]) -> float:
+    """``statistics.fmean``, or where its running sum overflows (values near 1e308) the exact mean,
+    which lies between the smallest and the largest value and so is a float too."""
+    try:
+        return statistics.fmean(numbers)
+    except OverflowError:
+        return float(statistics.mean(numbers))
+
+
+def _std(numbers: list[Any]) -> float:
+    try:
+        return statistics.stdev(numbers)
+    except OverflowError:
+        return math.inf
 
 
 def _aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -95,6 +95,48 @@ def test_every_format_shows_the_same_numbers(quark, noisy_run):
     assert "per repetition" not in aggregated and "20 ± 10" in aggregated
 
 
+EXTREME_MODULE = """
+from quark_cli import Core
+
+
+class Extreme(Core):
+    \"\"\"Values at the edge of what a record holds: near the largest float, and an integer of 4,000 digits.\"\"\"
+
+    def get_parameter_options(self):
+        return {"sign": {"values": [1, -1], "default": 1, "description": "sign of the second repetition"}}
+
+    def postprocess(self, data, config, **kwargs):
+        energy = 1.7e308 if kwargs["rep_count"] == 1 else config["sign"] * 1.7e308
+        self.metrics.add_metric_batch({"energy": energy, "digits": 10**3999})
+        return data, 0.0
+"""
+
+
+def test_values_near_the_largest_float_are_reported_not_a_crash(quark, write_config, tmp_path):
+    """1.7e308 twice averages to 1.7e308 (a running sum would overflow); 1.7e308 and -1.7e308 have a
+    standard deviation past the largest float (inf in the table, null in JSON); an integer of 4,000
+    digits is a record's value, shown as it is and not averaged; a figure that cannot lay such values
+    out is left out with a warning, and the html report is written all the same."""
+    (tmp_path / "extreme_module.py").write_text(EXTREME_MODULE)
+    config = write_config("application:\n  module: extreme_module:Extreme\n  config: {sign: [1, -1]}\nrepetitions: 2\n")
+    run = tmp_path / "run"
+    assert quark("run", config, "-o", run, "--quiet").exit_code == 0
+    report = quark("report", run, "--json")
+    assert report.exit_code == 0, report.stderr
+    document = json.loads(report.stdout)
+    assert [item["metrics"] for item in document["items"]] == [
+        {"energy": {"mean": 1.7e308, "std": 0.0, "n": 2, "missing": 0}},
+        {"energy": {"mean": 0.0, "std": None, "n": 2, "missing": 0}},
+    ]
+    assert {row["metrics"]["digits"] for row in document["rows"]} == {10**3999}
+    table = quark("report", run, "--aggregated")
+    assert table.exit_code == 0 and "1.7e+308 ± 0" in table.stdout and "0 ± inf" in table.stdout
+    html = quark("report", run, "--format", "html")
+    assert html.exit_code == 0, html.stderr
+    assert "metric_energy.png not drawn: its values are beyond what a figure can show" in html.stderr
+    assert (run / "report.html").is_file()
+
+
 def test_failed_and_pending_stacks_are_listed_but_not_averaged(quark, write_config, tmp_path):
     config = write_config(
         """
