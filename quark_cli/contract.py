@@ -174,11 +174,10 @@ class ModuleAdapter:
 
     def _duration(self, value: Any, phase: str) -> float:
         """A phase's time as a float; QUARK 2's manager refuses None too (``Metrics.validate``)."""
+        kind = type(value)
+        real = kind is float or kind is int or (kind is not bool and isinstance(value, numbers.Real))  # ABC last
         try:
-            kind = type(value)
-            if (kind is float or kind is int) and math.isfinite(value):  # most phases: no ABC to ask
-                return float(value)
-            if not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value):
+            if real and math.isfinite(value):
                 return float(value)
         except OverflowError:  # an integer past the largest float: no time either
             pass

@@ -10,7 +10,6 @@ which stacks to walk and with which saved jobs.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import traceback
 import uuid
@@ -33,7 +32,7 @@ from quark_cli.jobs.base import (
     can_find_submitted,
     load_job_manager_class,
 )
-from quark_cli.plain import NONFINITE_KEY, SMALL_INT, NotJSON, plain, plain_key
+from quark_cli.plain import NONFINITE_KEY, NotJSON, plain, plain_key
 from quark_cli.quark2 import git_revision, prefetch_git_revision
 from quark_cli.stamps import now_iso
 from quark_cli.state import RunDir
@@ -179,9 +178,7 @@ class StackWalk:
         self.job_keys: list[str] = []
         self.uncertain: list[str] = []  # jobs whose submit raised: they may or may not be on their service
         self.deepest = -1
-        #: Where the walk is: the module's label as the step began and the step (``pre``, ``post`` or
-        #: ``save``), made into text by ``_where`` only when a message needs it.
-        self._at: tuple[str, str] = ("", "")
+        self._where = ""  # the step under way, for messages: its module's name as the step began
         self._paths = manager.module_paths(item)
         self.store_dir = ""
         self._signals = raised_count()  # a signal after this, whatever module code made of it, ends the walk
@@ -233,14 +230,6 @@ class StackWalk:
             return FAILED, f"{self._where}: {type(error).__name__}: {error}{self._store_dir_hint(error)}"
         return FINISHED, None
 
-    @property
-    def _where(self) -> str:
-        """The step the walk is at, for messages: ``Module.preprocess``, ``Module.save`` ('' before the first)."""
-        label, step = self._at
-        if not step:
-            return ""
-        return f"{label}.{step if step == 'save' else step + 'process'}"
-
     def _store_dir_hint(self, error: BaseException) -> str:
         """Why a module found no ``store_dir``: every module of the stack said it writes no files."""
         where = getattr(error, "filename", None)
@@ -277,7 +266,7 @@ class StackWalk:
     def _phase(self, level: int, phase: str, data: Any) -> tuple[Instruction, Any]:
         module = self.modules[level]
         config = self.item.levels[level].config
-        self._at = (module.label, phase)  # as the step begins: the module may rename itself, or fail to say its name
+        self._where = f"{module.label}.{phase}process"
         module_path, safe_path = self._paths[level]
         job_key = f"{self.key}-{safe_path}-{phase}"
         saved = self.jobs.get((level, phase))
@@ -333,7 +322,7 @@ class StackWalk:
             if job.get("job_manager"):
                 self.job_keys.append(job_key)
         if level == 0 and phase == "pre":
-            self._at = (module.label, "save")
+            self._where = f"{module.label}.save"
             module.save(self.store_dir, self.repetition)
         return instruction, output
 
@@ -428,20 +417,6 @@ def _make_plain(module_record: dict[str, Any]) -> list[str]:
         metrics = list(level.items())
         level.clear()
         for name, value in metrics:
-            kind = type(value)
-            if (
-                type(name) is str
-                and name.isascii()
-                and (
-                    (kind is str and value.isascii())
-                    or value is None
-                    or kind is bool
-                    or (kind is int and -SMALL_INT < value < SMALL_INT)
-                    or (kind is float and math.isfinite(value))
-                )
-            ):  # most metrics are already plain: what ``plain`` would return, without the calls
-                level[name] = value
-                continue
             try:
                 key = plain_key(name, "metric name")
                 level[key] = plain(value, key, nonfinite)
